@@ -1,0 +1,63 @@
+"""Merchants, their coffee machines (devices) and their provider credentials."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class PaymentScenario(models.TextChoices):
+    """Which provider a device takes payments through."""
+
+    YOOKASSA = "yookassa", "YooKassa"
+    TBANK = "tbank", "TBank"
+
+
+class Merchant(models.Model):
+    """A business that owns coffee machines and holds provider accounts."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeviceStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    TEST = "test", "Test (skips the online check)"
+    DISABLED = "disabled", "Disabled"
+
+
+class Device(models.Model):
+    """A coffee vending machine. ``device_uuid`` is the ``deviceUuid`` printed in its QR codes;
+    ``tmetr_device_id`` is its ``deviceId`` in Tmetr."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="devices")
+    device_uuid = models.CharField(max_length=64, unique=True)
+    tmetr_device_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    location = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=DeviceStatus.choices, default=DeviceStatus.ACTIVE)
+    payment_scenario = models.CharField(max_length=16, choices=PaymentScenario.choices)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.device_uuid})"
+
+
+class ProviderAccount(models.Model):
+    """A merchant's credentials at one provider: YooKassa ``shopId``/secret key or TBank ``TerminalKey``/Password.
+
+    ``secret`` is never shown back in the admin (write-only field)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="provider_accounts")
+    provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    account_id = models.CharField(max_length=64, help_text="YooKassa shopId or TBank TerminalKey")
+    secret = models.CharField(max_length=255, help_text="YooKassa secret key or TBank terminal Password")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "provider"], name="one_account_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant} / {self.get_provider_display()} {self.account_id}"

@@ -1,0 +1,48 @@
+"""Orders: one drink bought at one device, keyed by the machine-made ``uuid`` from the QR link."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from coffee_payment.devices.models import Device
+from coffee_payment.orders.state import OrderStatus
+
+
+class DrinkSize(models.IntegerChoices):
+    SMALL = 0, "small"
+    MEDIUM = 1, "medium"
+    LARGE = 2, "large"
+
+
+class Order(models.Model):
+    """An order. ``price_kopecks`` comes from Tmetr at creation and is never defaulted.
+
+    Status changes go only through ``coffee_payment.orders.state`` (the transition table) inside the services'
+    row-locked transactions."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    machine_uuid = models.CharField(max_length=255, unique=True, help_text="`uuid` from the QR link")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="orders")
+    drink_no = models.CharField(max_length=64)
+    drink_name = models.CharField(max_length=200)
+    size = models.PositiveSmallIntegerField(choices=DrinkSize.choices)
+    price_kopecks = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.CREATED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    make_requested_at = models.DateTimeField(null=True, blank=True)
+    make_result = models.CharField(max_length=500, blank=True)
+    # Signature parameters of the QR link (algorithm unknown): stored, not verified.
+    qr_ts = models.CharField(max_length=64, blank=True)
+    qr_random = models.CharField(max_length=64, blank=True)
+    qr_salt = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Order {self.id} ({self.status})"

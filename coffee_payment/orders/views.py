@@ -1,0 +1,90 @@
+"""Customer endpoints: QR scan, status page, status JSON, initiate payment (domain.md §1)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from coffee_payment.orders.qr import QrError, parse_qr
+from coffee_payment.orders.selectors import order_find, order_status_json
+from coffee_payment.orders.services import OrderError, order_get_or_create
+from coffee_payment.orders.state import OrderStatus
+from coffee_payment.payments.services import PaymentError, payment_initiate, payment_refresh_if_stale
+
+logger = logging.getLogger(__name__)
+
+
+def _error_page(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, "orders/error.html", {"message": message}, status=status)
+
+
+@require_GET
+async def pay(request: HttpRequest) -> HttpResponse:
+    """``GET /v1/pay?deviceUuid=&drinkNo=&drinkName=&size=&uuid=[&ts=&random=&salt=]``: validate, get-or-create the
+    order keyed by ``uuid``, redirect (302) to the status page. Errors are HTML pages: 400 bad parameters or uuid
+    reused, 404 unknown device, 409 device offline, 502 price unavailable."""
+    try:
+        qr = parse_qr(request.GET)
+    except QrError as exc:
+        return await sync_to_async(_error_page)(request, f"This QR link is not valid: {exc}.", 400)
+    try:
+        order = await order_get_or_create(qr=qr)
+    except OrderError as exc:
+        return await sync_to_async(_error_page)(request, exc.message, exc.http_status)
+    return HttpResponseRedirect(f"{reverse('order-status-page')}?order_id={order.id}")
+
+
+@require_GET
+def order_status_page(request: HttpRequest) -> HttpResponse:
+    """The mobile status page (also the providers' return URL). It polls the JSON and shows the Pay button."""
+    order = order_find(request.GET.get("order_id", ""))
+    if order is None:
+        return _error_page(request, "Order not found.", 404)
+    return render(request, "orders/status.html", {"order": order, "initial": order_status_json(order)})
+
+
+@require_GET
+async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
+    """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
+    it first polls the provider (rate-limited across workers)."""
+    order = await sync_to_async(order_find)(order_id)
+    if order is None:
+        return JsonResponse({"error": "order not found"}, status=404)
+    if order.status == OrderStatus.PENDING:
+        await payment_refresh_if_stale(order_id=str(order.id))
+        order = await sync_to_async(order_find)(order_id)
+    body = await sync_to_async(order_status_json)(order)
+    body["server_time"] = timezone.now().isoformat()
+    return JsonResponse(body)
+
+
+@csrf_exempt  # JSON API called by the status page; the order id (a random UUID) is the capability
+@require_POST
+async def initiate_payment(request: HttpRequest) -> JsonResponse:
+    """``POST /v1/initiate-payment`` ``{"order_id": str, "email"?: str}`` → ``{"redirect_url": str}``.
+    400 bad body; 404 unknown order; 409 not payable or expired; 502/503 provider trouble (with a reason)."""
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return JsonResponse({"error": "body must be JSON"}, status=400)
+    if not isinstance(data, dict) or not isinstance(data.get("order_id"), str):
+        return JsonResponse({"error": "order_id (string) is required"}, status=400)
+    email = data.get("email")
+    if email is not None and (not isinstance(email, str) or "@" not in email or len(email) > 254):
+        return JsonResponse({"error": "email must be an e-mail address"}, status=400)
+    order = await sync_to_async(order_find)(data["order_id"])
+    if order is None:
+        return JsonResponse({"error": "order not found"}, status=404)
+    try:
+        url = await payment_initiate(order_id=str(order.id), email=email or None)
+    except PaymentError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.http_status)
+    return JsonResponse({"redirect_url": url})

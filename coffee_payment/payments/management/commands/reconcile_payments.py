@@ -1,0 +1,38 @@
+import asyncio
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from coffee_payment.payments.providers.base import ProviderError
+from coffee_payment.payments.services import attempts_to_reconcile, payment_refresh
+
+
+class Command(BaseCommand):
+    help = (
+        "Poll the providers for payment attempts stuck in pending (missed notifications) and apply their status. "
+        "Safe to run concurrently and repeatedly (Kubernetes CronJob)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--min-age", type=int, default=settings.RECONCILE_MIN_AGE_S,
+                            help="only attempts older than this many seconds (default RECONCILE_MIN_AGE_S)")
+
+    def handle(self, *args, min_age: int, **options) -> None:
+        failures = asyncio.run(self._run(min_age))
+        if failures:
+            self.stderr.write(f"{failures} attempt(s) could not be polled; they will be retried next run")
+
+    async def _run(self, min_age: int) -> int:
+        attempt_ids = await sync_to_async(attempts_to_reconcile)(min_age_s=min_age)
+        failures = 0
+        for attempt_id in attempt_ids:
+            try:
+                result = await payment_refresh(attempt_id=attempt_id)
+            except ProviderError as exc:
+                failures += 1
+                self.stderr.write(f"attempt {attempt_id}: {exc.detail}")
+                continue
+            self.stdout.write(f"attempt {attempt_id}: {result.reason} → order {result.order_id} {result.order_status}")
+        self.stdout.write(f"reconciled {len(attempt_ids) - failures}/{len(attempt_ids)} pending attempt(s)")
+        return failures

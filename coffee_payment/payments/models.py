@@ -1,0 +1,77 @@
+"""Payment attempts (one provider payment each) and the inbox of provider notifications."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from coffee_payment.devices.models import PaymentScenario
+from coffee_payment.orders.models import Order
+from coffee_payment.orders.state import AttemptStatus
+
+
+class PaymentAttempt(models.Model):
+    """One payment at a provider for an order.
+
+    ``idempotency_key`` is created with the row, before the first provider call, and reused on every retry of
+    this attempt (YooKassa ``Idempotence-Key``). ``id`` doubles as TBank's ``OrderId`` (36 chars, unique per
+    operation). ``provider_payment_id`` is stored as text (TBank sends a string in responses and a number in
+    notifications)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="attempts")
+    provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    provider_payment_id = models.CharField(max_length=64, null=True, blank=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    amount_kopecks = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="RUB")
+    status = models.CharField(max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.CREATING)
+    confirmation_url = models.URLField(max_length=1000, blank=True)
+    raw_response = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Set while one request is creating this payment at the provider (others wait for its URL).
+    create_claimed_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"], name="unique_provider_payment_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.provider_payment_id or '(creating)'} for {self.order_id}"
+
+
+class NotificationVerdict(models.TextChoices):
+    RECEIVED = "received", "Received, not processed yet"
+    APPLIED = "applied", "Applied (state changed)"
+    NO_CHANGE = "no_change", "Verified; duplicate or stale, no change"
+    UNKNOWN_PAYMENT = "unknown_payment", "Payment not ours; ignored"
+    REJECTED = "rejected", "Rejected (bad body, token or data)"
+    MISMATCH = "mismatch", "Re-fetch disagreed with the notification"
+    RETRY = "retry", "Failed transiently; provider will retry"
+
+
+class Notification(models.Model):
+    """A provider notification as received (stored before processing), with the verdict of processing it."""
+
+    provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    received_at = models.DateTimeField(auto_now_add=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.TextField()
+    verdict = models.CharField(max_length=16, choices=NotificationVerdict.choices, default=NotificationVerdict.RECEIVED)
+    detail = models.CharField(max_length=500, blank=True)
+    attempt = models.ForeignKey(PaymentAttempt, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        indexes = [models.Index(fields=["provider", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider} notification {self.pk} ({self.verdict})"

@@ -1,0 +1,163 @@
+"""YooKassa API v3 client on httpx (not the official SDK: it has no request timeout and global credentials).
+
+Source: https://yookassa.ru/developers/api (payments, idempotence, notifications) and domain.md §3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from coffee_payment.orders.state import PaymentOutcome
+from coffee_payment.payments.money import format_rubles, parse_rubles
+from coffee_payment.payments.providers.base import (
+    InvalidNotification,
+    PaymentRequest,
+    ProviderError,
+    ProviderMisconfigured,
+    ProviderPayment,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+
+STATUS_MAP = {
+    "pending": PaymentOutcome.PENDING,
+    # We create payments with capture=true, so this is transient; the money is not ours yet.
+    "waiting_for_capture": PaymentOutcome.PENDING,
+    "succeeded": PaymentOutcome.SUCCEEDED,
+    "canceled": PaymentOutcome.CANCELED,
+}
+
+
+def map_status(payment: dict[str, Any]) -> PaymentOutcome:
+    """Normalise a YooKassa payment object's status; a fully refunded succeeded payment is REFUNDED.
+    Raises ProviderError for an unknown status."""
+    status = payment.get("status")
+    if status not in STATUS_MAP:
+        raise ProviderError(f"unknown YooKassa payment status {status!r}", raw=payment)
+    outcome = STATUS_MAP[status]
+    refunded = (payment.get("refunded_amount") or {}).get("value")
+    amount = (payment.get("amount") or {}).get("value")
+    if outcome is PaymentOutcome.SUCCEEDED and refunded and amount and parse_rubles(refunded) >= parse_rubles(amount):
+        return PaymentOutcome.REFUNDED
+    return outcome
+
+
+@dataclass(frozen=True)
+class NotificationClaim:
+    """What a notification *claims* (nothing here is trusted: the caller re-fetches the payment).
+    ``attempt_id`` is ``metadata.attempt_id`` when present (refund objects carry no metadata)."""
+
+    event: str
+    provider_payment_id: str
+    status: str | None
+    attempt_id: str | None
+
+
+def parse_notification(body: bytes) -> NotificationClaim:
+    """Parse a notification body. Raises InvalidNotification for a body that is not a notification object
+    (no ``object``, or a non-object ``object`` — the official SDK's parser accepts those; we don't)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidNotification(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("type") != "notification":
+        raise InvalidNotification("not a YooKassa notification (type != 'notification')")
+    event, obj = data.get("event"), data.get("object")
+    if not isinstance(event, str) or not isinstance(obj, dict):
+        raise InvalidNotification("notification needs a string 'event' and an object 'object'")
+    key = "payment_id" if event.startswith("refund.") else "id"
+    payment_id = obj.get(key)
+    if not isinstance(payment_id, str) or not payment_id or len(payment_id) > 64:
+        raise InvalidNotification(f"notification object has no valid '{key}'")
+    metadata = obj.get("metadata")
+    attempt_id = metadata.get("attempt_id") if isinstance(metadata, dict) else None
+    status = obj.get("status") if isinstance(obj.get("status"), str) else None
+    return NotificationClaim(event, payment_id, status, attempt_id if isinstance(attempt_id, str) else None)
+
+
+class YooKassaClient:
+    """One merchant's YooKassa shop. ``base_url`` like ``https://api.yookassa.ru/v3/``; timeouts in seconds."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        shop_id: str,
+        secret_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self._http = http
+        self._base = base_url if base_url.endswith("/") else base_url + "/"
+        self._auth = httpx.BasicAuth(shop_id, secret_key)
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+
+    async def create_payment(self, request: PaymentRequest) -> ProviderPayment:
+        """``POST payments`` with the attempt's ``Idempotence-Key`` (same key + same body = same payment, so a
+        retry after a timeout is safe). Raises ProviderUnavailable / ProviderRejected / ProviderMisconfigured."""
+        body: dict[str, Any] = {
+            "amount": {"value": format_rubles(request.amount_kopecks), "currency": "RUB"},
+            "capture": True,
+            "confirmation": {"type": "redirect", "return_url": request.return_url},
+            "description": request.description[:128],
+            "metadata": {"order_id": request.order_id, "attempt_id": request.reference},
+        }
+        if request.email:
+            body["metadata"]["customer_email"] = request.email
+        data = await self._call("POST", "payments", json=body, headers={"Idempotence-Key": request.idempotency_key})
+        return self._payment(data)
+
+    async def get_payment(self, provider_payment_id: str) -> ProviderPayment:
+        """``GET payments/{id}``: the truth about a payment (used to verify notifications)."""
+        data = await self._call("GET", f"payments/{provider_payment_id}")
+        return self._payment(data)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self._http.request(
+                method, self._base + path, auth=self._auth, timeout=self._timeout, **kwargs
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(f"YooKassa {method} {path}: timeout") from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"YooKassa {method} {path}: {type(exc).__name__}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"raw": response.text[:500]}
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise ProviderUnavailable(f"YooKassa {method} {path}: HTTP {status}", raw=data)
+        if status in (401, 403):
+            raise ProviderMisconfigured(f"YooKassa {method} {path}: HTTP {status} {data.get('code')}", raw=data)
+        if status >= 400:
+            raise ProviderRejected(
+                f"YooKassa {method} {path}: HTTP {status} {data.get('code')}: {data.get('description')}", raw=data
+            )
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(f"YooKassa {method} {path}: response is not a JSON object", raw=data)
+        return data
+
+    @staticmethod
+    def _payment(data: dict[str, Any]) -> ProviderPayment:
+        try:
+            amount = data["amount"]
+            metadata = data.get("metadata") or {}
+            return ProviderPayment(
+                provider_payment_id=str(data["id"]),
+                outcome=map_status(data),
+                provider_status=data["status"],
+                amount_kopecks=parse_rubles(amount["value"]),
+                currency=amount["currency"],
+                confirmation_url=(data.get("confirmation") or {}).get("confirmation_url"),
+                reference=metadata.get("attempt_id"),
+                order_id=metadata.get("order_id"),
+                raw=data,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderUnavailable(f"YooKassa payment object malformed: {exc!r}", raw=data) from exc

@@ -1,0 +1,350 @@
+"""Payment services: start a payment (double-tap safe), apply a provider status exactly once, refresh.
+
+Exactly-once rules (domain.md §5): every provider status — from a webhook, the status page's on-demand refresh
+or ``reconcile_payments`` — goes through ``payment_apply``: a compare-and-set under ``select_for_update`` (order
+row first, then attempt row, everywhere) so it holds with several worker processes on PostgreSQL. Only the
+transaction that moves the order to ``make_pending`` gets ``dispense=True``; the make command is sent after
+commit by ``payment_settle``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.orders.models import Order
+from coffee_payment.orders.services import order_dispense
+from coffee_payment.orders.state import (
+    LIVE_ATTEMPT,
+    PAYABLE,
+    AttemptStatus,
+    OrderStatus,
+    PaymentOutcome,
+    attempt_next_status,
+    decide_on_payment,
+)
+from coffee_payment.payments.models import PaymentAttempt
+from coffee_payment.payments.providers import provider_client
+from coffee_payment.payments.providers.base import (
+    PaymentRequest,
+    ProviderError,
+    ProviderMisconfigured,
+    ProviderPayment,
+    ProviderUnavailable,
+)
+from coffee_payment.payments.providers.tbank import TBankClient
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentError(Exception):
+    """A payment request we cannot serve now; ``http_status`` and a customer-facing ``message``."""
+
+    def __init__(self, message: str, *, http_status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+def _claim_ttl() -> timedelta:
+    """How long one request may hold the right to create an attempt's payment before another takes over."""
+    return timedelta(seconds=settings.PROVIDER_CONNECT_TIMEOUT_S + settings.PROVIDER_READ_TIMEOUT_S + 5)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    attempt_id: str
+    action: str  # "redirect" | "wait" | "create"
+    confirmation_url: str = ""
+    retry: bool = False
+
+
+def _claim_attempt(order_id: str) -> _Claim:
+    """Under the order's row lock (rule 2): return the live attempt's URL, or claim the right to create one."""
+    now = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None:
+            raise PaymentError("Order not found.", http_status=404)
+        if order.status not in PAYABLE and order.status != OrderStatus.PENDING:
+            raise PaymentError(f"This order cannot be paid: it is {order.get_status_display().lower()}.", http_status=409)
+        live = order.attempts.filter(status__in=LIVE_ATTEMPT).order_by("-created_at").first()
+        if live is not None and live.status == AttemptStatus.PENDING and live.confirmation_url:
+            return _Claim(str(live.id), "redirect", live.confirmation_url)
+        if order.expires_at <= now:
+            raise PaymentError("This order has expired. Please scan the QR code again.", http_status=409)
+        if live is not None and live.status == AttemptStatus.CREATING:
+            if live.create_claimed_at and now - live.create_claimed_at < _claim_ttl():
+                return _Claim(str(live.id), "wait")
+            live.create_claimed_at = now  # the previous creator gave up or died: retry with the same key
+            live.save(update_fields=["create_claimed_at", "updated_at"])
+            return _Claim(str(live.id), "create", retry=True)
+        attempt = PaymentAttempt.objects.create(
+            order=order,
+            provider=order.device.payment_scenario,
+            amount_kopecks=order.price_kopecks,
+            create_claimed_at=now,
+        )
+        return _Claim(str(attempt.id), "create")
+
+
+@dataclass(frozen=True)
+class _AttemptContext:
+    attempt_id: str
+    order_id: str
+    provider: str
+    account_id: str
+    secret: str
+    provider_payment_id: str | None
+    request: PaymentRequest
+
+
+def _attempt_context(attempt_id: str, email: str | None = None) -> _AttemptContext:
+    attempt = PaymentAttempt.objects.select_related("order__device").get(pk=attempt_id)
+    order = attempt.order
+    account = ProviderAccount.objects.filter(merchant_id=order.device.merchant_id, provider=attempt.provider).first()
+    if account is None:
+        raise ProviderMisconfigured(f"merchant {order.device.merchant_id} has no {attempt.provider} account")
+    size = order.get_size_display()
+    return _AttemptContext(
+        attempt_id=str(attempt.id),
+        order_id=str(order.id),
+        provider=attempt.provider,
+        account_id=account.account_id,
+        secret=account.secret,
+        provider_payment_id=attempt.provider_payment_id,
+        request=PaymentRequest(
+            reference=str(attempt.id),
+            order_id=str(order.id),
+            idempotency_key=str(attempt.idempotency_key),
+            amount_kopecks=attempt.amount_kopecks,
+            description=f"{order.drink_name} ({size}), order {order.id}",
+            return_url=f"{settings.BASE_URL}/v1/order-status-page?order_id={order.id}",
+            notification_url=f"{settings.BASE_URL}/v1/tbank-webhook",
+            email=email,
+        ),
+    )
+
+
+def _record_created(attempt_id: str, payment: ProviderPayment) -> None:
+    """Store the provider's answer to create; order created/not_paid → pending. A notification may have been
+    applied already (auto-pay is fast), so nothing here moves a status backwards."""
+    with transaction.atomic():
+        order_id = PaymentAttempt.objects.values_list("order_id", flat=True).get(pk=attempt_id)
+        order = Order.objects.select_for_update().get(pk=order_id)
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+        attempt.provider_payment_id = payment.provider_payment_id
+        attempt.confirmation_url = payment.confirmation_url or ""
+        attempt.raw_response = payment.raw
+        attempt.status = attempt_next_status(attempt.status, PaymentOutcome.PENDING)
+        attempt.create_claimed_at = None
+        attempt.error = ""
+        attempt.save()
+        if order.status in PAYABLE and attempt.status == AttemptStatus.PENDING:
+            order.status = OrderStatus.PENDING
+            order.save(update_fields=["status", "updated_at"])
+
+
+def _release_claim(attempt_id: str, *, error: str, final: bool) -> None:
+    fields = {"create_claimed_at": None, "error": error[:500]}
+    if final:
+        fields["status"] = AttemptStatus.ERROR
+    PaymentAttempt.objects.filter(pk=attempt_id, status=AttemptStatus.CREATING).update(**fields)
+
+
+async def _wait_for_url(attempt_id: str) -> str:
+    deadline = asyncio.get_running_loop().time() + _claim_ttl().total_seconds()
+    while asyncio.get_running_loop().time() < deadline:
+        attempt = await PaymentAttempt.objects.filter(pk=attempt_id).values("status", "confirmation_url").afirst()
+        if attempt and attempt["confirmation_url"]:
+            return attempt["confirmation_url"]
+        if attempt is None or attempt["status"] not in LIVE_ATTEMPT:
+            break
+        await asyncio.sleep(0.2)
+    raise PaymentError("The payment is still being created. Please try again.", http_status=503)
+
+
+async def payment_initiate(*, order_id: str, email: str | None = None) -> str:
+    """Start (or return the live) provider payment for an order; returns the provider's confirmation URL.
+
+    A double tap makes one provider payment: the second request gets the first one's URL. After a timeout the
+    same attempt is retried with the same idempotency key (YooKassa) or after ``CheckOrder`` (TBank).
+    Raises PaymentError: 404 unknown order, 409 not payable/expired, 503 provider unavailable, 502 refused."""
+    claim = await sync_to_async(_claim_attempt)(order_id)
+    if claim.action == "redirect":
+        return claim.confirmation_url
+    if claim.action == "wait":
+        return await _wait_for_url(claim.attempt_id)
+    try:
+        ctx = await sync_to_async(_attempt_context)(claim.attempt_id, email)
+        client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
+        if claim.retry and isinstance(client, TBankClient):
+            url = await _tbank_after_ambiguous_init(client, ctx)
+            if url is not None:
+                return url
+        payment = await client.create_payment(ctx.request)
+    except ProviderUnavailable as exc:
+        logger.warning("create payment for attempt %s: %s (will retry with the same key)", claim.attempt_id, exc.detail)
+        await sync_to_async(_release_claim)(claim.attempt_id, error=exc.detail, final=False)
+        raise PaymentError("The payment service is not answering. Please try again.", http_status=503) from exc
+    except ProviderError as exc:
+        logger.error("create payment for attempt %s refused: %s", claim.attempt_id, exc.detail)
+        await sync_to_async(_release_claim)(claim.attempt_id, error=exc.detail, final=True)
+        raise PaymentError("The payment could not be started.", http_status=502) from exc
+    await sync_to_async(_record_created)(claim.attempt_id, payment)
+    if not payment.confirmation_url:
+        raise PaymentError("The payment service returned no payment page.", http_status=502)
+    return payment.confirmation_url
+
+
+async def _tbank_after_ambiguous_init(client: TBankClient, ctx: _AttemptContext) -> str | None:
+    """TBank has no idempotency key: before re-sending Init for an attempt whose Init timed out, ask CheckOrder.
+    A payment found there has no PaymentURL we can recover: a paid one is applied; an unpaid one is left to
+    expire and this attempt is closed, so the customer's next tap creates a fresh attempt (new OrderId)."""
+    found = await client.check_order(ctx.attempt_id)
+    if not found:
+        return None
+    for payment in found:
+        if payment.outcome is PaymentOutcome.SUCCEEDED:
+            await payment_settle(attempt_id=ctx.attempt_id, payment=payment)
+            raise PaymentError("This order is already paid.", http_status=409)
+    await sync_to_async(_release_claim)(
+        ctx.attempt_id, error="Init outcome was unknown; TBank has the payment but no URL for it", final=True
+    )
+    raise PaymentError("The previous payment attempt could not be resumed. Please tap Pay again.", http_status=503)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Outcome of ``payment_apply``: the order's status afterwards, whether it ``changed``, and whether this caller
+    must send the make command (``dispense``)."""
+
+    order_id: str
+    order_status: str
+    changed: bool
+    dispense: bool
+    reason: str
+
+
+def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
+    """Apply a verified provider status to an attempt and its order, exactly once (rules 3–6).
+
+    Compare-and-set under ``select_for_update``: a repeated or stale status is a no-op; amount/currency must equal
+    the order's or the order is ``failed``; a late success is ``manual_make``."""
+    now = timezone.now()
+    order_id = PaymentAttempt.objects.values_list("order_id", flat=True).get(pk=attempt_id)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
+        if attempt.provider_payment_id and attempt.provider_payment_id != payment.provider_payment_id:
+            return ApplyResult(str(order.id), order.status, False, False, "payment id differs from the attempt's")
+        new_attempt_status = attempt_next_status(attempt.status, payment.outcome)
+        if new_attempt_status == attempt.status:
+            return ApplyResult(str(order.id), order.status, False, False, "duplicate or stale status")
+        attempt.status = new_attempt_status
+        attempt.provider_payment_id = payment.provider_payment_id
+        attempt.raw_response = payment.raw
+        attempt.create_claimed_at = None
+        attempt.save()
+        latest_id = order.attempts.order_by("-created_at").values_list("id", flat=True).first()
+        amount_matches = (
+            payment.amount_kopecks == attempt.amount_kopecks == order.price_kopecks and payment.currency == "RUB"
+        )
+        late = now >= order.expires_at or (now - attempt.created_at).total_seconds() > settings.FAST_TRACK_LIMIT_S
+        decision = decide_on_payment(
+            order.status,
+            payment.outcome,
+            is_latest_attempt=latest_id == attempt.id,
+            amount_matches=amount_matches,
+            late=late,
+        )
+        if decision.status == order.status:
+            return ApplyResult(str(order.id), order.status, False, False, decision.reason)
+        if payment.outcome is PaymentOutcome.SUCCEEDED:
+            order.paid_at = now
+        order.status = decision.status
+        order.save(update_fields=["status", "paid_at", "updated_at"])
+        if not amount_matches and payment.outcome is PaymentOutcome.SUCCEEDED:
+            logger.error(
+                "order %s: provider amount %s %s != order %s RUB — marked failed, not dispensed",
+                order.id, payment.amount_kopecks, payment.currency, order.price_kopecks,
+            )
+        return ApplyResult(str(order.id), order.status, True, decision.dispense, decision.reason)
+
+
+async def payment_settle(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
+    """``payment_apply`` then, only if this caller won the move to ``make_pending``, the make command."""
+    result = await sync_to_async(payment_apply)(attempt_id=attempt_id, payment=payment)
+    if result.dispense:
+        status = await order_dispense(order_id=result.order_id)
+        result = ApplyResult(result.order_id, status, True, True, result.reason)
+    return result
+
+
+async def payment_refresh(*, attempt_id: str) -> ApplyResult:
+    """Ask the provider for the attempt's current status and settle it. Raises ProviderError."""
+    ctx = await sync_to_async(_attempt_context)(attempt_id)
+    if not ctx.provider_payment_id:
+        raise ProviderUnavailable("attempt has no provider payment id yet")
+    client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
+    payment = await client.get_payment(ctx.provider_payment_id)
+    return await payment_settle(attempt_id=attempt_id, payment=payment)
+
+
+def _claim_refresh(order_id: str) -> str | None:
+    """Rate limit for on-demand refresh: at most one provider poll per attempt per PAYMENT_REFRESH_INTERVAL_S,
+    across all workers (compare-and-set on ``last_polled_at``). Returns the attempt id to poll, or None."""
+    interval = timedelta(seconds=settings.PAYMENT_REFRESH_INTERVAL_S)
+    now = timezone.now()
+    attempt_id = (
+        PaymentAttempt.objects.filter(order_id=order_id, status=AttemptStatus.PENDING, created_at__lt=now - interval)
+        .exclude(provider_payment_id=None)
+        .order_by("-created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if attempt_id is None:
+        return None
+    won = (
+        PaymentAttempt.objects.filter(pk=attempt_id)
+        .filter(Q(last_polled_at=None) | Q(last_polled_at__lt=now - interval))
+        .update(last_polled_at=now)
+    )
+    return str(attempt_id) if won else None
+
+
+async def payment_refresh_if_stale(*, order_id: str) -> None:
+    """Called by the status JSON for a ``pending`` order: polls the provider when the notification is overdue.
+    Provider errors are logged, never raised (the page keeps polling)."""
+    attempt_id = await sync_to_async(_claim_refresh)(order_id)
+    if attempt_id is None:
+        return
+    try:
+        await payment_refresh(attempt_id=attempt_id)
+    except ProviderError as exc:
+        logger.warning("on-demand refresh of attempt %s failed: %s", attempt_id, exc.detail)
+
+
+def attempts_to_reconcile(*, min_age_s: int, max_age_h: int = 48) -> list[str]:
+    """Ids of attempts stuck in ``pending`` (or ``creating`` with a provider id) older than ``min_age_s`` seconds
+    and younger than ``max_age_h`` hours (providers stop caring after 24 h)."""
+    now = timezone.now()
+    return [
+        str(pk)
+        for pk in PaymentAttempt.objects.filter(
+            status__in=LIVE_ATTEMPT,
+            created_at__lt=now - timedelta(seconds=min_age_s),
+            created_at__gt=now - timedelta(hours=max_age_h),
+        )
+        .exclude(provider_payment_id=None)
+        .values_list("id", flat=True)
+    ]

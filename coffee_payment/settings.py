@@ -1,0 +1,193 @@
+"""Django settings for coffee_payment, read from the environment through django-environ.
+
+Every variable is listed in ``.env.example`` and the README. Semantic mistakes that a type cannot catch
+(e.g. a non-absolute BASE_URL) are system checks in ``coffee_payment/checks.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+if env.bool("READ_DOT_ENV_FILE", default=False):
+    env.read_env(BASE_DIR / ".env")
+
+
+def _number(name: str, default: float, *, cast: type = int, minimum: float = 0) -> float:
+    """Read a numeric env variable; a malformed or out-of-range value falls back to ``default`` with a warning
+    on stderr that names the variable, the bad value and the value used."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = cast(raw.strip())
+        if value < minimum:
+            raise ValueError(f"below the minimum {minimum}")
+    except ValueError:
+        sys.stderr.write(f"WARNING: {name}={raw!r} is not a valid {cast.__name__} >= {minimum}; using {default}\n")
+        return default
+    return value
+
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off (`invoke serve --prod` generates one for local runs)."
+        )
+    SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+BASE_URL = env.str("BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "coffee_payment.devices",
+    "coffee_payment.orders",
+    "coffee_payment.payments",
+]
+
+MIDDLEWARE = [
+    # Answers /health (and the other probes) before SecurityMiddleware/CommonMiddleware validate the Host.
+    "coffee_payment.serving.middleware.HealthMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "coffee_payment.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "coffee_payment.wsgi.application"
+ASGI_APPLICATION = "coffee_payment.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------------------
+# Embedded default: a SQLite file in WAL mode with a busy timeout; IMMEDIATE transactions take the write lock
+# at BEGIN, which serialises our read-modify-write steps (select_for_update is a no-op on SQLite).
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'coffee.sqlite3'}"
+DATABASES = {"default": env.db_url("DATABASE_URL", default=DEFAULT_DATABASE_URL)}
+_db = DATABASES["default"]
+_db["CONN_MAX_AGE"] = 0  # under ASGI each sync view runs in its own thread: persistent connections leak
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _db["OPTIONS"] = {
+        "timeout": _number("SQLITE_BUSY_TIMEOUT_S", 20.0, cast=float),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    # psycopg 3 connection pool per worker process (Django >= 5.1). Total server connections =
+    # replicas x workers x DB_POOL_MAX_SIZE (see docs/deployment.md).
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": _number("DB_POOL_MIN_SIZE", 1),
+        "max_size": _number("DB_POOL_MAX_SIZE", 4),
+        "timeout": _number("DB_POOL_TIMEOUT_S", 10.0, cast=float),
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True  # serve admin assets even when collectstatic was not run (local prod mode)
+
+# --- Behind a proxy ---------------------------------------------------------------------------------------
+# Only trust X-Forwarded-Proto when the ingress is known to set it (ops-notes: it is trusted from anyone).
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Business settings --------------------------------------------------------------------------------------
+ORDER_EXPIRATION_MINUTES = _number("ORDER_EXPIRATION_MINUTES", 15)
+DEVICE_ONLINE_THRESHOLD_MINUTES = _number("DEVICE_ONLINE_THRESHOLD_MINUTES", 15)
+FAST_TRACK_LIMIT_S = _number("FAST_TRACK_LIMIT_S", 300)
+# Seconds between on-demand provider polls of one pending payment from the status JSON.
+PAYMENT_REFRESH_INTERVAL_S = _number("PAYMENT_REFRESH_INTERVAL_S", 5.0, cast=float)
+# Seconds after which reconcile_payments polls a pending payment attempt.
+RECONCILE_MIN_AGE_S = _number("RECONCILE_MIN_AGE_S", 60)
+
+_SANDBOX = env.str("SANDBOX_URL", default="http://127.0.0.1:8001").rstrip("/")
+SANDBOX_URL = _SANDBOX
+TMETR_API_URL = env.str("TMETR_API_URL", default=f"{_SANDBOX}/tmetr/")
+# The sandbox's demo token is the default only while Tmetr itself is the sandbox default.
+TMETR_TOKEN = env.str("TMETR_TOKEN", default="" if "TMETR_API_URL" in os.environ else "sandbox-tmetr-token")
+TMETR_CONNECT_TIMEOUT_S = _number("TMETR_CONNECT_TIMEOUT_S", 3.0, cast=float)
+TMETR_READ_TIMEOUT_S = _number("TMETR_READ_TIMEOUT_S", 5.0, cast=float)
+TMETR_SIZE_WORDS = env.list("TMETR_SIZE_WORDS", default=["small", "medium", "big"])
+YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default=f"{_SANDBOX}/yookassa/v3/")
+TBANK_API_URL = env.str("TBANK_API_URL", default=f"{_SANDBOX}/tbank/v2/")
+PROVIDER_CONNECT_TIMEOUT_S = _number("PROVIDER_CONNECT_TIMEOUT_S", 3.0, cast=float)
+PROVIDER_READ_TIMEOUT_S = _number("PROVIDER_READ_TIMEOUT_S", 10.0, cast=float)
+
+# --- Logging: everything to stdout/stderr (12-factor; gunicorn and Kubernetes collect it) ------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "coffee_payment": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
+        "django.request": {"level": "ERROR", "handlers": ["console"], "propagate": False},
+    },
+}
+
+# --- HTTPS hardening (on by default when BASE_URL is https) ---------------------------------------------------
+_HTTPS = BASE_URL.startswith("https://")
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", 0)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$", r"^readyz$"]

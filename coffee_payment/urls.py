@@ -1,0 +1,17 @@
+"""URL map. The customer paths are printed in QR codes already: keep their shapes (domain.md §1)."""
+
+from django.contrib import admin
+from django.urls import path
+
+from coffee_payment.orders import views as orders
+from coffee_payment.payments import views as payments
+
+urlpatterns = [
+    path("v1/pay", orders.pay, name="pay"),
+    path("v1/order-status-page", orders.order_status_page, name="order-status-page"),
+    path("v1/order-status/<str:order_id>", orders.order_status, name="order-status"),
+    path("v1/initiate-payment", orders.initiate_payment, name="initiate-payment"),
+    path("v1/yook-pay-webhook", payments.yookassa_webhook, name="yookassa-webhook"),
+    path("v1/tbank-webhook", payments.tbank_webhook, name="tbank-webhook"),
+    path("admin/", admin.site.urls),
+]
