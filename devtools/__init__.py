@@ -1,0 +1,1 @@
+"""Dev & ops toolkit used by ``tasks.py``, the test suites, the drill and the load runner (not shipped logic)."""

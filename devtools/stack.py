@@ -1,0 +1,229 @@
+"""Start the whole local stack — sandbox emulators + the app under runserver or gunicorn — as real processes.
+
+Used by ``invoke serve``, the integration tests, the drill and the load runner, so every one of them starts the
+server the same way: real processes (the server is exec'd, its pid is the server's), readiness polled with a
+deadline, stopped with a signal and escalation, logs captured.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+# Server kinds: Django's runserver; gunicorn + our UvicornWorker subclass (production);
+# gunicorn's native ASGI worker (load comparison only).
+MODES = ("dev", "prod", "gunicorn-asgi")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (a bind would succeed)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_http_ok(url: str, *, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200. Raises RuntimeError after ``timeout`` seconds or when ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode} before {url} was ready")
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout:g} s ({last})")
+
+
+def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
+def run_manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
+    """Run ``manage.py`` with ``args``; returns stdout. Raises CalledProcessError with its output on failure."""
+    done = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def local_secret_key(var_dir: Path) -> tuple[str, bool]:
+    """The SECRET_KEY for local prod mode, kept in ``var_dir/secret_key``; returns (key, newly_generated)."""
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip(), False
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key, True
+
+
+@dataclass
+class StackConfig:
+    """What to start. Ports of 0 are picked free. ``env`` overrides the app's environment (e.g. DATABASE_URL,
+    GUNICORN_WORKERS); ``sandbox`` is the initial sandbox config (JSON shape of ``POST /_sandbox/config``)."""
+
+    mode: str = "prod"
+    host: str = "127.0.0.1"
+    port: int = 0
+    sandbox_port: int = 0
+    var_dir: Path = ROOT / "var"
+    env: dict[str, str] = field(default_factory=dict)
+    auto_pay: bool = False
+    latency_ms: int = 0
+    seed: bool = True
+    log_to: Path | None = None  # None: inherit the terminal; else a directory for server.log / sandbox.log
+    taskset: str | None = None  # e.g. "0": pin the server (and sandbox) to these CPUs
+
+
+class Stack:
+    """A running sandbox + app server. Use as a context manager; ``qr_links`` holds the demo links."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.port = config.port or free_port(config.host)
+        self.sandbox_port = config.sandbox_port or free_port(config.host)
+        self.base_url = f"http://{config.host}:{self.port}"
+        self.sandbox_url = f"http://{config.host}:{self.sandbox_port}"
+        self.server: subprocess.Popen | None = None
+        self.sandbox: subprocess.Popen | None = None
+        self.qr_links: list[str] = []
+        self.secret_generated = False
+        self._files: list[IO] = []
+        self.env = self._app_env()
+
+    def _app_env(self) -> dict[str, str]:
+        cfg = self.config
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+        env.update(
+            VAR_DIR=str(cfg.var_dir),
+            BASE_URL=self.base_url,
+            SANDBOX_URL=self.sandbox_url,
+            ALLOWED_HOSTS=f"localhost,127.0.0.1,[::1],{cfg.host}",
+            GUNICORN_PORT=str(self.port),
+            GUNICORN_BIND_HOST=cfg.host,
+            PYTHONUNBUFFERED="1",
+        )
+        if cfg.mode == "dev":
+            env["DEBUG"] = "1"
+        else:
+            env["DEBUG"] = "0"
+            if not os.environ.get("SECRET_KEY"):
+                env["SECRET_KEY"], self.secret_generated = local_secret_key(cfg.var_dir)
+        env.update(cfg.env)
+        return env
+
+    def _output(self, name: str) -> IO | None:
+        if self.config.log_to is None:
+            return None
+        self.config.log_to.mkdir(parents=True, exist_ok=True)
+        handle = open(self.config.log_to / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._files.append(handle)
+        return handle
+
+    def _pinned(self, argv: list[str]) -> list[str]:
+        return ["taskset", "-c", self.config.taskset, *argv] if self.config.taskset else argv
+
+    def server_argv(self) -> list[str]:
+        """The server command line (exec'd directly: the child's pid is the server's)."""
+        mode = self.config.mode
+        if mode == "dev":
+            return [PYTHON, "manage.py", "runserver", f"{self.config.host}:{self.port}", "--noreload"]
+        argv = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "coffee_payment.asgi:application"]
+        if mode == "gunicorn-asgi":
+            argv += ["--worker-class", "asgi"]
+        elif mode != "prod":
+            raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+        return argv
+
+    def start(self) -> Stack:
+        """Migrate, seed the demo data, start the sandbox and the server, wait until both answer.
+        Raises RuntimeError when a port is taken or a process does not come up."""
+        for name, port in (("app", self.port), ("sandbox", self.sandbox_port)):
+            if not port_free(self.config.host, port):
+                raise RuntimeError(f"{name} port {self.config.host}:{port} is already in use (another server running?)")
+        run_manage("migrate", "--noinput", "-v", "0", env=self.env, timeout=300)
+        if self.config.mode != "dev":
+            run_manage("collectstatic", "--noinput", "-v", "0", env=self.env, timeout=300)
+        if self.config.seed:
+            self.qr_links = run_manage("seed_demo", env=self.env).split()
+        sandbox_argv = [
+            PYTHON, "-m", "coffee_payment.sandbox", "--host", self.config.host, "--port", str(self.sandbox_port),
+            "--webhook-base", self.base_url, "--latency-ms", str(self.config.latency_ms),
+            "--auto-pay" if self.config.auto_pay else "--no-auto-pay",
+        ]
+        # Own sessions: a terminal's Ctrl-C reaches only the caller, which forwards exactly one signal (a second
+        # INT makes gunicorn quit without draining).
+        out = self._output("sandbox")
+        self.sandbox = subprocess.Popen(
+            self._pinned(sandbox_argv), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
+        )
+        out = self._output("server")
+        self.server = subprocess.Popen(
+            self._pinned(self.server_argv()), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
+        )
+        try:
+            wait_http_ok(f"{self.sandbox_url}/health", timeout=30, proc=self.sandbox)
+            wait_http_ok(f"{self.base_url}/health", timeout=60, proc=self.server)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, *, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int | None:
+        """Stop the server (``sig``, then SIGKILL after ``timeout`` s) and the sandbox; returns the server's code."""
+        code = None
+        if self.server is not None:
+            code = stop_process(self.server, sig=sig, timeout=timeout)
+        if self.sandbox is not None:
+            stop_process(self.sandbox, timeout=10)
+        for handle in self._files:
+            handle.close()
+        self._files.clear()
+        return code
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
