@@ -6,6 +6,7 @@ Every variable is listed in ``.env.example`` and the README. Semantic mistakes t
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def _number(name: str, default: float, *, cast: type = int, minimum: float = 0) 
         return default
     try:
         value = cast(raw.strip())
-        if value < minimum:
+        if not math.isfinite(value) or value < minimum:
             raise ValueError(f"below the minimum {minimum}")
     except ValueError:
         sys.stderr.write(f"WARNING: {name}={raw!r} is not a valid {cast.__name__} >= {minimum}; using {default}\n")

@@ -136,6 +136,7 @@ class Stack:
         cfg = self.config
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
         env.update(
+            DJANGO_SETTINGS_MODULE="coffee_payment.settings",
             VAR_DIR=str(cfg.var_dir),
             BASE_URL=self.base_url,
             SANDBOX_URL=self.sandbox_url,

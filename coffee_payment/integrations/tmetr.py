@@ -87,7 +87,10 @@ class TmetrClient:
             return None
         if stamp > 1e12:  # milliseconds (domain.md §2)
             stamp = stamp / 1000
-        return datetime.fromtimestamp(stamp, tz=UTC)
+        try:
+            return datetime.fromtimestamp(stamp, tz=UTC)
+        except (OverflowError, OSError, ValueError):  # absurd stamp: no usable heartbeat
+            return None
 
     async def make(self, command: MakeCommand) -> None:
         """Send one make command (a JSON array of one command). Returns on 2xx; raises TmetrRejected on 4xx,

@@ -6,9 +6,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_MACHINE_UUID_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces; "not a UUID; ≤ 255 chars"
-_SIG_RE = re.compile(r"^[\x21-\x7e]{0,128}$")
+# Patterns are used with fullmatch (``$`` would accept a trailing newline) and ASCII classes only.
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MACHINE_UUID_RE = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces; "not a UUID; ≤ 255 chars"
+# Longest accepted value of each signature parameter = its column's max_length on Order.
+SIGNATURE_LIMITS = {"ts": 64, "random": 64, "salt": 128}
 
 
 class QrError(ValueError):
@@ -40,10 +42,10 @@ def parse_qr(query: Mapping[str, str]) -> QrParams:
         return value
 
     device_uuid = required("deviceUuid")
-    if not _ID_RE.match(device_uuid):
+    if not _ID_RE.fullmatch(device_uuid):
         raise QrError("deviceUuid must be 1–64 letters, digits, '-' or '_'")
     drink_no = required("drinkNo")
-    if not _ID_RE.match(drink_no):
+    if not _ID_RE.fullmatch(drink_no):
         raise QrError("drinkNo must be 1–64 letters, digits, '-' or '_'")
     drink_name = required("drinkName")
     if len(drink_name) > 200 or not drink_name.isprintable():
@@ -52,12 +54,12 @@ def parse_qr(query: Mapping[str, str]) -> QrParams:
     if size_text not in ("0", "1", "2"):
         raise QrError("size must be 0, 1 or 2")
     machine_uuid = required("uuid")
-    if not _MACHINE_UUID_RE.match(machine_uuid):
+    if not _MACHINE_UUID_RE.fullmatch(machine_uuid):
         raise QrError("uuid must be 1–255 printable characters without spaces")
     extras = {}
-    for name in ("ts", "random", "salt"):
+    for name, limit in SIGNATURE_LIMITS.items():
         value = query.get(name) or ""
-        if not _SIG_RE.match(value):
-            raise QrError(f"{name} must be at most 128 printable characters")
+        if value and not re.fullmatch(rf"[\x21-\x7e]{{1,{limit}}}", value):
+            raise QrError(f"{name} must be at most {limit} printable characters without spaces")
         extras[name] = value
     return QrParams(device_uuid, drink_no, drink_name, int(size_text), machine_uuid, **extras)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_AMOUNT_RE = re.compile(r"^(\d{1,12})(?:\.(\d{1,2}))?$")
+_AMOUNT_RE = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,2}))?")
 
 
 def format_rubles(kopecks: int) -> str:
@@ -19,7 +19,7 @@ def parse_rubles(value: str) -> int:
     (floats, signs, exponents, more than two decimals)."""
     if not isinstance(value, str):
         raise ValueError(f"amount must be a decimal string, got {value!r}")
-    match = _AMOUNT_RE.match(value)
+    match = _AMOUNT_RE.fullmatch(value)
     if not match:
         raise ValueError(f"not a ruble amount: {value!r}")
     rubles, fraction = match.groups()

@@ -256,6 +256,11 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
         attempt.create_claimed_at = None
         attempt.save()
         latest_id = order.attempts.order_by("-created_at").values_list("id", flat=True).first()
+        if payment.outcome is PaymentOutcome.REFUNDED and (
+            order.attempts.filter(status=AttemptStatus.SUCCEEDED).exclude(pk=attempt.pk).exists()
+        ):
+            # A duplicate payment was refunded; the payment the order stands on is still in force.
+            return ApplyResult(str(order.id), order.status, False, False, "refund of a duplicate payment")
         amount_matches = (
             payment.amount_kopecks == attempt.amount_kopecks == order.price_kopecks and payment.currency == "RUB"
         )

@@ -130,6 +130,8 @@ class YooKassaClient:
             data = response.json()
         except ValueError:
             data = {"raw": response.text[:500]}
+        if not isinstance(data, dict):
+            data = {"raw": data}
         status = response.status_code
         if status >= 500 or status == 429:
             raise ProviderUnavailable(f"YooKassa {method} {path}: HTTP {status}", raw=data)
@@ -139,7 +141,7 @@ class YooKassaClient:
             raise ProviderRejected(
                 f"YooKassa {method} {path}: HTTP {status} {data.get('code')}: {data.get('description')}", raw=data
             )
-        if not isinstance(data, dict):
+        if "raw" in data and len(data) == 1:
             raise ProviderUnavailable(f"YooKassa {method} {path}: response is not a JSON object", raw=data)
         return data
 

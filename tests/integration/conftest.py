@@ -1,0 +1,58 @@
+"""Fixtures for integration tests: the real stack (sandbox + gunicorn with 2 Uvicorn workers) on SQLite and on
+PostgreSQL, on free loopback ports, always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devtools.pg import temporary_database
+from devtools.stack import Stack, StackConfig
+
+# Short outbound budgets so timeout faults resolve quickly; the sandbox's "timeout" fault sleeps longer.
+FAST_TIMEOUTS = {
+    "PROVIDER_CONNECT_TIMEOUT_S": "2",
+    "PROVIDER_READ_TIMEOUT_S": "2",
+    "TMETR_CONNECT_TIMEOUT_S": "2",
+    "TMETR_READ_TIMEOUT_S": "2",
+    "GUNICORN_WORKERS": "2",
+    "PAYMENT_REFRESH_INTERVAL_S": "1",
+}
+SANDBOX_TIMEOUT_S = 4
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A running stack per backend (module-scoped: tests use fresh QR uuids, so they don't interfere)."""
+    var_dir: Path = tmp_path_factory.mktemp(f"var-{request.param}")
+    env = dict(FAST_TIMEOUTS)
+    if request.param == "postgres":
+        with temporary_database("coffee_it") as url:
+            env["DATABASE_URL"] = url
+            with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
+                running.backend = request.param
+                yield running
+    else:
+        with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
+            running.backend = request.param
+            yield running
+
+
+@pytest.fixture
+def sandbox(stack: Stack) -> Iterator[httpx.Client]:
+    """A client for the sandbox's control endpoints; faults and latency are reset after each test."""
+    with httpx.Client(base_url=stack.sandbox_url, timeout=30) as client:
+        client.post("/_sandbox/config", json={"timeout_seconds": SANDBOX_TIMEOUT_S}).raise_for_status()
+        yield client
+        client.post("/_sandbox/reset").raise_for_status()
+        client.post("/_sandbox/config", json={"timeout_seconds": SANDBOX_TIMEOUT_S}).raise_for_status()
+
+
+@pytest.fixture
+def app(stack: Stack) -> Iterator[httpx.Client]:
+    """A client for the app (redirects not followed, so tests see them)."""
+    with httpx.Client(base_url=stack.base_url, timeout=30) as client:
+        yield client

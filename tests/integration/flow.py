@@ -1,0 +1,96 @@
+"""Customer-flow steps over real HTTP, shared by the integration tests (and usable from a shell)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from coffee_payment.devices.demo import DEMO_DEVICES, DemoDevice
+
+DEVICES: dict[str, DemoDevice] = {demo.scenario: demo for demo in DEMO_DEVICES}
+
+
+def qr_path(provider: str, **overrides: Any) -> str:
+    """A QR link path for the demo device of ``provider`` with a fresh machine ``uuid``."""
+    demo = DEVICES[provider]
+    params = {
+        "deviceUuid": demo.device_uuid, "drinkNo": demo.drink_no, "drinkName": demo.drink_name, "size": "1",
+        "uuid": "it" + secrets.token_hex(10), "ts": "1764412800", "random": "k3J9qL", "salt": secrets.token_hex(8),
+    }
+    params.update({k: v for k, v in overrides.items()})
+    return "/v1/pay?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def scan(app: httpx.Client, provider: str, **overrides: Any) -> str:
+    """Open a QR link; returns the order id from the redirect to the status page. Asserts the 302."""
+    response = app.get(qr_path(provider, **overrides))
+    assert response.status_code == 302, (response.status_code, response.text[:300])
+    location = response.headers["location"]
+    assert location.startswith("/v1/order-status-page?order_id=")
+    return location.split("order_id=", 1)[1]
+
+
+def status(app: httpx.Client, order_id: str) -> dict[str, Any]:
+    response = app.get(f"/v1/order-status/{order_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_status(app: httpx.Client, order_id: str, expected: str, *, timeout: float = 15) -> dict[str, Any]:
+    """Poll the status JSON (like the page does) until ``expected``; fails with the last status seen."""
+    deadline = time.monotonic() + timeout
+    body = status(app, order_id)
+    while body["status"] != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        body = status(app, order_id)
+    assert body["status"] == expected, f"order {order_id}: {body['status']} (expected {expected})"
+    return body
+
+
+def initiate(app: httpx.Client, order_id: str) -> str:
+    """Tap Pay: returns the provider's confirmation URL."""
+    response = app.post("/v1/initiate-payment", json={"order_id": order_id})
+    assert response.status_code == 200, response.text
+    return response.json()["redirect_url"]
+
+
+def checkout(confirmation_url: str, action: str) -> httpx.Response:
+    """Choose pay/decline on the sandbox checkout page (form POST to the page's own URL)."""
+    page = httpx.get(confirmation_url, timeout=10)
+    assert page.status_code == 200 and 'value="pay"' in page.text
+    return httpx.post(confirmation_url, data={"action": action}, timeout=10)
+
+
+def makes_for(sandbox: httpx.Client, machine_uuid: str) -> list[dict[str, Any]]:
+    """Make commands the sandbox Tmetr received for one machine order uuid."""
+    return [m for m in sandbox.get("/_sandbox/tmetr/makes").json() if m["orderUuid"] == machine_uuid]
+
+
+
+def scan_with_uuid(app: httpx.Client, provider: str, **overrides: Any) -> tuple[str, str]:
+    """Scan with a known machine uuid; returns (order_id, machine_uuid)."""
+    machine_uuid = overrides.pop("uuid", None) or "it" + secrets.token_hex(10)
+    return scan(app, provider, uuid=machine_uuid, **overrides), machine_uuid
+
+
+def provider_payments(sandbox: httpx.Client, provider: str, order_id: str) -> list[dict[str, Any]]:
+    """Payments the sandbox provider holds for one of our orders."""
+    data = sandbox.get("/_sandbox/payments").json()[provider]
+    if provider == "yookassa":
+        return [p for p in data if (p.get("metadata") or {}).get("order_id") == order_id]
+    return [p for p in data if order_id in (p.get("description") or p.get("Description") or "")]
+
+
+def wait_deliveries(sandbox: httpx.Client, provider: str, count: int, *, timeout: float = 15) -> list[dict[str, Any]]:
+    """Wait until the sandbox has finished at least ``count`` notification deliveries for ``provider``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        deliveries = [d for d in sandbox.get("/_sandbox/deliveries").json() if d["provider"] == provider]
+        if len(deliveries) >= count or time.monotonic() > deadline:
+            assert len(deliveries) >= count, f"{len(deliveries)} deliveries, expected {count}"
+            return deliveries
+        time.sleep(0.1)
