@@ -22,8 +22,11 @@ def check_urls(app_configs=None, **kwargs) -> list:
         value = getattr(settings, name)
         if not _absolute_http(value):
             problems.append(
-                Error(f"{name}={value!r} is not an absolute http(s) URL.", hint=f"Set {name} like https://host/...",
-                      id="coffee_payment.E001")
+                Error(
+                    f"{name}={value!r} is not an absolute http(s) URL.",
+                    hint=f"Set {name} like https://host/...",
+                    id="coffee_payment.E001",
+                )
             )
     return problems
 
@@ -33,24 +36,47 @@ def check_production(app_configs=None, **kwargs) -> list:
     """Deploy-time checks (``manage.py check --deploy``): real services over HTTPS, secrets present."""
     problems = []
     if not settings.TMETR_TOKEN:
-        problems.append(Error("TMETR_TOKEN is empty: every Tmetr call will be refused.",
-                              hint="Set TMETR_TOKEN to the Tmetr JWT.", id="coffee_payment.E002"))
+        problems.append(
+            Error(
+                "TMETR_TOKEN is empty: every Tmetr call will be refused.",
+                hint="Set TMETR_TOKEN to the Tmetr JWT.",
+                id="coffee_payment.E002",
+            )
+        )
     sandbox = settings.SANDBOX_URL
     for name in ("TMETR_API_URL", "YOOKASSA_API_URL", "TBANK_API_URL"):
         value = getattr(settings, name)
         if value.startswith(sandbox):
-            problems.append(Warning(f"{name} points at the sandbox ({value}).",
-                                    hint=f"Set {name} to the real service for production.", id="coffee_payment.W001"))
+            problems.append(
+                Warning(
+                    f"{name} points at the sandbox ({value}).",
+                    hint=f"Set {name} to the real service for production.",
+                    id="coffee_payment.W001",
+                )
+            )
         elif urlsplit(value).scheme != "https":
-            problems.append(Error(f"{name} is not HTTPS.", hint="Provider and Tmetr traffic must use TLS.",
-                                  id="coffee_payment.E003"))
+            problems.append(
+                Error(
+                    f"{name} is not HTTPS.", hint="Provider and Tmetr traffic must use TLS.", id="coffee_payment.E003"
+                )
+            )
     if urlsplit(settings.BASE_URL).scheme != "https":
-        problems.append(Warning("BASE_URL is not HTTPS: providers require HTTPS return and notification URLs.",
-                                hint="Set BASE_URL to the public https:// origin.", id="coffee_payment.W002"))
+        problems.append(
+            Warning(
+                "BASE_URL is not HTTPS: providers require HTTPS return and notification URLs.",
+                hint="Set BASE_URL to the public https:// origin.",
+                id="coffee_payment.W002",
+            )
+        )
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.BASE_URL))
     if origin not in settings.CSRF_TRUSTED_ORIGINS:
-        problems.append(Warning(f"CSRF_TRUSTED_ORIGINS lacks {origin}: admin logins over HTTPS will fail.",
-                                hint=f"Add {origin} to CSRF_TRUSTED_ORIGINS.", id="coffee_payment.W003"))
+        problems.append(
+            Warning(
+                f"CSRF_TRUSTED_ORIGINS lacks {origin}: admin logins over HTTPS will fail.",
+                hint=f"Add {origin} to CSRF_TRUSTED_ORIGINS.",
+                id="coffee_payment.W003",
+            )
+        )
     return problems
 
 
@@ -66,10 +92,19 @@ def check_timeouts(app_configs=None, **kwargs) -> list:
     }
     for name, budget in budgets.items():
         if budget >= worker_timeout:
-            problems.append(Error(
-                f"{name} connect+read timeout ({budget:g} s) is not below GUNICORN_TIMEOUT ({worker_timeout} s).",
-                hint="Lower the outbound timeouts or raise GUNICORN_TIMEOUT.", id="coffee_payment.E004"))
+            problems.append(
+                Error(
+                    f"{name} connect+read timeout ({budget:g} s) is not below GUNICORN_TIMEOUT ({worker_timeout} s).",
+                    hint="Lower the outbound timeouts or raise GUNICORN_TIMEOUT.",
+                    id="coffee_payment.E004",
+                )
+            )
     if len(settings.TMETR_SIZE_WORDS) != 3:
-        problems.append(Error("TMETR_SIZE_WORDS must list exactly three words (small, medium, big).",
-                              hint="e.g. TMETR_SIZE_WORDS=small,medium,big", id="coffee_payment.E005"))
+        problems.append(
+            Error(
+                "TMETR_SIZE_WORDS must list exactly three words (small, medium, big).",
+                hint="e.g. TMETR_SIZE_WORDS=small,medium,big",
+                id="coffee_payment.E005",
+            )
+        )
     return problems

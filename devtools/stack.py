@@ -20,19 +20,14 @@ from typing import IO
 
 import httpx
 
+from devtools.processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 # Server kinds: Django's runserver; gunicorn + our UvicornWorker subclass (production);
 # gunicorn's native ASGI worker (load comparison only).
 MODES = ("dev", "prod", "gunicorn-asgi")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def port_free(host: str, port: int) -> bool:
@@ -189,8 +184,17 @@ class Stack:
         if self.config.seed:
             self.qr_links = run_manage("seed_demo", env=self.env).split()
         sandbox_argv = [
-            PYTHON, "-m", "coffee_payment.sandbox", "--host", self.config.host, "--port", str(self.sandbox_port),
-            "--webhook-base", self.base_url, "--latency-ms", str(self.config.latency_ms),
+            PYTHON,
+            "-m",
+            "coffee_payment.sandbox",
+            "--host",
+            self.config.host,
+            "--port",
+            str(self.sandbox_port),
+            "--webhook-base",
+            self.base_url,
+            "--latency-ms",
+            str(self.config.latency_ms),
             "--auto-pay" if self.config.auto_pay else "--no-auto-pay",
         ]
         # Own sessions: a terminal's Ctrl-C reaches only the caller, which forwards exactly one signal (a second

@@ -30,7 +30,9 @@ def order_status_json(order: Order) -> dict[str, Any]:
     return {
         "order_id": str(order.id),
         "status": order.status,
-        "status_text": "This order has expired — please scan the QR code again" if expired else OrderStatus(order.status).label,
+        "status_text": "This order has expired — please scan the QR code again"
+        if expired
+        else OrderStatus(order.status).label,
         "drink_name": order.drink_name,
         "drink_size": order.get_size_display(),
         "price": format_rubles(order.price_kopecks),

@@ -7,7 +7,6 @@ them through ``sync_to_async`` and do outbound HTTP outside any transaction (ops
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
@@ -34,9 +33,7 @@ class OrderError(Exception):
 
 
 def _same_purchase(order: Order, qr: QrParams) -> bool:
-    return (
-        order.device.device_uuid == qr.device_uuid and order.drink_no == qr.drink_no and order.size == qr.size
-    )
+    return order.device.device_uuid == qr.device_uuid and order.drink_no == qr.drink_no and order.size == qr.size
 
 
 def _existing_order(machine_uuid: str) -> Order | None:

@@ -127,7 +127,11 @@ def decide_on_payment(
     - Anything else is a no-op (duplicates, stale events, events of superseded attempts).
     """
     status = OrderStatus(current)
-    if outcome is PaymentOutcome.SUCCEEDED and status in (OrderStatus.CREATED, OrderStatus.PENDING, OrderStatus.NOT_PAID):
+    if outcome is PaymentOutcome.SUCCEEDED and status in (
+        OrderStatus.CREATED,
+        OrderStatus.PENDING,
+        OrderStatus.NOT_PAID,
+    ):
         if not amount_matches:
             return Decision(OrderStatus.FAILED, False, "amount or currency differs from the order")
         if late:

@@ -38,9 +38,7 @@ class PaymentAttempt(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["provider", "provider_payment_id"], name="unique_provider_payment_id"
-            ),
+            models.UniqueConstraint(fields=["provider", "provider_payment_id"], name="unique_provider_payment_id"),
         ]
         indexes = [models.Index(fields=["status", "created_at"])]
 

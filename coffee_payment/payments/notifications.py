@@ -66,7 +66,9 @@ class _AttemptAccount:
     secret: str
 
 
-def _attempt_account(provider: str, *, attempt_id: str | None, provider_payment_id: str | None) -> _AttemptAccount | None:
+def _attempt_account(
+    provider: str, *, attempt_id: str | None, provider_payment_id: str | None
+) -> _AttemptAccount | None:
     query = PaymentAttempt.objects.select_related("order__device").filter(provider=provider)
     attempt = None
     if attempt_id:
@@ -95,7 +97,9 @@ async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
         PaymentScenario.YOOKASSA, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id
     )
     if found is None:
-        return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}"), None
+        return Verdict(
+            NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}"
+        ), None
     client = provider_client(PaymentScenario.YOOKASSA, account_id=found.account_id, secret=found.secret)
     try:
         payment = await client.get_payment(claim.provider_payment_id)
@@ -106,7 +110,9 @@ async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
     if payment.reference not in (None, found.attempt_id) or (
         found.provider_payment_id not in (None, payment.provider_payment_id)
     ):
-        return Verdict(NotificationVerdict.MISMATCH, 200, "re-fetched payment belongs to another attempt"), found.attempt_id
+        return Verdict(
+            NotificationVerdict.MISMATCH, 200, "re-fetched payment belongs to another attempt"
+        ), found.attempt_id
     result = await payment_settle(attempt_id=found.attempt_id, payment=payment)
     said = f"notification said {claim.status}, provider says {payment.provider_status}"
     if claim.status and claim.status != payment.provider_status:
@@ -145,4 +151,6 @@ async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
         return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {payment.reference}"), None
     result = await payment_settle(attempt_id=found.attempt_id, payment=payment)
     verdict = NotificationVerdict.APPLIED if result.changed else NotificationVerdict.NO_CHANGE
-    return Verdict(verdict, 200, f"{payment.provider_status}: {result.reason} → {result.order_status}"), found.attempt_id
+    return Verdict(
+        verdict, 200, f"{payment.provider_status}: {result.reason} → {result.order_status}"
+    ), found.attempt_id

@@ -76,7 +76,9 @@ def _claim_attempt(order_id: str) -> _Claim:
         if order is None:
             raise PaymentError("Order not found.", http_status=404)
         if order.status not in PAYABLE and order.status != OrderStatus.PENDING:
-            raise PaymentError(f"This order cannot be paid: it is {order.get_status_display().lower()}.", http_status=409)
+            raise PaymentError(
+                f"This order cannot be paid: it is {order.get_status_display().lower()}.", http_status=409
+            )
         live = order.attempts.filter(status__in=LIVE_ATTEMPT).order_by("-created_at").first()
         if live is not None and live.status == AttemptStatus.PENDING and live.confirmation_url:
             return _Claim(str(live.id), "redirect", live.confirmation_url)
@@ -281,7 +283,10 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
         if not amount_matches and payment.outcome is PaymentOutcome.SUCCEEDED:
             logger.error(
                 "order %s: provider amount %s %s != order %s RUB — marked failed, not dispensed",
-                order.id, payment.amount_kopecks, payment.currency, order.price_kopecks,
+                order.id,
+                payment.amount_kopecks,
+                payment.currency,
+                order.price_kopecks,
             )
         return ApplyResult(str(order.id), order.status, True, decision.dispense, decision.reason)
 

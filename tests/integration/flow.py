@@ -18,8 +18,14 @@ def qr_path(provider: str, **overrides: Any) -> str:
     """A QR link path for the demo device of ``provider`` with a fresh machine ``uuid``."""
     demo = DEVICES[provider]
     params = {
-        "deviceUuid": demo.device_uuid, "drinkNo": demo.drink_no, "drinkName": demo.drink_name, "size": "1",
-        "uuid": "it" + secrets.token_hex(10), "ts": "1764412800", "random": "k3J9qL", "salt": secrets.token_hex(8),
+        "deviceUuid": demo.device_uuid,
+        "drinkNo": demo.drink_no,
+        "drinkName": demo.drink_name,
+        "size": "1",
+        "uuid": "it" + secrets.token_hex(10),
+        "ts": "1764412800",
+        "random": "k3J9qL",
+        "salt": secrets.token_hex(8),
     }
     params.update({k: v for k, v in overrides.items()})
     return "/v1/pay?" + urlencode({k: v for k, v in params.items() if v is not None})
@@ -68,7 +74,6 @@ def checkout(confirmation_url: str, action: str) -> httpx.Response:
 def makes_for(sandbox: httpx.Client, machine_uuid: str) -> list[dict[str, Any]]:
     """Make commands the sandbox Tmetr received for one machine order uuid."""
     return [m for m in sandbox.get("/_sandbox/tmetr/makes").json() if m["orderUuid"] == machine_uuid]
-
 
 
 def scan_with_uuid(app: httpx.Client, provider: str, **overrides: Any) -> tuple[str, str]:

@@ -49,8 +49,12 @@ def test_whole_flow_makes_one_drink(stack, app, sandbox, provider):
     assert len(makes) == 1
     device = DEVICES[provider]
     assert makes[0] | {"received_at": None} == {
-        "deviceId": device.tmetr_device_id, "orderUuid": machine_uuid, "drinkUuid": device.drink_no,
-        "size": "medium", "price": 15000, "received_at": None,
+        "deviceId": device.tmetr_device_id,
+        "orderUuid": machine_uuid,
+        "drinkUuid": device.drink_no,
+        "size": "medium",
+        "price": 15000,
+        "received_at": None,
     }
 
 
@@ -71,8 +75,9 @@ def test_decline_then_pay_again(stack, app, sandbox, provider):
 def test_rescan_returns_the_same_order_and_reused_uuid_is_400(stack, app, sandbox):
     order_id, machine_uuid = scan_with_uuid(app, "yookassa")
     assert scan(app, "yookassa", uuid=machine_uuid) == order_id
-    other_drink = app.get(f"/v1/pay?deviceUuid={DEVICES['tbank'].device_uuid}&drinkNo=abc&drinkName=Tea&size=0"
-                          f"&uuid={machine_uuid}")
+    other_drink = app.get(
+        f"/v1/pay?deviceUuid={DEVICES['tbank'].device_uuid}&drinkNo=abc&drinkName=Tea&size=0&uuid={machine_uuid}"
+    )
     assert other_drink.status_code == 400 and "already used" in other_drink.text
 
 
@@ -112,9 +117,16 @@ def _tbank_payment(sandbox: httpx.Client, order_id: str) -> dict:
 
 def _tbank_notification(payment: dict, **fields) -> dict:
     body = {
-        "TerminalKey": sandbox_defaults.TBANK_TERMINAL_KEY, "OrderId": payment["order_id"], "Success": True,
-        "Status": "CONFIRMED", "PaymentId": int(payment["payment_id"]), "ErrorCode": "0",
-        "Amount": payment["amount"], "CardId": 123, "Pan": "430000******0777", "ExpDate": "1230",
+        "TerminalKey": sandbox_defaults.TBANK_TERMINAL_KEY,
+        "OrderId": payment["order_id"],
+        "Success": True,
+        "Status": "CONFIRMED",
+        "PaymentId": int(payment["payment_id"]),
+        "ErrorCode": "0",
+        "Amount": payment["amount"],
+        "CardId": 123,
+        "Pan": "430000******0777",
+        "ExpDate": "1230",
         "Data": {"Source": "cards"},
     }
     body.update(fields)
@@ -147,24 +159,38 @@ def test_forged_yookassa_notification_changes_nothing(stack, app, sandbox):
     order_id, machine_uuid = scan_with_uuid(app, "yookassa")
     initiate(app, order_id)
     (payment,) = provider_payments(sandbox, "yookassa", order_id)
-    forged = {"type": "notification", "event": "payment.succeeded",
-              "object": {**payment, "status": "succeeded", "paid": True}}
+    forged = {
+        "type": "notification",
+        "event": "payment.succeeded",
+        "object": {**payment, "status": "succeeded", "paid": True},
+    }
     response = app.post("/v1/yook-pay-webhook", json=forged)
     assert response.status_code == 200  # answered, but the re-fetch says pending: nothing applied
     assert status(app, order_id)["status"] == "pending"
     assert makes_for(sandbox, machine_uuid) == []
-    verdict = shell(stack, "from coffee_payment.payments.models import Notification as N;"
-                           f"print(N.objects.filter(attempt__order_id='{order_id}').latest('id').verdict)")
+    verdict = shell(
+        stack,
+        "from coffee_payment.payments.models import Notification as N;"
+        f"print(N.objects.filter(attempt__order_id='{order_id}').latest('id').verdict)",
+    )
     assert verdict == "mismatch"
-    unknown = {"type": "notification", "event": "payment.succeeded",
-               "object": {**payment, "id": "2f0000aa-000f-5000-9000-1b2c3d4e5f60", "metadata": {}}}
+    unknown = {
+        "type": "notification",
+        "event": "payment.succeeded",
+        "object": {**payment, "id": "2f0000aa-000f-5000-9000-1b2c3d4e5f60", "metadata": {}},
+    }
     assert app.post("/v1/yook-pay-webhook", json=unknown).status_code == 200
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[]", b'{"type":"notification","event":"payment.succeeded"}',
-     b'{"type":"notification","event":"payment.succeeded","object":"x"}'],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"type":"notification","event":"payment.succeeded"}',
+        b'{"type":"notification","event":"payment.succeeded","object":"x"}',
+    ],
 )
 def test_malformed_yookassa_notifications_are_400(stack, app, body):
     response = app.post("/v1/yook-pay-webhook", content=body, headers={"content-type": "application/json"})
@@ -174,9 +200,12 @@ def test_malformed_yookassa_notifications_are_400(stack, app, body):
 def test_success_after_expiry_is_manual_make(stack, app, sandbox):
     order_id, machine_uuid = scan_with_uuid(app, "yookassa")
     url = initiate(app, order_id)
-    shell(stack, "from datetime import timedelta; from django.utils import timezone;"
-                 "from coffee_payment.orders.models import Order;"
-                 f"Order.objects.filter(pk='{order_id}').update(expires_at=timezone.now() - timedelta(seconds=1))")
+    shell(
+        stack,
+        "from datetime import timedelta; from django.utils import timezone;"
+        "from coffee_payment.orders.models import Order;"
+        f"Order.objects.filter(pk='{order_id}').update(expires_at=timezone.now() - timedelta(seconds=1))",
+    )
     checkout(url, "pay")
     wait_status(app, order_id, "manual_make")
     assert makes_for(sandbox, machine_uuid) == []
@@ -196,14 +225,20 @@ def test_tmetr_timeout_on_make_is_make_failed_and_not_resent(stack, app, sandbox
 
 def test_missing_price_is_an_error_page_and_no_order(stack, app, sandbox):
     device = DEVICES["yookassa"]
-    sandbox.post("/_sandbox/config", json={"prices": [
-        {"deviceId": device.tmetr_device_id, "drinkIdAtDevice": device.drink_no, "price": None}]}).raise_for_status()
+    sandbox.post(
+        "/_sandbox/config",
+        json={"prices": [{"deviceId": device.tmetr_device_id, "drinkIdAtDevice": device.drink_no, "price": None}]},
+    ).raise_for_status()
     machine_uuid = "it-noprice-" + order_suffix()
-    response = app.get(f"/v1/pay?deviceUuid={device.device_uuid}&drinkNo={device.drink_no}&drinkName=X&size=1"
-                       f"&uuid={machine_uuid}")
+    response = app.get(
+        f"/v1/pay?deviceUuid={device.device_uuid}&drinkNo={device.drink_no}&drinkName=X&size=1&uuid={machine_uuid}"
+    )
     assert response.status_code == 502 and "price" in response.text
-    count = shell(stack, "from coffee_payment.orders.models import Order;"
-                         f"print(Order.objects.filter(machine_uuid='{machine_uuid}').count())")
+    count = shell(
+        stack,
+        "from coffee_payment.orders.models import Order;"
+        f"print(Order.objects.filter(machine_uuid='{machine_uuid}').count())",
+    )
     assert count == "0"
 
 
@@ -235,8 +270,12 @@ def test_unknown_device_is_a_404_page(stack, app):
 
 @pytest.mark.parametrize(
     ("body", "expected"),
-    [(b"nope", 400), (b"{}", 400), (json.dumps({"order_id": "not-a-uuid"}).encode(), 404),
-     (json.dumps({"order_id": "0c6f4b8e-7a39-4a8e-9c1e-3f2d5b6a7c8d"}).encode(), 404)],
+    [
+        (b"nope", 400),
+        (b"{}", 400),
+        (json.dumps({"order_id": "not-a-uuid"}).encode(), 404),
+        (json.dumps({"order_id": "0c6f4b8e-7a39-4a8e-9c1e-3f2d5b6a7c8d"}).encode(), 404),
+    ],
 )
 def test_initiate_payment_bad_bodies(stack, app, body, expected):
     response = app.post("/v1/initiate-payment", content=body, headers={"content-type": "application/json"})

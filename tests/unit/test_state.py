@@ -37,8 +37,8 @@ def test_every_order_status_has_a_rank():
 
 
 def test_sets():
-    assert PAYABLE == {O.CREATED, O.NOT_PAID}
-    assert LIVE_ATTEMPT == {A.CREATING, A.PENDING}
+    assert {O.CREATED, O.NOT_PAID} == PAYABLE
+    assert {A.CREATING, A.PENDING} == LIVE_ATTEMPT
     assert O.CREATED not in MONEY_TAKEN and O.PENDING not in MONEY_TAKEN and O.NOT_PAID not in MONEY_TAKEN
     assert O.REFUNDED not in MONEY_TAKEN
 

@@ -15,8 +15,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--min-age", type=int, default=settings.RECONCILE_MIN_AGE_S,
-                            help="only attempts older than this many seconds (default RECONCILE_MIN_AGE_S)")
+        parser.add_argument(
+            "--min-age",
+            type=int,
+            default=settings.RECONCILE_MIN_AGE_S,
+            help="only attempts older than this many seconds (default RECONCILE_MIN_AGE_S)",
+        )
 
     def handle(self, *args, min_age: int, **options) -> None:
         failures = asyncio.run(self._run(min_age))

@@ -1,0 +1,214 @@
+"""The gunicorn worker class: ``uvicorn_worker.UvicornWorker`` with bounded, truthful, race-free draining.
+
+What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py, gunicorn/arbiter.py,
+``shared/docs/ops-notes.md``):
+
+* ``lifespan="off"``: Django has no ASGI lifespan; ``auto`` logs a ValueError traceback at every boot.
+* Drain bounded: uvicorn's ``timeout_graceful_shutdown`` defaults to None (unbounded), and the worker stops
+  heartbeating while it drains, so a recycling worker with a slow request ends in WORKER TIMEOUT. Here the
+  drain is bounded by :func:`drain_timeout` (below both ``timeout`` and ``graceful_timeout``) and a heartbeat
+  task keeps notifying the arbiter while the event loop is alive — including during the drain.
+* SIGQUIT = quick exit: UvicornWorker's QUIT handler only sets ``Worker.alive``, which nothing reads, so
+  workers kept serving until SIGKILL. Here QUIT stops accepting, closes every connection (dropping in-flight
+  requests) and exits at once. The master sends QUIT on its own QUIT and on a second INT during a graceful
+  stop (arbiter ``stop``); a first INT to the master is made as graceful as TERM in ``hooks.on_starting``.
+* Idle keep-alive connections are not closed the instant the drain starts: uvicorn's ``shutdown()`` closes
+  them immediately, so a request the client already sent on one is reset (lost). Here an idle connection gets
+  :data:`IDLE_GRACE` seconds; a request arriving in that window is served with ``Connection: close``.
+* Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
+  instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from typing import Any, ClassVar
+
+from gunicorn.arbiter import Arbiter
+from uvicorn.config import Config
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
+
+from coffee_payment.serving import probes
+
+IDLE_GRACE = 1.0
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+def drain_timeout(timeout: float, graceful_timeout: float) -> float:
+    """Seconds a worker may drain in-flight requests: below both gunicorn deadlines, with a margin.
+
+    The arbiter SIGKILLs workers still alive at ``graceful_timeout`` (arbiter ``stop``) and kills a worker
+    whose heartbeat is older than ``timeout`` (``murder_workers``); the margin (10 %, 1–5 s) leaves time for
+    the worker to close connections and exit after the drain.
+    """
+    bound = float(min(timeout, graceful_timeout))
+    margin = min(5.0, max(1.0, bound * 0.1))
+    return bound - margin if bound > margin else bound / 2
+
+
+def idle_grace(keepalive: float, drain: float) -> float:
+    """Seconds an idle keep-alive connection stays open once a drain starts (≤ IDLE_GRACE, keepalive, drain/4)."""
+    return min(IDLE_GRACE, float(keepalive), drain / 4)
+
+
+def draining_protocol(grace: float) -> type:
+    """An ``HttpToolsProtocol`` whose graceful ``shutdown()`` does not race clients on idle connections.
+
+    HTTP/1.1 lets a client send on an idle persistent connection at any moment (RFC 9112 §9.3.1/§9.6); a
+    server that closes it then resets a request already in flight. During a drain the next response on each
+    connection carries ``Connection: close`` and idle connections are closed after ``grace`` seconds.
+    """
+
+    class DrainingHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+        draining = False
+
+        def shutdown(self) -> None:
+            self.draining = True
+            if self.cycle is None or self.cycle.response_complete:
+                self._unset_keepalive_if_required()
+                self.timeout_keep_alive_task = self.loop.call_later(grace, self.timeout_keep_alive_handler)
+            else:
+                self.cycle.keep_alive = False
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            if self.draining and self.cycle is not None:
+                self.cycle.keep_alive = False
+
+    return DrainingHttpToolsProtocol
+
+
+class ServingServer(Server):
+    """uvicorn ``Server`` that records why it stops, logs the shutdown stages and supports a quick exit."""
+
+    def __init__(self, config: Config, *, log: Any) -> None:
+        super().__init__(config)
+        self.log = log
+        self.cause: str | None = None
+        self.pid = os.getpid()
+        self._aborted = False
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """Signal handler for INT/TERM (installed by uvicorn's ``capture_signals``): record only, no logging."""
+        if self.cause is None:
+            self.cause = f"{signal.Signals(sig).name} (graceful)"
+        super().handle_exit(sig, frame)
+        if self.force_exit:
+            self.cause = f"second {signal.Signals(sig).name} (quick)"
+
+    def quick_exit(self) -> None:
+        """SIGQUIT: stop at once, dropping in-flight requests."""
+        self.cause = "SIGQUIT (quick)"
+        self.should_exit = True
+        self.force_exit = True
+
+    def _abort_connections(self) -> int:
+        connections = list(self.server_state.connections)
+        for connection in connections:
+            connection.transport.close()
+        return len(connections)
+
+    def _abort_once(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        in_flight = len(self.server_state.tasks)
+        closed = self._abort_connections()
+        self.log.warning(
+            "Worker %s shutdown: quick exit (%s): closed %d connection(s), %d in-flight request(s) dropped",
+            self.pid, self.cause, closed, in_flight,
+        )
+
+    async def _abort_when_forced(self) -> None:
+        # uvloop's Server.wait_closed() waits for every connection: close them so a quick exit is quick.
+        while not self.force_exit:
+            await asyncio.sleep(0.05)
+        self._abort_once()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        """Log stages around uvicorn's shutdown; mark readiness draining first."""
+        probes.mark_shutting_down()
+        cause = self.cause or f"max requests ({self.limit_max_requests}) reached, recycling"
+        deadline = self.config.timeout_graceful_shutdown
+        self.log.info("Worker %s shutdown 1/3: stop accepting new connections (cause: %s)", self.pid, cause)
+        self.log.info(
+            "Worker %s shutdown 2/3: draining %d in-flight request(s) on %d connection(s), deadline %.1fs",
+            self.pid, len(self.server_state.tasks), len(self.server_state.connections), deadline,
+        )
+        started = time.monotonic()
+        aborter = asyncio.create_task(self._abort_when_forced())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            aborter.cancel()
+        if self.force_exit:
+            # The drain loop may notice force_exit before the aborter does; close what is left so pending
+            # requests are dropped, not answered 500 when asyncio cancels their tasks at loop teardown.
+            self._abort_once()
+        elapsed = time.monotonic() - started
+        cancelled = len(self.server_state.tasks)
+        if self.force_exit:
+            self.log.info("Worker %s shutdown 3/3: quick exit after %.2fs", self.pid, elapsed)
+        elif cancelled:
+            self.log.error(
+                "Worker %s shutdown 3/3: drain deadline %.1fs exceeded, %d request(s) cancelled",
+                self.pid, deadline, cancelled,
+            )
+        else:
+            self.log.info("Worker %s shutdown 3/3: drained in %.2fs, exiting 0", self.pid, elapsed)
+        # uvicorn re-raises captured signals after serve() (uvicorn#894), which would make the worker die by
+        # SIGTERM instead of exiting 0 through gunicorn's normal path ("Worker exiting").
+        self._captured_signals.clear()
+
+
+class ServingUvicornWorker(UvicornWorker):
+    """gunicorn ``worker_class`` for this project (``coffee_payment.serving.worker.ServingUvicornWorker``)."""
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto", "lifespan": "off"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        drain = drain_timeout(self.cfg.timeout, self.cfg.graceful_timeout)
+        self.config.timeout_graceful_shutdown = drain  # type: ignore[assignment]
+        if HttpToolsProtocol is not None:
+            self.config.http = draining_protocol(idle_grace(self.cfg.keepalive, drain))
+        self.server: ServingServer | None = None
+
+    def _install_sigquit_handler(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGQUIT, self._handle_quit)
+
+    def _handle_quit(self) -> None:
+        if self.server is not None:
+            self.server.quick_exit()
+
+    async def _heartbeat(self) -> None:
+        # The arbiter's heartbeat check proves the event loop runs; uvicorn only notifies from its main loop,
+        # which has ended while draining (gunicorn/arbiter.py murder_workers).
+        interval = max(0.1, min(1.0, self.cfg.timeout / 4))
+        while True:
+            self.notify()
+            await asyncio.sleep(interval)
+
+    async def _serve(self) -> None:
+        self.config.app = self.wsgi
+        self.server = ServingServer(config=self.config, log=self.log)
+        self._install_sigquit_handler()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            # Raw sockets, not gunicorn's wrappers: uvloop then detaches instead of closing the wrapper after
+            # libuv closed the fd ("Error while closing socket [Errno 9]" at every shutdown).
+            await self.server.serve(sockets=[getattr(s, "sock", s) for s in self.sockets])
+        finally:
+            heartbeat.cancel()
+        if not self.server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)

@@ -1,0 +1,230 @@
+"""Process helpers for tests and drills that run real gunicorn masters on loopback.
+
+Start the real process (no shell wrapper: ``Popen.pid`` is the master's pid), poll readiness with a deadline,
+stop with a signal and escalate to SIGKILL of the process group, capture the combined log in a file, and list
+worker pids from ``/proc/<master>/task/<master>/children``. Reusable by the lead's tests and the drill::
+
+    with running_gunicorn(workers=2) as server:
+        httpx.get(server.url("/health"))
+        server.send_signal(signal.SIGTERM)
+        assert server.wait_exit(timeout=10) == 0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+APP = "coffee_payment.asgi:application"
+_ISOLATED_PREFIXES = ("GUNICORN_", "SERVING_")
+_ISOLATED_NAMES = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+
+T = TypeVar("T")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it; a small reuse race remains)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "") -> T:
+    """Poll ``predicate`` until it returns a truthy value; raise TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"not true within {timeout}s: {what or predicate}")
+        time.sleep(interval)
+
+
+def connection_refused(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    """True if a new TCP connection to ``host:port`` is refused (nothing listens)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (gunicorn workers of a master), from /proc; [] once it has exited."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return sorted(int(p) for p in children.read_text().split())
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    except OSError:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+        return sorted(found)
+
+
+def serving_env(port: int, overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Environment for a test server: the caller's, minus any GUNICORN_*/SERVING_*/WEB_CONCURRENCY, plus a
+    loopback bind on ``port``, the test endpoints and a throwaway SECRET_KEY; ``overrides`` last (None unsets).
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_ISOLATED_PREFIXES) and key not in _ISOLATED_NAMES
+    }
+    env.update(
+        {
+            "GUNICORN_BIND_HOST": "127.0.0.1",
+            "GUNICORN_PORT": str(port),
+            "SERVING_TEST_ENDPOINTS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.setdefault("SECRET_KEY", "test-only-secret-key-for-serving-tests")
+    env["DJANGO_SETTINGS_MODULE"] = "coffee_payment.settings"  # not the test process's tests.settings
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class GunicornServer:
+    """One gunicorn master started with ``gunicorn -c gunicorn.conf.py coffee_payment.asgi:application``."""
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str | None] | None = None,
+        args: tuple[str, ...] = (),
+        port: int | None = None,
+        app: str = APP,
+    ) -> None:
+        self.port = port or free_port()
+        self.env = serving_env(self.port, env)
+        self.args = args
+        self.app = app
+        self.log_path = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The master's pid."""
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def url(self, path: str = "/") -> str:
+        """``http://127.0.0.1:<port><path>``."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> GunicornServer:
+        """Start the master in its own session (a test's Ctrl-C does not reach it; cleanup kills the group)."""
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, self.app]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        return self
+
+    def logs(self) -> str:
+        """Everything the master and workers wrote to stdout/stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        """Current worker pids (children of the master)."""
+        return child_pids(self.pid)
+
+    def running(self) -> bool:
+        """True while the master has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    def _healthy(self) -> bool:
+        if not self.running():
+            raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.logs()}")  # type: ignore[union-attr]
+        try:
+            return httpx.get(self.url("/health"), timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, *, timeout: float = 30.0, workers: int | None = None) -> GunicornServer:
+        """Wait until /health answers 200 and, if given, ``workers`` workers run; TimeoutError with logs."""
+        try:
+            wait_until(self._healthy, timeout=timeout, what="/health 200")
+            if workers is not None:
+                wait_until(lambda: len(self.worker_pids()) == workers, timeout=timeout, what=f"{workers} workers")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- log ---\n{self.logs()}") from None
+        return self
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the master only."""
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the master to exit; its return code, or None if still running."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Signal the master, wait ``timeout`` seconds, then SIGKILL its whole process group; return code."""
+        if self.process is None:
+            return 0
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                self.send_signal(sig)
+            code = self.wait_exit(timeout)
+            if code is not None:
+                self._kill_group()  # workers orphaned by a crashed master
+                return code
+        self._kill_group()
+        return self.process.wait(timeout=5)
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_gunicorn(
+    *,
+    env: Mapping[str, str | None] | None = None,
+    args: tuple[str, ...] = (),
+    workers: int | None = None,
+    ready_timeout: float = 30.0,
+) -> Iterator[GunicornServer]:
+    """Start gunicorn, wait for readiness (and ``workers`` workers), always stop it on exit (TERM → KILL).
+
+    ``workers`` also sets GUNICORN_WORKERS unless ``env`` names it.
+    """
+    env = dict(env or {})
+    if workers is not None:
+        env.setdefault("GUNICORN_WORKERS", str(workers))
+    server = GunicornServer(env=env, args=args).start()
+    try:
+        server.wait_ready(timeout=ready_timeout, workers=workers)
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,44 @@
+"""gunicorn configuration: every knob from GUNICORN_* env variables, parsed by coffee_payment/serving/env.py.
+
+Run: ``gunicorn -c gunicorn.conf.py coffee_payment.asgi:application``. Bad values fall back to defaults with
+one warning each on stderr; the effective configuration is logged once at start (``hooks.on_starting``).
+No business logic here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from coffee_payment.serving import hooks as _hooks
+from coffee_payment.serving.env import resolve as _resolve
+
+_serving = _resolve(os.environ)
+
+bind = [_serving.bind]
+workers = _serving.workers
+worker_class = "coffee_payment.serving.worker.ServingUvicornWorker"
+timeout = _serving.timeout
+graceful_timeout = _serving.graceful_timeout
+keepalive = _serving.keepalive
+max_requests = _serving.max_requests
+max_requests_jitter = _serving.max_requests_jitter
+forwarded_allow_ips = _serving.forwarded_allow_ips
+loglevel = _serving.log_level
+errorlog = "-"
+accesslog = "-" if _serving.access_log else None
+# The heartbeat is an fchmod per second per worker: keep it off disk-backed /tmp (gunicorn docs, "Blocking OS calls").
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+# gunicorn 27 opens a per-user control socket by default; two servers side by side would fight over it.
+control_socket_disable = _serving.control_socket is None
+if _serving.control_socket is not None:
+    control_socket = _serving.control_socket
+preload_app = False
+
+
+def on_starting(server):
+    """Master start: INT as graceful as TERM, truthful stop logs, the effective config logged once."""
+    _hooks.install_signal_semantics(server)
+    _hooks.log_effective_config(server, _serving.as_dict())

@@ -1,0 +1,130 @@
+"""Signals to the gunicorn master: TERM and INT graceful, QUIT / second INT quick, SIGKILLed worker replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from devtools.processes import GunicornServer, connection_refused, running_gunicorn, wait_until
+
+TIMEOUT = 10  # GUNICORN_TIMEOUT (= graceful timeout) for these servers, seconds
+
+
+def _in_flight(server: GunicornServer, count: int, seconds: float) -> tuple[list[object], Callable[[], None]]:
+    """Start ``count`` /_test/sleep requests on separate connections; return (results, join)."""
+    results: list[object] = []
+
+    def one() -> None:
+        try:
+            response = httpx.get(server.url(f"/_test/sleep?seconds={seconds}"), timeout=TIMEOUT + 10)
+            results.append(response.status_code)
+        except httpx.HTTPError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+
+    def join() -> None:
+        for thread in threads:
+            thread.join(timeout=TIMEOUT + 15)
+
+    return results, join
+
+
+def _wait_in_flight(server: GunicornServer, count: int) -> None:
+    # Accepted connections are visible to no API; give the requests time to reach the workers.
+    time.sleep(0.8)
+    assert server.running()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_graceful_signal_finishes_in_flight_refuses_new_and_exits_0(sig: int):
+    with running_gunicorn(workers=2, env={"GUNICORN_TIMEOUT": str(TIMEOUT)}) as server:
+        results, join = _in_flight(server, count=4, seconds=3)
+        _wait_in_flight(server, 4)
+        sent = time.monotonic()
+        server.send_signal(sig)
+        wait_until(lambda: connection_refused(server.port), timeout=2, what="listener closed")
+        code = server.wait_exit(timeout=TIMEOUT + 2)
+        elapsed = time.monotonic() - sent
+        join()
+        logs = server.logs()
+        assert code == 0, logs
+        assert elapsed < TIMEOUT, logs
+        assert results == [200] * 4, (results, logs)
+        assert "Master shutdown 1/2: closing listeners" in logs
+        assert logs.count("shutdown 1/3: stop accepting new connections (cause: SIGTERM (graceful))") == 2, logs
+        assert "shutdown 3/3: drained in" in logs
+        assert "Master shutdown 2/2: all workers gone" in logs and "(0 killed at the deadline)" in logs
+        assert "Perhaps out of memory" not in logs and "Traceback" not in logs
+
+
+@pytest.mark.timeout(60)
+def test_idle_keepalive_connection_is_served_during_drain_with_connection_close():
+    with running_gunicorn(workers=1, env={"GUNICORN_TIMEOUT": str(TIMEOUT)}) as server:
+        results, join = _in_flight(server, count=1, seconds=2)
+        with httpx.Client(timeout=5) as client:
+            assert client.get(server.url("/health")).status_code == 200  # connection now idle, kept alive
+            _wait_in_flight(server, 1)
+            server.send_signal(signal.SIGTERM)
+            time.sleep(0.3)  # drain started, listener closed; our idle connection is within its grace
+            response = client.get(server.url("/readyz"))
+            assert response.status_code == 503 and response.json() == {"status": "draining"}
+            assert response.headers["connection"] == "close"
+        assert server.wait_exit(timeout=TIMEOUT) == 0
+        join()
+        assert results == [200]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["QUIT", "INT-INT"])
+def test_quit_or_second_int_is_quick(how: str):
+    with running_gunicorn(workers=2, env={"GUNICORN_TIMEOUT": str(TIMEOUT)}) as server:
+        results, join = _in_flight(server, count=2, seconds=TIMEOUT)
+        _wait_in_flight(server, 2)
+        sent = time.monotonic()
+        if how == "QUIT":
+            server.send_signal(signal.SIGQUIT)
+        else:
+            server.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            server.send_signal(signal.SIGINT)
+        code = server.wait_exit(timeout=TIMEOUT)
+        elapsed = time.monotonic() - sent
+        join()
+        logs = server.logs()
+        assert code == 0, logs
+        assert elapsed < 4, logs  # quick: well before the in-flight requests (and the graceful timeout) end
+        assert all(isinstance(result, httpx.HTTPError) for result in results), results
+        assert "quick exit" in logs and "Perhaps out of memory" not in logs
+
+
+@pytest.mark.timeout(90)
+def test_sigkilled_worker_is_replaced_and_only_its_requests_fail():
+    with running_gunicorn(workers=2, env={"GUNICORN_TIMEOUT": str(TIMEOUT)}) as server:
+        victim, survivor = server.worker_pids()
+        results, join = _in_flight(server, count=6, seconds=2)
+        _wait_in_flight(server, 6)
+        server_killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        join()
+        pids = wait_until(
+            lambda: (p := server.worker_pids()) and len(p) == 2 and victim not in p and p, timeout=20,
+            what="replacement worker",
+        )
+        assert survivor in pids
+        wait_until(lambda: httpx.get(server.url("/health")).status_code == 200, timeout=10)
+        ok = [r for r in results if r == 200]
+        failed = [r for r in results if r != 200]
+        assert len(ok) + len(failed) == 6
+        assert all(isinstance(r, httpx.HTTPError) for r in failed), results
+        assert ok, "requests on the surviving worker completed"
+        assert time.monotonic() - server_killed_at < 25
