@@ -6,6 +6,10 @@ session runs the exact versions the Docker image ships.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -28,6 +32,36 @@ def install_locked(session: nox.Session) -> None:
     )
 
 
+def ensure_postgres(session: nox.Session) -> None:
+    """Start the machine's PostgreSQL cluster if it is down (the integration tests use 127.0.0.1:5432)."""
+    if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False).returncode == 0:
+        return
+    clusters = os.listdir("/etc/postgresql") if os.path.isdir("/etc/postgresql") else []
+    if not clusters:
+        session.error("PostgreSQL is not running on 127.0.0.1:5432 and no local cluster was found")
+    session.run("pg_ctlcluster", "--skip-systemctl-redirect", clusters[0], "main", "start", external=True)
+
+
+def ensure_debian_packages(session: nox.Session, packages: dict[str, str]) -> None:
+    """Install Debian packages whose binary is missing (``{binary: package}``); needs root, as on CI."""
+    missing = [package for binary, package in packages.items() if shutil.which(binary) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        session.error(f"missing {', '.join(missing)}: install them with apt-get (needs root)")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        *missing,
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff over the code; hadolint over the Dockerfile."""
@@ -45,8 +79,11 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """Integration tests: real gunicorn/runserver/sandbox processes over loopback HTTP, SQLite and PostgreSQL."""
+    """Integration tests: real gunicorn/runserver/sandbox processes over loopback HTTP, SQLite and PostgreSQL,
+    headless Chromium (Debian's, installed if missing)."""
     install_locked(session)
+    ensure_postgres(session)
+    ensure_debian_packages(session, {"chromium": "chromium"})
     session.run("pytest", *(session.posargs or ["tests/integration"]))
 
 

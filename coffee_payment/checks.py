@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from coffee_payment.serving.env import parse_int
+
 
 def _absolute_http(url: str) -> bool:
     parts = urlsplit(url)
@@ -84,8 +86,10 @@ def check_production(app_configs=None, **kwargs) -> list:
 def check_timeouts(app_configs=None, **kwargs) -> list:
     """Every outbound budget must fit inside the gunicorn worker timeout (rule 8)."""
     problems = []
-    raw = os.environ.get("GUNICORN_TIMEOUT", "30")
-    worker_timeout = int(raw) if raw.isdigit() and int(raw) > 0 else 30
+    # The same parser gunicorn.conf.py uses; its warning, if any, is printed there, not twice.
+    worker_timeout = parse_int(
+        os.environ, "GUNICORN_TIMEOUT", default=30, minimum=1, maximum=3600, warn=lambda _message: None
+    )
     budgets = {
         "provider": settings.PROVIDER_CONNECT_TIMEOUT_S + settings.PROVIDER_READ_TIMEOUT_S,
         "Tmetr": settings.TMETR_CONNECT_TIMEOUT_S + settings.TMETR_READ_TIMEOUT_S,
