@@ -93,6 +93,7 @@ def container(session: nox.Session) -> None:
     local stand-in python:3.11-slim (debootstrap, cached in /var/cache/coffee-container), the Dockerfile built
     unchanged with the legacy builder and run in both RUN_MODEs; hadolint, lock sync. Cleans up after itself."""
     install_locked(session)
+    ensure_postgres(session)  # the containers (--network host) use 127.0.0.1:5432
     session.run(
         "pytest",
         # These tests never import Django settings (which need SECRET_KEY); pytest-django stays out of it.
@@ -102,3 +103,13 @@ def container(session: nox.Session) -> None:
         "ignore:Unknown config option:pytest.PytestConfigWarning",
         *(session.posargs or ["tests/container"]),
     )
+
+
+@nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """Load suite (not in the default list): runserver vs gunicorn + Uvicorn worker vs gunicorn asgi worker on
+    PostgreSQL, locust + wrk, report in reports/load. Runner options after ``--``, e.g. ``-- --baseline FILE``."""
+    install_locked(session)
+    ensure_postgres(session)
+    ensure_debian_packages(session, {"wrk": "wrk"})
+    session.run("python", "-m", "loadtests.runner", "--out", "reports/load", *session.posargs)

@@ -65,3 +65,142 @@ def serve(
         print(f"Stopped (server exit code {code}).")
     finally:
         stack.stop()
+
+
+@task(
+    name="drill-shutdown",
+    help={
+        "event": "term (default) | int | quit | recycle | kill-worker | hup | k8s",
+        "duration": "seconds of steady load (the run also waits for the master to exit after a stop event)",
+        "clients": "steady keep-alive clients on the hot paths (status JSON, /health)",
+        "inflight": "long requests in flight at the moment of the event",
+        "inflight_seconds": "how long each in-flight request takes (GET /_test/sleep)",
+        "graceful_timeout": "GUNICORN_GRACEFUL_TIMEOUT of the drill's server, seconds",
+        "workers": "GUNICORN_WORKERS of the drill's server",
+        "prestop": "k8s event: seconds between the readiness flip and TERM",
+        "max_requests": "recycle event: GUNICORN_MAX_REQUESTS (jitter 10)",
+        "url": "target a running server instead (needs --pid; SERVING_TEST_ENDPOINTS=1 for in-flight requests)",
+        "pid": "the running server's gunicorn master pid (with --url)",
+        "json": "write every figure to this JSON file",
+    },
+)
+def drill_shutdown(
+    c: Context,
+    event: str = "term",
+    duration: float = 12.0,
+    clients: int = 6,
+    inflight: int = 4,
+    inflight_seconds: float = 3.0,
+    graceful_timeout: int = 10,
+    workers: int = 2,
+    prestop: float = 3.0,
+    max_requests: int = 60,
+    url: str | None = None,
+    pid: int | None = None,
+    json: str | None = None,
+) -> None:
+    """Graceful-shutdown drill: load, an event, every request accounted; fails if one is lost."""
+    from devtools.drill import Drill, DrillOptions, render
+
+    options = DrillOptions(
+        event=event,
+        duration=duration,
+        clients=clients,
+        inflight=inflight,
+        inflight_seconds=inflight_seconds,
+        graceful_timeout=graceful_timeout,
+        workers=workers,
+        prestop=prestop,
+        max_requests=max_requests,
+        url=url,
+        pid=pid,
+        json_path=json,
+    )
+    try:
+        drill = Drill(options)
+    except ValueError as exc:
+        raise Exit(f"drill-shutdown: {exc}", code=2) from exc
+    report = drill.run()
+    print(render(report))
+    if json:
+        print(f"JSON report: {json}")
+    if not report["passed"]:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "out": "output directory for report.json / report.md / report.html (default reports/load)",
+        "targets": "comma-separated: runserver,uvicorn-worker,gunicorn-asgi (default all)",
+        "workers": "gunicorn workers of the gunicorn targets (default 3)",
+        "users": "locust users (default 100)",
+        "duration": "measured seconds per target (default 20)",
+        "latency_ms": "sandbox latency per provider/Tmetr call (default 100)",
+        "max_requests": "max_requests of the recycling run; 0 skips it (default 1000)",
+        "baseline": "a previous report.json: exit 3 when a same-run ratio fell more than --tolerance below it",
+        "tolerance": "allowed relative drop of a ratio vs the baseline (default 0.25)",
+    }
+)
+def load(
+    c: Context,
+    out: str = "reports/load",
+    targets: str = "runserver,uvicorn-worker,gunicorn-asgi",
+    workers: int = 3,
+    users: int = 100,
+    duration: float = 20.0,
+    latency_ms: float = 100.0,
+    max_requests: int = 1000,
+    baseline: str = "",
+    tolerance: float = 0.25,
+) -> None:
+    """Load suite: runserver vs gunicorn + our Uvicorn worker vs gunicorn's asgi worker, same locust profile, report."""
+    from loadtests.runner import main as run_load
+
+    argv = [
+        "--out",
+        out,
+        "--targets",
+        targets,
+        "--workers",
+        str(workers),
+        "--users",
+        str(users),
+        "--duration",
+        str(duration),
+        "--latency-ms",
+        str(latency_ms),
+        "--max-requests",
+        str(max_requests),
+        "--tolerance",
+        str(tolerance),
+    ]
+    if baseline:
+        argv += ["--baseline", baseline]
+    code = run_load(argv)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    help={
+        "tag": "image tag (default coffee-payment:local)",
+        "engine": "docker | podman | buildah (default: first found)",
+    }
+)
+def image(c: Context, tag: str = "coffee-payment:local", engine: str | None = None) -> None:
+    """Build the container image with whichever engine the machine has (docker, podman, buildah)."""
+    import subprocess
+
+    from tools.container.image import ContainerEngineNotFound, build_image
+
+    try:
+        build_image(tag, engine)
+    except ContainerEngineNotFound as exc:
+        raise Exit(str(exc), code=1) from exc
+    except subprocess.CalledProcessError as exc:
+        raise Exit(
+            f"image build failed ({' '.join(exc.cmd[:2])} exited {exc.returncode}); is the engine's daemon running "
+            "(`docker info`)? `nox -s container` starts a private dockerd on machines without one.",
+            code=1,
+        ) from exc
+    print(f"Built {tag}")

@@ -2,7 +2,7 @@ import asyncio
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from coffee_payment.payments.providers.base import ProviderError
 from coffee_payment.payments.services import attempts_to_reconcile, payment_refresh
@@ -25,7 +25,8 @@ class Command(BaseCommand):
     def handle(self, *args, min_age: int, **options) -> None:
         failures = asyncio.run(self._run(min_age))
         if failures:
-            self.stderr.write(f"{failures} attempt(s) could not be polled; they will be retried next run")
+            # Non-zero exit so a Kubernetes Job failure alert fires; the next run retries them.
+            raise CommandError(f"{failures} attempt(s) could not be polled; they will be retried next run")
 
     async def _run(self, min_age: int) -> int:
         attempt_ids = await sync_to_async(attempts_to_reconcile)(min_age_s=min_age)

@@ -1,0 +1,469 @@
+"""Graceful-shutdown drill: drive load at a production server, deliver an event, account for every request.
+
+Client-side accounting per request (the drill's own definition, used in the report and the verdict):
+- ``completed``: a response arrived with a status below 500 (codes are counted);
+- ``refused``: the connection was refused or never established, so nothing was sent — expected once the
+  listener has closed;
+- ``lost``: the request was sent and got no usable response: reset, EOF, a read timeout, or a 5xx (uvicorn
+  answers 500 for requests it cancels at the drain deadline) — a failure.
+
+Events: ``term``, ``int``, ``quit`` (signals to the master), ``hup`` (reload), ``recycle`` (max_requests small
+enough to recycle workers during the run), ``kill-worker`` (SIGKILL one worker) and ``k8s`` (the drain file is
+touched so /readyz answers 503, a preStop wait while traffic continues, then TERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from coffee_payment.serving.worker import drain_timeout
+from devtools.processes import child_pids
+from devtools.stack import Stack, StackConfig
+
+EVENTS = ("term", "int", "quit", "recycle", "kill-worker", "hup", "k8s")
+SIGNALS = {"term": signal.SIGTERM, "int": signal.SIGINT, "quit": signal.SIGQUIT, "hup": signal.SIGHUP}
+# Events after which the master is expected to exit.
+STOPPING = ("term", "int", "quit", "k8s")
+STAGE_LINE = re.compile(
+    r"(Master shutdown \d/\d.*|Worker \d+ shutdown \d/\d.*|Handling signal.*|Booting worker.*"
+    r"|Worker exiting.*|WORKER TIMEOUT.*|was sent SIG\w+.*|Shutting down: Master.*)"
+)
+
+
+@dataclass
+class DrillOptions:
+    """Drill parameters; durations in seconds."""
+
+    event: str = "term"
+    duration: float = 12.0
+    warmup: float = 3.0
+    clients: int = 6
+    inflight: int = 4
+    inflight_seconds: float = 3.0
+    graceful_timeout: int = 10
+    workers: int = 2
+    prestop: float = 3.0
+    max_requests: int = 60
+    url: str | None = None
+    pid: int | None = None
+    json_path: str | None = None
+    quiet: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        if self.event not in EVENTS:
+            raise ValueError(f"--event must be one of {', '.join(EVENTS)}, not {self.event!r}")
+        if (self.url is None) != (self.pid is None):
+            raise ValueError("--url and --pid go together (target a running server)")
+        if self.url is not None and self.event == "recycle":
+            raise ValueError("--event recycle needs the drill's own server (it sets GUNICORN_MAX_REQUESTS)")
+        for name in ("duration", "warmup", "inflight_seconds", "prestop"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        if self.clients < 1 or self.inflight < 0 or self.workers < 1 or self.graceful_timeout < 1:
+            raise ValueError("--clients, --workers and --graceful-timeout must be >= 1, --inflight >= 0")
+
+
+@dataclass
+class Tally:
+    """Counts of one request class (steady or in-flight)."""
+
+    sent: int = 0
+    completed: int = 0
+    refused: int = 0
+    lost: int = 0
+    codes: Counter = field(default_factory=Counter)
+    lost_kinds: Counter = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    def record(self, outcome: str, *, code: int | None = None, kind: str = "", latency: float = 0.0) -> None:
+        if outcome == "completed" and code is not None and code >= 500:
+            outcome, kind = "lost", f"HTTP {code}"
+        self.sent += outcome != "refused"
+        if outcome == "completed":
+            self.completed += 1
+            self.codes[str(code)] += 1
+            self.latencies.append(latency)
+        elif outcome == "refused":
+            self.refused += 1
+        else:
+            self.lost += 1
+            self.lost_kinds[kind] += 1
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+
+        def pct(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
+
+        return {
+            "attempted": self.sent + self.refused,
+            "sent": self.sent,
+            "completed": self.completed,
+            "refused": self.refused,
+            "lost": self.lost,
+            "codes": dict(self.codes),
+            "lost_kinds": dict(self.lost_kinds),
+            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        }
+
+
+def classify(exc: httpx.HTTPError) -> tuple[str, str]:
+    """(outcome, kind) for a failed request: nothing sent → ``refused``; sent without answer → ``lost``."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return "refused", type(exc).__name__
+    return "lost", type(exc).__name__
+
+
+class Drill:
+    """One drill run. ``run()`` returns the report dict; ``passed`` and ``reasons`` give the verdict."""
+
+    def __init__(self, options: DrillOptions) -> None:
+        options.validate()
+        self.o = options
+        self.steady = Tally()
+        self.inflight = Tally()
+        self.inflight_results: list[dict[str, Any]] = []
+        self.timeline: dict[str, float] = {}
+        self.reasons: list[str] = []
+        self.stack: Stack | None = None
+        self.base_url = options.url.rstrip("/") if options.url else ""
+        self.master_pid = options.pid or 0
+        self.drain_file = Path(tempfile.mkdtemp(prefix="drill-")) / "drain"
+        self.exit_code: int | None = None
+        self._stop = threading.Event()
+        self._inflight_tasks: list[asyncio.Task] = []
+        self._t0 = 0.0
+
+    # --- server ---------------------------------------------------------------------------------------------
+    def _start_server(self) -> None:
+        env = {
+            "SERVING_TEST_ENDPOINTS": "1",
+            "SERVING_DRAIN_FILE": str(self.drain_file),
+            "GUNICORN_WORKERS": str(self.o.workers),
+            "GUNICORN_GRACEFUL_TIMEOUT": str(self.o.graceful_timeout),
+            "GUNICORN_TIMEOUT": str(max(30, self.o.graceful_timeout)),
+        }
+        if self.o.event == "recycle":
+            env.update(GUNICORN_MAX_REQUESTS=str(self.o.max_requests), GUNICORN_MAX_REQUESTS_JITTER="10")
+        var_dir = Path(tempfile.mkdtemp(prefix="drill-var-"))
+        self.stack = Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs"))
+        self.stack.start()
+        self.base_url = self.stack.base_url
+        self.master_pid = self.stack.server.pid
+
+    def _server_log(self) -> str:
+        if self.stack is None or self.stack.config.log_to is None:
+            return ""
+        path = self.stack.config.log_to / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _master_alive(self) -> bool:
+        if self.stack is not None:
+            return self.stack.server.poll() is None
+        try:
+            os.kill(self.master_pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    # --- load -----------------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _order_path(self) -> str:
+        """A status-JSON path on a real order (created through the QR link), or /health when none can be made."""
+        if self.stack is None or not self.stack.qr_links:
+            return "/health"
+        response = httpx.get(self.stack.qr_links[-1], follow_redirects=False, timeout=10)
+        order_id = response.headers.get("location", "").split("order_id=")[-1]
+        return f"/v1/order-status/{order_id}" if order_id else "/health"
+
+    async def _steady_client(self, paths: list[str]) -> None:
+        timeout = httpx.Timeout(self.o.graceful_timeout + 5.0, connect=2.0)
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, limits=httpx.Limits(max_connections=1)
+        ) as client:
+            i = 0
+            while not self._stop.is_set():
+                path = paths[i % len(paths)]
+                i += 1
+                started = time.monotonic()
+                try:
+                    response = await client.get(path)
+                    self.steady.record("completed", code=response.status_code, latency=time.monotonic() - started)
+                except httpx.HTTPError as exc:
+                    outcome, kind = classify(exc)
+                    self.steady.record(outcome, kind=kind)
+                    if outcome == "refused":
+                        await asyncio.sleep(0.05)  # listener closed: don't spin
+                await asyncio.sleep(0.005)
+
+    async def _inflight_request(self, index: int) -> None:
+        timeout = httpx.Timeout(self.o.graceful_timeout + 10.0, connect=2.0)
+        started = self._now()
+        result: dict[str, Any] = {"index": index, "started_at": round(started, 3)}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout) as client:
+            try:
+                response = await client.get("/_test/sleep", params={"seconds": self.o.inflight_seconds})
+                self.inflight.record("completed", code=response.status_code, latency=self._now() - started)
+                result.update(
+                    outcome="completed", status=response.status_code, worker_pid=response.headers.get("x-worker-pid")
+                )
+            except httpx.HTTPError as exc:
+                outcome, kind = classify(exc)
+                self.inflight.record(outcome, kind=kind)
+                result.update(outcome=outcome, error=kind)
+        result["ended_at"] = round(self._now(), 3)
+        self.inflight_results.append(result)
+
+    # --- event ----------------------------------------------------------------------------------------------
+    async def _launch_inflight(self) -> None:
+        """Start the long requests just before the signal, so they are in flight when it lands."""
+        self._inflight_tasks = [asyncio.create_task(self._inflight_request(n)) for n in range(self.o.inflight)]
+        await asyncio.sleep(min(0.5, self.o.inflight_seconds / 2))  # let them reach the workers
+
+    async def _deliver_event(self) -> None:
+        event = self.o.event
+        if event != "k8s":
+            await self._launch_inflight()
+        self.timeline["event_at"] = self._now()
+        if event in SIGNALS:
+            os.kill(self.master_pid, SIGNALS[event])
+        elif event == "kill-worker":
+            workers = child_pids(self.master_pid)
+            if not workers:
+                self.reasons.append("no worker to kill")
+                return
+            self.killed_worker = workers[0]
+            os.kill(self.killed_worker, signal.SIGKILL)
+        elif event == "k8s":
+            self.drain_file.touch()
+            self.timeline["drain_requested_at"] = self._now()
+            await self._wait_readiness_draining()
+            await asyncio.sleep(self.o.prestop)
+            await self._launch_inflight()
+            self.timeline["term_at"] = self._now()
+            os.kill(self.master_pid, signal.SIGTERM)
+        # recycle: nothing to deliver — max_requests does it.
+
+    async def _wait_readiness_draining(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get("/readyz")).status_code == 503:
+                        self.timeline["readiness_503_at"] = self._now()
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        self.reasons.append("readiness did not flip to 503 within 5 s of the drain request")
+
+    def _watch_listener(self, port: int) -> None:
+        """Record when the listener stops accepting (connection refused) after the event."""
+        while not self._stop.is_set():
+            if "event_at" in self.timeline and "listener_closed_at" not in self.timeline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        pass
+                except ConnectionRefusedError:
+                    self.timeline["listener_closed_at"] = self._now()
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def _watch_master(self) -> None:
+        while not self._stop.is_set():
+            if not self._master_alive():
+                self.timeline["master_exit_at"] = self._now()
+                if self.stack is not None:
+                    self.exit_code = self.stack.server.returncode
+                return
+            time.sleep(0.02)
+
+    def _progress(self) -> None:
+        tty = os.isatty(1)
+        while not self._stop.is_set():
+            s, i = self.steady, self.inflight
+            line = (
+                f"\r t={self._now():5.1f}s  steady: sent {s.sent} ok {s.completed} refused {s.refused} "
+                f"lost {s.lost}  in-flight: {i.completed}/{self.o.inflight} ok, {i.lost} lost  "
+                f"{'event sent' if 'event_at' in self.timeline else 'warming up'}   "
+            )
+            print(line if tty else line.strip() + "\n", end="", flush=True)
+            self._stop.wait(0.5 if tty else 2.0)
+        print()
+
+    async def _run_load(self) -> None:
+        paths = [self._order_path(), "/health"]
+        port = int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+        self.workers_before = child_pids(self.master_pid)
+        threads = [
+            threading.Thread(target=self._watch_listener, args=(port,), daemon=True),
+            threading.Thread(target=self._watch_master, daemon=True),
+        ]
+        if not self.o.quiet:
+            threads.append(threading.Thread(target=self._progress, daemon=True))
+        self._t0 = time.monotonic()
+        for thread in threads:
+            thread.start()
+        steady = [asyncio.create_task(self._steady_client(paths)) for _ in range(self.o.clients)]
+        await asyncio.sleep(self.o.warmup)
+        await self._deliver_event()
+        end = self._t0 + max(self.o.duration, self.o.warmup + 1)
+        if self.o.event in STOPPING:  # run until the master exits (bounded by the graceful timeout + margin)
+            end = max(
+                end, time.monotonic() + self.o.graceful_timeout + 5 + (self.o.prestop if self.o.event == "k8s" else 0)
+            )
+        while time.monotonic() < end:
+            if self.o.event in STOPPING and "master_exit_at" in self.timeline:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*self._inflight_tasks)
+        self.workers_after = child_pids(self.master_pid) if self._master_alive() else []
+        self._stop.set()
+        for task in steady:
+            task.cancel()
+        await asyncio.gather(*steady, return_exceptions=True)
+        for thread in threads:
+            thread.join(timeout=2)
+
+    # --- verdict --------------------------------------------------------------------------------------------
+    def _judge(self) -> None:
+        o = self.o
+        # An in-flight request "fits" when it ends within the worker's drain budget (same formula as the worker).
+        fits = o.inflight_seconds <= drain_timeout(max(30, o.graceful_timeout), o.graceful_timeout)
+        if o.event == "kill-worker":
+            # The killed worker's requests are necessarily lost; the verdict is about recovery.
+            if not set(self.workers_before) - set(self.workers_after) or len(self.workers_after) < len(
+                self.workers_before
+            ):
+                self.reasons.append("the killed worker was not replaced")
+        else:
+            if self.steady.lost:
+                self.reasons.append(f"{self.steady.lost} steady request(s) lost ({dict(self.steady.lost_kinds)})")
+            if self.inflight.completed < o.inflight:
+                budget = drain_timeout(max(30, o.graceful_timeout), o.graceful_timeout)
+                why = "they fit the drain budget" if fits else f"longer than the drain budget of {budget:g}s"
+                self.reasons.append(
+                    f"{o.inflight - self.inflight.completed} of {o.inflight} in-flight request(s) lost ({why})"
+                )
+        if o.event in STOPPING:
+            exit_at = self.timeline.get("master_exit_at")
+            signal_at = self.timeline.get("term_at", self.timeline.get("event_at", 0.0))
+            if exit_at is None:
+                self.reasons.append("the master did not exit")
+            elif exit_at - signal_at > o.graceful_timeout + 1:
+                self.reasons.append(
+                    f"the master exited {exit_at - signal_at:.1f}s after the signal "
+                    f"(graceful timeout {o.graceful_timeout}s)"
+                )
+            if self.exit_code not in (0, None):
+                self.reasons.append(f"the master exited with code {self.exit_code}")
+        if o.event in ("recycle", "hup") and not set(self.workers_before) - set(self.workers_after):
+            self.reasons.append("no worker was replaced")
+        if o.event == "k8s" and self.steady.refused and self.timeline.get("term_at"):
+            early = self.timeline.get("listener_closed_at", 1e9) < self.timeline["term_at"]
+            if early:
+                self.reasons.append("the listener closed during the preStop wait")
+
+    def report(self) -> dict[str, Any]:
+        """Every figure of the run (the ``--json`` file)."""
+        t = {k: round(v, 3) for k, v in self.timeline.items()}
+        signal_at = t.get("term_at", t.get("event_at"))
+
+        def since(key: str) -> float | None:
+            return round(t[key] - signal_at, 3) if key in t and signal_at is not None else None
+
+        ends = [r["ended_at"] for r in self.inflight_results if r.get("outcome") == "completed"]
+        log_lines = [m.group(0) for m in STAGE_LINE.finditer(self._server_log())]
+        return {
+            "options": asdict(self.o),
+            "passed": not self.reasons,
+            "reasons": self.reasons,
+            "steady": self.steady.summary(),
+            "inflight": {
+                **self.inflight.summary(),
+                "requests": sorted(self.inflight_results, key=lambda r: r["index"]),
+            },
+            "timeline_s": t,
+            "server": {
+                "master_pid": self.master_pid,
+                "exit_code": self.exit_code,
+                "signal_to_listener_closed_s": since("listener_closed_at"),
+                "signal_to_last_inflight_completed_s": round(max(ends) - signal_at, 3) if ends and signal_at else None,
+                "signal_to_master_exit_s": since("master_exit_at"),
+                "workers_before": self.workers_before,
+                "workers_after": self.workers_after,
+                "killed_worker": getattr(self, "killed_worker", None),
+                "stage_log": log_lines[-40:],
+            },
+        }
+
+    def run(self) -> dict[str, Any]:
+        """Start (or target) the server, run the load and the event, judge, stop everything; the report."""
+        try:
+            if self.o.url is None:
+                self._start_server()
+            self.workers_before: list[int] = []
+            self.workers_after: list[int] = []
+            asyncio.run(self._run_load())
+            self._judge()
+        finally:
+            if self.stack is not None:
+                self.stack.stop(timeout=self.o.graceful_timeout + 5)
+                if self.exit_code is None and self.o.event in STOPPING:
+                    self.exit_code = self.stack.server.returncode
+        result = self.report()
+        if self.o.json_path:
+            Path(self.o.json_path).write_text(json.dumps(result, indent=2))
+        return result
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human-readable table printed after a run."""
+    o, s, i, srv = report["options"], report["steady"], report["inflight"], report["server"]
+
+    def fmt(value: Any, unit: str = "s") -> str:
+        return "—" if value is None else f"{value}{unit}"
+
+    rows = [
+        ("event", o["event"] + (f" (preStop {o['prestop']}s)" if o["event"] == "k8s" else "")),
+        (
+            "steady requests",
+            f"{s['attempted']} attempted: {s['completed']} completed {s['codes']}, "
+            f"{s['refused']} refused (expected after close), {s['lost']} lost {s['lost_kinds'] or ''}",
+        ),
+        (
+            "in-flight requests",
+            f"{i['completed']}/{o['inflight']} completed {i['codes']} "
+            f"({o['inflight_seconds']}s each), {i['lost']} lost {i['lost_kinds'] or ''}",
+        ),
+        ("steady latency", f"p50 {fmt(s['latency_ms']['p50'], ' ms')}, p99 {fmt(s['latency_ms']['p99'], ' ms')}"),
+        ("signal → listener closed", fmt(srv["signal_to_listener_closed_s"])),
+        ("signal → last in-flight done", fmt(srv["signal_to_last_inflight_completed_s"])),
+        ("signal → master exit", fmt(srv["signal_to_master_exit_s"]) + f" (graceful timeout {o['graceful_timeout']}s)"),
+        ("master exit code", fmt(srv["exit_code"], "")),
+        ("workers before → after", f"{srv['workers_before']} → {srv['workers_after']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    lines.append("  server log stages:")
+    lines += [f"    {line}" for line in srv["stage_log"][-12:]]
+    verdict = "PASS: no request lost" if report["passed"] else "FAIL: " + "; ".join(report["reasons"])
+    return "\n".join(["Graceful-shutdown drill", *lines, verdict])
