@@ -79,6 +79,12 @@ if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ]; then
     esac
 fi
 
+# A drain flag left by the previous container's preStop (on a volume that outlives it) must not keep this one
+# unready: /readyz answers 503 while SERVING_DRAIN_FILE exists.
+if [ -n "${SERVING_DRAIN_FILE:-}" ]; then
+    rm -f "$SERVING_DRAIN_FILE"
+fi
+
 if [ "${RUN_MODE:-production}" = development ]; then
     log "RUN_MODE=development: runserver"
     host=${GUNICORN_BIND_HOST:-0.0.0.0}
