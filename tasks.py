@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,12 +51,15 @@ def serve(
         stack.start()
     except (RuntimeError, OSError) as exc:
         raise Exit(f"could not start the stack: {exc}") from exc
+    except subprocess.CalledProcessError as exc:
+        raise Exit(f"could not start the stack: {' '.join(exc.cmd[1:])} failed:\n{exc.stderr or exc.stdout}") from exc
     server = "gunicorn + Uvicorn workers (prod mode)" if prod else "Django runserver (dev mode)"
     print(f"\nCoffee Payments Server on {stack.base_url} — {server}; sandbox on {stack.sandbox_url}")
     print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
     for link in stack.qr_links:
         print(f"  {link}")
-    print(f"Admin: {stack.base_url}/admin/ (python manage.py createsuperuser)  ·  Ctrl-C to stop\n", flush=True)
+    print(f"Admin: {stack.base_url}/admin/ (create a login: uv run invoke manage createsuperuser)", flush=True)
+    print("Ctrl-C to stop\n", flush=True)
     try:
         code = stack.server.wait()
         raise Exit(f"server exited unexpectedly with code {code}", code=code or 1)
@@ -65,6 +69,20 @@ def serve(
         print(f"Stopped (server exit code {code}).")
     finally:
         stack.stop()
+
+
+@task(
+    positional=["command"],
+    help={"command": 'manage.py command line, quoted, e.g. "createsuperuser" or "check --deploy"'},
+)
+def manage(c: Context, command: str) -> None:
+    """Run a manage.py command with the environment `invoke serve --prod` uses (local SECRET_KEY, var/ database)."""
+    import shlex
+
+    env = Stack(StackConfig(mode="prod", port=8000, sandbox_port=8001)).env
+    result = subprocess.run([sys.executable, "manage.py", *shlex.split(command)], cwd=ROOT, env=env, check=False)
+    if result.returncode:
+        raise Exit(code=result.returncode)
 
 
 @task(
@@ -189,8 +207,6 @@ def load(
 )
 def image(c: Context, tag: str = "coffee-payment:local", engine: str | None = None) -> None:
     """Build the container image with whichever engine the machine has (docker, podman, buildah)."""
-    import subprocess
-
     from tools.container.image import ContainerEngineNotFound, build_image
 
     try:

@@ -68,7 +68,7 @@ MIDDLEWARE = [
     # Answers /health (and the other probes) before SecurityMiddleware/CommonMiddleware validate the Host.
     "coffee_payment.serving.middleware.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -139,10 +139,11 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedStaticFilesStorage"
+        else "servestatic.storage.CompressedStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = True  # serve admin assets even when collectstatic was not run (local prod mode)
+# ServeStatic (the ASGI-capable fork of WhiteNoise): async file responses under uvicorn, no sync-iterator warning.
+SERVESTATIC_USE_FINDERS = True  # serve admin assets even when collectstatic was not run
 
 # --- Behind a proxy ---------------------------------------------------------------------------------------
 # Only trust X-Forwarded-Proto when the ingress is known to set it (ops-notes: it is trusted from anyone).

@@ -94,8 +94,8 @@ def _render(view: CheckoutView, url: str, status_code: int = 200, note: str = ""
     if not view.final:
         parts.append(
             f'<form method="post" action="{escape(url)}">'
-            '<button type="submit" name="action" value="pay" id="pay">Оплатить</button>'
-            '<button type="submit" name="action" value="decline" id="decline">Отклонить</button>'
+            '<button type="submit" name="action" value="pay" id="pay">Pay · Оплатить</button>'
+            '<button type="submit" name="action" value="decline" id="decline">Decline · Отклонить</button>'
             "</form>"
         )
     return _page(title, "\n".join(parts), status_code)
