@@ -113,9 +113,10 @@ def drill_shutdown(
     workers: int = 2,
     prestop: float = 3.0,
     max_requests: int = 60,
-    url: str | None = None,
-    pid: int | None = None,
-    json: str | None = None,
+    url: str = "",
+    pid: int = 0,
+    drain_file: str = "",
+    json: str = "",
 ) -> None:
     """Graceful-shutdown drill: load, an event, every request accounted; fails if one is lost."""
     from devtools.drill import Drill, DrillOptions, render
@@ -130,9 +131,10 @@ def drill_shutdown(
         workers=workers,
         prestop=prestop,
         max_requests=max_requests,
-        url=url,
-        pid=pid,
-        json_path=json,
+        url=url or None,
+        pid=pid or None,
+        drain_file=drain_file or None,
+        json_path=json or None,
     )
     try:
         drill = Drill(options)
@@ -152,7 +154,8 @@ def drill_shutdown(
         "targets": "comma-separated: runserver,uvicorn-worker,gunicorn-asgi (default all)",
         "workers": "gunicorn workers of the gunicorn targets (default 3)",
         "users": "locust users (default 100)",
-        "duration": "measured seconds per target (default 20)",
+        "duration": "measured seconds per target and round (default 10)",
+        "rounds": "interleaved rounds; medians are reported (default 2)",
         "latency_ms": "sandbox latency per provider/Tmetr call (default 100)",
         "max_requests": "max_requests of the recycling run; 0 skips it (default 1000)",
         "baseline": "a previous report.json: exit 3 when a same-run ratio fell more than --tolerance below it",
@@ -165,7 +168,8 @@ def load(
     targets: str = "runserver,uvicorn-worker,gunicorn-asgi",
     workers: int = 3,
     users: int = 100,
-    duration: float = 20.0,
+    duration: float = 10.0,
+    rounds: int = 2,
     latency_ms: float = 100.0,
     max_requests: int = 1000,
     baseline: str = "",

@@ -103,6 +103,14 @@ def check_timeouts(app_configs=None, **kwargs) -> list:
                     id="coffee_payment.E004",
                 )
             )
+    if not settings.DEBUG and not settings.ALLOWED_HOSTS:
+        problems.append(
+            Error(
+                "ALLOWED_HOSTS is empty: every request except the probes gets 400.",
+                hint="Set ALLOWED_HOSTS to the public host name(s).",
+                id="coffee_payment.E006",
+            )
+        )
     if len(settings.TMETR_SIZE_WORDS) != 3:
         problems.append(
             Error(

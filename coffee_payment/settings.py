@@ -18,7 +18,29 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 env = environ.Env()
-if env.bool("READ_DOT_ENV_FILE", default=False):
+
+
+def _warn(name: str, raw: str, problem: str, used: object) -> None:
+    sys.stderr.write(f"WARNING: {name}={raw!r} {problem}; using {used!r}\n")
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str, default: bool) -> bool:
+    """Read a boolean env variable (1/true/yes/on or 0/false/no/off, any case); anything else falls back to
+    ``default`` with a warning naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    _warn(name, raw, "is not a boolean (1/0, true/false, yes/no, on/off)", default)
+    return default
+
+
+if _flag("READ_DOT_ENV_FILE", False):
     env.read_env(BASE_DIR / ".env")
 
 
@@ -33,12 +55,12 @@ def _number(name: str, default: float, *, cast: type = int, minimum: float = 0) 
         if not math.isfinite(value) or value < minimum:
             raise ValueError(f"below the minimum {minimum}")
     except ValueError:
-        sys.stderr.write(f"WARNING: {name}={raw!r} is not a valid {cast.__name__} >= {minimum}; using {default}\n")
+        _warn(name, raw, f"is not a valid {cast.__name__} >= {minimum}", default)
         return default
     return value
 
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = _flag("DEBUG", False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -99,13 +121,20 @@ ASGI_APPLICATION = "coffee_payment.asgi.application"
 # Embedded default: a SQLite file in WAL mode with a busy timeout; IMMEDIATE transactions take the write lock
 # at BEGIN, which serialises our read-modify-write steps (select_for_update is a no-op on SQLite).
 DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'coffee.sqlite3'}"
-DATABASES = {"default": env.db_url("DATABASE_URL", default=DEFAULT_DATABASE_URL)}
+try:
+    DATABASES = {"default": env.db_url("DATABASE_URL", default=DEFAULT_DATABASE_URL)}
+    DATABASES["default"]["ENGINE"]  # noqa: B018 - a URL without a known scheme parses to a dict without ENGINE
+except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={os.environ.get('DATABASE_URL')!r} is not a database URL: use "
+        "postgres://user:password@host:5432/name or sqlite:////absolute/path/db.sqlite3"
+    ) from exc
 _db = DATABASES["default"]
 _db["CONN_MAX_AGE"] = 0  # under ASGI each sync view runs in its own thread: persistent connections leak
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _db["OPTIONS"] = {
-        "timeout": _number("SQLITE_BUSY_TIMEOUT_S", 20.0, cast=float),
+        "timeout": _number("SQLITE_BUSY_TIMEOUT_S", 20.0, cast=float, minimum=0.1),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
@@ -113,10 +142,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
     _db["ENGINE"] = "django.db.backends.postgresql"
     # psycopg 3 connection pool per worker process (Django >= 5.1). Total server connections =
     # replicas x workers x DB_POOL_MAX_SIZE (see docs/deployment.md).
+    _pool_max = _number("DB_POOL_MAX_SIZE", 4, minimum=1)
     _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": _number("DB_POOL_MIN_SIZE", 1),
-        "max_size": _number("DB_POOL_MAX_SIZE", 4),
-        "timeout": _number("DB_POOL_TIMEOUT_S", 10.0, cast=float),
+        "min_size": min(_number("DB_POOL_MIN_SIZE", 1), _pool_max),
+        "max_size": _pool_max,
+        "timeout": _number("DB_POOL_TIMEOUT_S", 10.0, cast=float, minimum=0.1),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -147,12 +177,12 @@ SERVESTATIC_USE_FINDERS = True  # serve admin assets even when collectstatic was
 
 # --- Behind a proxy ---------------------------------------------------------------------------------------
 # Only trust X-Forwarded-Proto when the ingress is known to set it (ops-notes: it is trusted from anyone).
-if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+if _flag("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Business settings --------------------------------------------------------------------------------------
-ORDER_EXPIRATION_MINUTES = _number("ORDER_EXPIRATION_MINUTES", 15)
-DEVICE_ONLINE_THRESHOLD_MINUTES = _number("DEVICE_ONLINE_THRESHOLD_MINUTES", 15)
+ORDER_EXPIRATION_MINUTES = _number("ORDER_EXPIRATION_MINUTES", 15, minimum=1)
+DEVICE_ONLINE_THRESHOLD_MINUTES = _number("DEVICE_ONLINE_THRESHOLD_MINUTES", 15, minimum=1)
 FAST_TRACK_LIMIT_S = _number("FAST_TRACK_LIMIT_S", 300)
 # Seconds between on-demand provider polls of one pending payment from the status JSON.
 PAYMENT_REFRESH_INTERVAL_S = _number("PAYMENT_REFRESH_INTERVAL_S", 5.0, cast=float)
@@ -164,16 +194,19 @@ SANDBOX_URL = _SANDBOX
 TMETR_API_URL = env.str("TMETR_API_URL", default=f"{_SANDBOX}/tmetr/")
 # The sandbox's demo token is the default only while Tmetr itself is the sandbox default.
 TMETR_TOKEN = env.str("TMETR_TOKEN", default="" if "TMETR_API_URL" in os.environ else "sandbox-tmetr-token")
-TMETR_CONNECT_TIMEOUT_S = _number("TMETR_CONNECT_TIMEOUT_S", 3.0, cast=float)
-TMETR_READ_TIMEOUT_S = _number("TMETR_READ_TIMEOUT_S", 5.0, cast=float)
+TMETR_CONNECT_TIMEOUT_S = _number("TMETR_CONNECT_TIMEOUT_S", 3.0, cast=float, minimum=0.1)
+TMETR_READ_TIMEOUT_S = _number("TMETR_READ_TIMEOUT_S", 5.0, cast=float, minimum=0.1)
 TMETR_SIZE_WORDS = env.list("TMETR_SIZE_WORDS", default=["small", "medium", "big"])
 YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default=f"{_SANDBOX}/yookassa/v3/")
 TBANK_API_URL = env.str("TBANK_API_URL", default=f"{_SANDBOX}/tbank/v2/")
-PROVIDER_CONNECT_TIMEOUT_S = _number("PROVIDER_CONNECT_TIMEOUT_S", 3.0, cast=float)
-PROVIDER_READ_TIMEOUT_S = _number("PROVIDER_READ_TIMEOUT_S", 10.0, cast=float)
+PROVIDER_CONNECT_TIMEOUT_S = _number("PROVIDER_CONNECT_TIMEOUT_S", 3.0, cast=float, minimum=0.1)
+PROVIDER_READ_TIMEOUT_S = _number("PROVIDER_READ_TIMEOUT_S", 10.0, cast=float, minimum=0.1)
 
 # --- Logging: everything to stdout/stderr (12-factor; gunicorn and Kubernetes collect it) ------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    _warn("LOG_LEVEL", os.environ.get("LOG_LEVEL", ""), "is not DEBUG/INFO/WARNING/ERROR/CRITICAL", "INFO")
+    LOG_LEVEL = "INFO"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -188,8 +221,8 @@ LOGGING = {
 
 # --- HTTPS hardening (on by default when BASE_URL is https) ---------------------------------------------------
 _HTTPS = BASE_URL.startswith("https://")
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=_HTTPS)
+SESSION_COOKIE_SECURE = _flag("SECURE_COOKIES", _HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", 0)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_SSL_REDIRECT = _flag("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$", r"^readyz$"]

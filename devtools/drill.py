@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -60,6 +62,7 @@ class DrillOptions:
     max_requests: int = 60
     url: str | None = None
     pid: int | None = None
+    drain_file: str | None = None
     json_path: str | None = None
     quiet: bool = False
 
@@ -69,11 +72,20 @@ class DrillOptions:
             raise ValueError(f"--event must be one of {', '.join(EVENTS)}, not {self.event!r}")
         if (self.url is None) != (self.pid is None):
             raise ValueError("--url and --pid go together (target a running server)")
+        if self.pid is not None:
+            cmdline = Path(f"/proc/{self.pid}/cmdline")
+            if self.pid <= 1 or not cmdline.exists() or b"gunicorn" not in cmdline.read_bytes():
+                raise ValueError(f"--pid {self.pid} is not a running gunicorn master")
+            if self.event == "k8s" and not self.drain_file:
+                raise ValueError("--event k8s with --url needs --drain-file (the server's SERVING_DRAIN_FILE)")
+        if self.json_path and not Path(self.json_path).resolve().parent.is_dir():
+            raise ValueError(f"--json {self.json_path}: directory does not exist")
         if self.url is not None and self.event == "recycle":
             raise ValueError("--event recycle needs the drill's own server (it sets GUNICORN_MAX_REQUESTS)")
         for name in ("duration", "warmup", "inflight_seconds", "prestop"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+            value = getattr(self, name)
+            if not math.isfinite(value) or not 0 <= value <= 3600:
+                raise ValueError(f"--{name.replace('_', '-')} must be a number of seconds in 0..3600")
         if self.clients < 1 or self.inflight < 0 or self.workers < 1 or self.graceful_timeout < 1:
             raise ValueError("--clients, --workers and --graceful-timeout must be >= 1, --inflight >= 0")
 
@@ -88,6 +100,7 @@ class Tally:
     lost: int = 0
     codes: Counter = field(default_factory=Counter)
     lost_kinds: Counter = field(default_factory=Counter)
+    retried: Counter = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
 
     def record(self, outcome: str, *, code: int | None = None, kind: str = "", latency: float = 0.0) -> None:
@@ -118,8 +131,13 @@ class Tally:
             "lost": self.lost,
             "codes": dict(self.codes),
             "lost_kinds": dict(self.lost_kinds),
+            "retried_after_reset": dict(self.retried),
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
         }
+
+
+# Connection closed or reset before any response byte (no read timeout: that request may be in progress).
+RETRYABLE = ("RemoteProtocolError", "ReadError")
 
 
 def classify(exc: httpx.HTTPError) -> tuple[str, str]:
@@ -143,7 +161,8 @@ class Drill:
         self.stack: Stack | None = None
         self.base_url = options.url.rstrip("/") if options.url else ""
         self.master_pid = options.pid or 0
-        self.drain_file = Path(tempfile.mkdtemp(prefix="drill-")) / "drain"
+        self._tmp = Path(tempfile.mkdtemp(prefix="drill-"))
+        self.drain_file = Path(options.drain_file) if options.drain_file else self._tmp / "drain"
         self.exit_code: int | None = None
         self._stop = threading.Event()
         self._inflight_tasks: list[asyncio.Task] = []
@@ -160,7 +179,7 @@ class Drill:
         }
         if self.o.event == "recycle":
             env.update(GUNICORN_MAX_REQUESTS=str(self.o.max_requests), GUNICORN_MAX_REQUESTS_JITTER="10")
-        var_dir = Path(tempfile.mkdtemp(prefix="drill-var-"))
+        var_dir = self._tmp / "var"
         self.stack = Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs"))
         self.stack.start()
         self.base_url = self.stack.base_url
@@ -203,15 +222,26 @@ class Drill:
                 path = paths[i % len(paths)]
                 i += 1
                 started = time.monotonic()
-                try:
-                    response = await client.get(path)
+                outcome, kind, response = await self._get(client, path)
+                if outcome == "lost" and kind in RETRYABLE:
+                    # An idempotent GET whose connection closed before any response byte: clients, browsers and
+                    # proxies retry it once on a new connection (RFC 9112 §9.3.1); so does the drill, and counts it.
+                    self.steady.retried[kind] += 1
+                    outcome, kind, response = await self._get(client, path)
+                if response is not None:
                     self.steady.record("completed", code=response.status_code, latency=time.monotonic() - started)
-                except httpx.HTTPError as exc:
-                    outcome, kind = classify(exc)
+                else:
                     self.steady.record(outcome, kind=kind)
-                    if outcome == "refused":
-                        await asyncio.sleep(0.05)  # listener closed: don't spin
+                if outcome == "refused":
+                    await asyncio.sleep(0.05)  # listener closed: don't spin
                 await asyncio.sleep(0.005)
+
+    @staticmethod
+    async def _get(client: httpx.AsyncClient, path: str) -> tuple[str, str, httpx.Response | None]:
+        try:
+            return "completed", "", await client.get(path)
+        except httpx.HTTPError as exc:
+            return (*classify(exc), None)
 
     async def _inflight_request(self, index: int) -> None:
         timeout = httpx.Timeout(self.o.graceful_timeout + 10.0, connect=2.0)
@@ -391,7 +421,7 @@ class Drill:
             return round(t[key] - signal_at, 3) if key in t and signal_at is not None else None
 
         ends = [r["ended_at"] for r in self.inflight_results if r.get("outcome") == "completed"]
-        log_lines = [m.group(0) for m in STAGE_LINE.finditer(self._server_log())]
+        log_lines = [m.group(0) for m in STAGE_LINE.finditer(getattr(self, "_stage_log", "") or self._server_log())]
         return {
             "options": asdict(self.o),
             "passed": not self.reasons,
@@ -429,6 +459,8 @@ class Drill:
                 self.stack.stop(timeout=self.o.graceful_timeout + 5)
                 if self.exit_code is None and self.o.event in STOPPING:
                     self.exit_code = self.stack.server.returncode
+            self._stage_log = self._server_log()
+            shutil.rmtree(self._tmp, ignore_errors=True)
         result = self.report()
         if self.o.json_path:
             Path(self.o.json_path).write_text(json.dumps(result, indent=2))
@@ -447,7 +479,8 @@ def render(report: dict[str, Any]) -> str:
         (
             "steady requests",
             f"{s['attempted']} attempted: {s['completed']} completed {s['codes']}, "
-            f"{s['refused']} refused (expected after close), {s['lost']} lost {s['lost_kinds'] or ''}",
+            f"{s['refused']} refused (expected after close), {s['lost']} lost {s['lost_kinds'] or ''}"
+            + (f"; retried after a reset: {s['retried_after_reset']}" if s["retried_after_reset"] else ""),
         ),
         (
             "in-flight requests",

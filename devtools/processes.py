@@ -141,8 +141,13 @@ class GunicornServer:
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, self.app]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         return self
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.qr import QrError, parse_qr
 from coffee_payment.orders.selectors import order_find, order_status_json
 from coffee_payment.orders.services import OrderError, order_get_or_create
@@ -26,6 +28,7 @@ def _error_page(request: HttpRequest, message: str, status: int) -> HttpResponse
     return render(request, "orders/error.html", {"message": message}, status=status)
 
 
+@csrf_exempt  # GET-only: let require_GET answer other methods with 405 (CSRF would say 403 first)
 @require_GET
 async def pay(request: HttpRequest) -> HttpResponse:
     """``GET /v1/pay?deviceUuid=&drinkNo=&drinkName=&size=&uuid=[&ts=&random=&salt=]``: validate, get-or-create the
@@ -42,6 +45,7 @@ async def pay(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('order-status-page')}?order_id={order.id}")
 
 
+@csrf_exempt  # GET-only, see pay()
 @require_GET
 def order_status_page(request: HttpRequest) -> HttpResponse:
     """The mobile status page (also the providers' return URL). It polls the JSON and shows the Pay button."""
@@ -51,6 +55,7 @@ def order_status_page(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/status.html", {"order": order, "initial": order_status_json(order)})
 
 
+@csrf_exempt  # GET-only, see pay()
 @require_GET
 async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
@@ -72,14 +77,19 @@ async def initiate_payment(request: HttpRequest) -> JsonResponse:
     """``POST /v1/initiate-payment`` ``{"order_id": str, "email"?: str}`` → ``{"redirect_url": str}``.
     400 bad body; 404 unknown order; 409 not payable or expired; 502/503 provider trouble (with a reason)."""
     try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return JsonResponse({"error": "body must be JSON"}, status=400)
+        data = parse_json(request.body)
+    except BadJson as exc:
+        return JsonResponse({"error": f"body must be JSON: {exc}"}, status=400)
     if not isinstance(data, dict) or not isinstance(data.get("order_id"), str):
         return JsonResponse({"error": "order_id (string) is required"}, status=400)
     email = data.get("email")
-    if email is not None and (not isinstance(email, str) or "@" not in email or len(email) > 254):
-        return JsonResponse({"error": "email must be an e-mail address"}, status=400)
+    if email is not None:
+        try:
+            if not isinstance(email, str):
+                raise ValidationError("not a string")
+            validate_email(email)
+        except ValidationError:
+            return JsonResponse({"error": "email must be an e-mail address"}, status=400)
     order = await sync_to_async(order_find)(data["order_id"])
     if order is None:
         return JsonResponse({"error": "order not found"}, status=404)

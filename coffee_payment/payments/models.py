@@ -28,6 +28,8 @@ class PaymentAttempt(models.Model):
     currency = models.CharField(max_length=3, default="RUB")
     status = models.CharField(max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.CREATING)
     confirmation_url = models.URLField(max_length=1000, blank=True)
+    # The customer's e-mail as first sent for this attempt: a retry must send the same body (same idempotency key).
+    customer_email = models.EmailField(blank=True)
     raw_response = models.JSONField(default=dict, blank=True)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,7 +7,6 @@ forged → 400; our transient failure → 503 so the provider retries.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
+from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import (
@@ -45,7 +45,7 @@ def notification_store(*, provider: str, body: bytes, headers: dict[str, str], r
     """Store the raw notification before anything else; returns its id."""
     return Notification.objects.create(
         provider=provider,
-        body=body.decode("utf-8", errors="replace"),
+        body=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),  # PostgreSQL text has no NUL
         headers=headers,
         remote_addr=remote_addr,
     ).pk
@@ -107,8 +107,12 @@ async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
         return Verdict(NotificationVerdict.MISMATCH, 200, f"re-fetch refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
         return Verdict(NotificationVerdict.RETRY, 503, f"re-fetch failed: {exc.detail}"), found.attempt_id
-    if payment.reference not in (None, found.attempt_id) or (
-        found.provider_payment_id not in (None, payment.provider_payment_id)
+    # Trust only the re-fetched payment, and only if it is the one claimed and belongs to this attempt (our
+    # create always sets metadata.attempt_id).
+    if (
+        payment.provider_payment_id != claim.provider_payment_id
+        or payment.reference != found.attempt_id
+        or found.provider_payment_id not in (None, payment.provider_payment_id)
     ):
         return Verdict(
             NotificationVerdict.MISMATCH, 200, "re-fetched payment belongs to another attempt"
@@ -130,9 +134,9 @@ async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
     """Verify a TBank notification's TerminalKey and Token, find the attempt by ``OrderId`` (our attempt id; the
     notification's ``Data`` is not an echo of Init's ``DATA``) and settle its status."""
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return Verdict(NotificationVerdict.REJECTED, 400, "body is not JSON"), None
+        data: Any = parse_json(body)
+    except BadJson as exc:
+        return Verdict(NotificationVerdict.REJECTED, 400, str(exc)), None
     if not isinstance(data, dict) or not isinstance(data.get("TerminalKey"), str):
         return Verdict(NotificationVerdict.REJECTED, 400, "not a TBank notification (no TerminalKey)"), None
     account = await sync_to_async(_tbank_account)(data["TerminalKey"])

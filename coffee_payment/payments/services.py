@@ -68,7 +68,7 @@ class _Claim:
     retry: bool = False
 
 
-def _claim_attempt(order_id: str) -> _Claim:
+def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
     """Under the order's row lock (rule 2): return the live attempt's URL, or claim the right to create one."""
     now = timezone.now()
     with transaction.atomic():
@@ -94,6 +94,7 @@ def _claim_attempt(order_id: str) -> _Claim:
             order=order,
             provider=order.device.payment_scenario,
             amount_kopecks=order.price_kopecks,
+            customer_email=email or "",
             create_claimed_at=now,
         )
         return _Claim(str(attempt.id), "create")
@@ -110,7 +111,7 @@ class _AttemptContext:
     request: PaymentRequest
 
 
-def _attempt_context(attempt_id: str, email: str | None = None) -> _AttemptContext:
+def _attempt_context(attempt_id: str) -> _AttemptContext:
     attempt = PaymentAttempt.objects.select_related("order__device").get(pk=attempt_id)
     order = attempt.order
     account = ProviderAccount.objects.filter(merchant_id=order.device.merchant_id, provider=attempt.provider).first()
@@ -132,7 +133,7 @@ def _attempt_context(attempt_id: str, email: str | None = None) -> _AttemptConte
             description=f"{order.drink_name} ({size}), order {order.id}",
             return_url=f"{settings.BASE_URL}/v1/order-status-page?order_id={order.id}",
             notification_url=f"{settings.BASE_URL}/v1/tbank-webhook",
-            email=email,
+            email=attempt.customer_email or None,
         ),
     )
 
@@ -181,13 +182,13 @@ async def payment_initiate(*, order_id: str, email: str | None = None) -> str:
     A double tap makes one provider payment: the second request gets the first one's URL. After a timeout the
     same attempt is retried with the same idempotency key (YooKassa) or after ``CheckOrder`` (TBank).
     Raises PaymentError: 404 unknown order, 409 not payable/expired, 503 provider unavailable, 502 refused."""
-    claim = await sync_to_async(_claim_attempt)(order_id)
+    claim = await sync_to_async(_claim_attempt)(order_id, email)
     if claim.action == "redirect":
         return claim.confirmation_url
     if claim.action == "wait":
         return await _wait_for_url(claim.attempt_id)
     try:
-        ctx = await sync_to_async(_attempt_context)(claim.attempt_id, email)
+        ctx = await sync_to_async(_attempt_context)(claim.attempt_id)
         client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
         if claim.retry and isinstance(client, TBankClient):
             url = await _tbank_after_ambiguous_init(client, ctx)
@@ -202,6 +203,10 @@ async def payment_initiate(*, order_id: str, email: str | None = None) -> str:
         logger.error("create payment for attempt %s refused: %s", claim.attempt_id, exc.detail)
         await sync_to_async(_release_claim)(claim.attempt_id, error=exc.detail, final=True)
         raise PaymentError("The payment could not be started.", http_status=502) from exc
+    except BaseException:
+        # Anything unexpected: free the claim so the next tap retries now rather than after the claim TTL.
+        await sync_to_async(_release_claim)(claim.attempt_id, error="unexpected error", final=False)
+        raise
     await sync_to_async(_record_created)(claim.attempt_id, payment)
     if not payment.confirmation_url:
         raise PaymentError("The payment service returned no payment page.", http_status=502)

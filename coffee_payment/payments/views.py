@@ -52,6 +52,12 @@ async def _handle(request: HttpRequest, provider: str, process) -> Verdict:
     return verdict
 
 
+def _public_reason(verdict: Verdict) -> str:
+    """What the caller sees: the reason for a 4xx; for our own failures only that it is temporary (details are on
+    the stored notification and in the log)."""
+    return verdict.detail if verdict.http_status < 500 else "temporarily unavailable, retry later"
+
+
 @csrf_exempt
 @require_POST
 async def yookassa_webhook(request: HttpRequest) -> HttpResponse:
@@ -59,7 +65,7 @@ async def yookassa_webhook(request: HttpRequest) -> HttpResponse:
     verdict = await _handle(request, PaymentScenario.YOOKASSA, yookassa_process)
     if verdict.http_status == 200:
         return JsonResponse({"status": "ok"})
-    return JsonResponse({"error": verdict.detail}, status=verdict.http_status)
+    return JsonResponse({"error": _public_reason(verdict)}, status=verdict.http_status)
 
 
 @csrf_exempt
@@ -69,4 +75,4 @@ async def tbank_webhook(request: HttpRequest) -> HttpResponse:
     verdict = await _handle(request, PaymentScenario.TBANK, tbank_process)
     if verdict.http_status == 200:
         return HttpResponse("OK", content_type="text/plain")
-    return HttpResponse(verdict.detail, status=verdict.http_status, content_type="text/plain")
+    return HttpResponse(_public_reason(verdict), status=verdict.http_status, content_type="text/plain")

@@ -25,9 +25,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line, with environment variables as defaults."""
     env = os.environ
-    parser = argparse.ArgumentParser(
-        prog="python -m coffee_payment.sandbox", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m coffee_payment.sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=env.get("SANDBOX_HOST", defaults.DEFAULT_HOST))
     parser.add_argument("--port", type=int, default=int(env.get("SANDBOX_PORT", defaults.DEFAULT_PORT)))
     parser.add_argument(
@@ -54,9 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGINT/SIGTERM; return the exit code."""
     args = parse_args(argv)
     try:
-        app = create_app(
-            {"webhook_base": args.webhook_base, "latency_ms": args.latency_ms, "auto_pay": args.auto_pay}
-        )
+        app = create_app({"webhook_base": args.webhook_base, "latency_ms": args.latency_ms, "auto_pay": args.auto_pay})
     except ConfigError as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2

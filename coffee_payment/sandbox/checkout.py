@@ -102,9 +102,7 @@ def _render(view: CheckoutView, url: str, status_code: int = 200, note: str = ""
 
 
 def _not_found(provider: str, payment_id: str) -> HTMLResponse:
-    return _page(
-        "Платёж не найден", f"<h1>Платёж {escape(payment_id)} ({escape(provider)}) не найден</h1>", 404
-    )
+    return _page("Платёж не найден", f"<h1>Платёж {escape(payment_id)} ({escape(provider)}) не найден</h1>", 404)
 
 
 async def show(request: Request) -> Response:

@@ -87,9 +87,7 @@ def _faults(current: Mapping[str, str], update: Any) -> dict[str, str]:
     merged = dict(current)
     for operation, kind in update.items():
         if operation not in FAULT_OPERATIONS:
-            raise ConfigError(
-                f"faults: unknown operation {operation!r}; known: {', '.join(FAULT_OPERATIONS)}"
-            )
+            raise ConfigError(f"faults: unknown operation {operation!r}; known: {', '.join(FAULT_OPERATIONS)}")
         if kind is None:
             merged.pop(operation, None)
         elif str(kind) in FAULT_KINDS:

@@ -61,9 +61,7 @@ async def _signed_body(request: Request) -> dict[str, Any]:
         raise _bad_params("Тело запроса не является JSON.") from None
     if not isinstance(body, dict):
         raise _bad_params("Тело запроса должно быть JSON-объектом.")
-    if body.get("TerminalKey") != defaults.TBANK_TERMINAL_KEY or not tbank_token_valid(
-        body, defaults.TBANK_PASSWORD
-    ):
+    if body.get("TerminalKey") != defaults.TBANK_TERMINAL_KEY or not tbank_token_valid(body, defaults.TBANK_PASSWORD):
         raise TBankError(
             "204",
             "Неверный токен. Проверьте пару TerminalKey и SecretKey.",
@@ -175,9 +173,7 @@ async def init(request: Request, state: SandboxState, body: dict[str, Any]) -> d
     """``Init``: create a payment in status NEW and return its PaymentURL (the sandbox checkout page)."""
     _validate_init(body)
     if any(p.order_id == body["OrderId"] for p in state.tbank_payments.values()):
-        raise TBankError(
-            "8", "Заказ с таким OrderId уже существует.", f"OrderId {body['OrderId']} уже использован."
-        )
+        raise TBankError("8", "Заказ с таким OrderId уже существует.", f"OrderId {body['OrderId']} уже использован.")
     payment = TBankPayment(
         payment_id=state.next_tbank_payment_id(),
         terminal_key=body["TerminalKey"],

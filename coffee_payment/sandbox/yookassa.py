@@ -117,9 +117,7 @@ def _replayed_id(state: SandboxState, shop_id: str, resource: str, key: str, bod
         return None
     stored_body, object_id = stored
     if stored_body != body:
-        raise _invalid(
-            "Idempotence key duplicated: it was used with another request body.", "Idempotence-Key"
-        )
+        raise _invalid("Idempotence key duplicated: it was used with another request body.", "Idempotence-Key")
     return object_id
 
 
@@ -128,9 +126,7 @@ def _validate_amount(amount: Any, parameter: str = "amount") -> dict[str, str]:
         raise _invalid("Amount is required.", parameter)
     value = amount.get("value")
     if not isinstance(value, str) or not AMOUNT_VALUE.match(value) or Decimal(value) <= 0:
-        raise _invalid(
-            'amount.value must be a positive string with 2 decimals, e.g. "150.00".', f"{parameter}.value"
-        )
+        raise _invalid('amount.value must be a positive string with 2 decimals, e.g. "150.00".', f"{parameter}.value")
     if amount.get("currency") != "RUB":
         raise _invalid("Only RUB is supported by this shop.", f"{parameter}.currency")
     return {"value": value, "currency": "RUB"}
@@ -150,9 +146,7 @@ def _validate_create(body: dict[str, Any]) -> None:
         raise _invalid("confirmation.return_url is required for redirect.", "confirmation.return_url")
     description = body.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > DESCRIPTION_MAX):
-        raise _invalid(
-            f"description must be a string of at most {DESCRIPTION_MAX} characters.", "description"
-        )
+        raise _invalid(f"description must be a string of at most {DESCRIPTION_MAX} characters.", "description")
     if "metadata" in body and not isinstance(body["metadata"], dict):
         raise _invalid("metadata must be an object.", "metadata")
     if "capture" in body and not isinstance(body["capture"], bool):

@@ -205,9 +205,7 @@ def resolve(
             environ, "GUNICORN_GRACEFUL_TIMEOUT", default=timeout, minimum=1, maximum=3600, warn=warn
         ),
         keepalive=parse_int(environ, "GUNICORN_KEEPALIVE", default=75, minimum=1, maximum=3600, warn=warn),
-        max_requests=parse_int(
-            environ, "GUNICORN_MAX_REQUESTS", default=0, minimum=0, maximum=100_000_000, warn=warn
-        ),
+        max_requests=parse_int(environ, "GUNICORN_MAX_REQUESTS", default=0, minimum=0, maximum=100_000_000, warn=warn),
         max_requests_jitter=parse_int(
             environ, "GUNICORN_MAX_REQUESTS_JITTER", default=0, minimum=0, maximum=100_000_000, warn=warn
         ),

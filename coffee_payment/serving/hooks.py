@@ -81,14 +81,18 @@ def install_signal_semantics(server: Any) -> None:
         mode = "graceful: TERM, workers drain in-flight requests" if graceful else "quick: QUIT to workers"
         log.info(
             "Master shutdown 1/2: closing listeners (new connections refused); %s; %d worker(s) %s; deadline %ss",
-            mode, len(workers), workers, server.cfg.graceful_timeout,
+            mode,
+            len(workers),
+            workers,
+            server.cfg.graceful_timeout,
         )
         started = time.monotonic()
         original_stop(graceful)
         killed = [pid for pid in workers if pid in deadline_filter.killed]
         log.info(
             "Master shutdown 2/2: all workers gone after %.2fs (%d killed at the deadline)",
-            time.monotonic() - started, len(killed),
+            time.monotonic() - started,
+            len(killed),
         )
 
     server.stop = stop
@@ -117,12 +121,22 @@ def log_effective_config(server: Any, resolved: dict[str, object]) -> None:
         "accesslog": cfg.accesslog,
         "preload_app": cfg.preload_app,
     }
-    for key in ("workers", "bind", "timeout", "graceful_timeout", "keepalive", "max_requests",
-                "max_requests_jitter", "forwarded_allow_ips"):
+    for key in (
+        "workers",
+        "bind",
+        "timeout",
+        "graceful_timeout",
+        "keepalive",
+        "max_requests",
+        "max_requests_jitter",
+        "forwarded_allow_ips",
+    ):
         if key in resolved and str(resolved[key]) != str(effective[key]):
             server.log.warning(
                 "%s=%s overridden by GUNICORN_CMD_ARGS or the command line (env resolved %s)",
-                key, effective[key], resolved[key],
+                key,
+                effective[key],
+                resolved[key],
             )
     if server.num_workers < 1:
         server.log.warning("workers=%s would never serve; using 1", server.num_workers)

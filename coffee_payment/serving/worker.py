@@ -125,7 +125,10 @@ class ServingServer(Server):
         closed = self._abort_connections()
         self.log.warning(
             "Worker %s shutdown: quick exit (%s): closed %d connection(s), %d in-flight request(s) dropped",
-            self.pid, self.cause, closed, in_flight,
+            self.pid,
+            self.cause,
+            closed,
+            in_flight,
         )
 
     async def _abort_when_forced(self) -> None:
@@ -142,7 +145,10 @@ class ServingServer(Server):
         self.log.info("Worker %s shutdown 1/3: stop accepting new connections (cause: %s)", self.pid, cause)
         self.log.info(
             "Worker %s shutdown 2/3: draining %d in-flight request(s) on %d connection(s), deadline %.1fs",
-            self.pid, len(self.server_state.tasks), len(self.server_state.connections), deadline,
+            self.pid,
+            len(self.server_state.tasks),
+            len(self.server_state.connections),
+            deadline,
         )
         started = time.monotonic()
         aborter = asyncio.create_task(self._abort_when_forced())
@@ -161,7 +167,9 @@ class ServingServer(Server):
         elif cancelled:
             self.log.error(
                 "Worker %s shutdown 3/3: drain deadline %.1fs exceeded, %d request(s) cancelled",
-                self.pid, deadline, cancelled,
+                self.pid,
+                deadline,
+                cancelled,
             )
         else:
             self.log.info("Worker %s shutdown 3/3: drained in %.2fs, exiting 0", self.pid, elapsed)

@@ -27,6 +27,7 @@ APP_UID = 10001
 GRACEFUL_TIMEOUT = 30  # gunicorn.conf.py default (GUNICORN_TIMEOUT)
 SUPERUSER = "ct-admin"
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _postgres_running() -> None:
     assert postgres_available(), "PostgreSQL must run on 127.0.0.1:5432 (the nox session starts it)"

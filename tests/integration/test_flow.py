@@ -286,3 +286,33 @@ def test_health_answers_any_host(stack, app):
     response = app.get("/health", headers={"Host": "10.1.2.3:8000"})
     assert response.status_code == 200
     assert app.get("/v1/order-status/whatever", headers={"Host": "evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("object_id", ["../refunds/abc", "a/b", "x?y=1", "%2e%2e", "", "a" * 65, "\u0430bc"])
+def test_yookassa_notification_ids_cannot_steer_the_refetch(stack, app, object_id):
+    """The claimed id goes into the re-fetch URL: anything not shaped like a payment id is a 400."""
+    body = {"type": "notification", "event": "payment.succeeded", "object": {"id": object_id}}
+    assert app.post("/v1/yook-pay-webhook", json=body).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 20000 + b"]" * 20000, b'{"TerminalKey": "\\ud800"}', b'{"TerminalKey": "a\\u0000b"}', b"\xff"],
+)
+@pytest.mark.parametrize("path", ["/v1/tbank-webhook", "/v1/yook-pay-webhook", "/v1/initiate-payment"])
+def test_hostile_json_is_400_not_500(stack, app, path, body):
+    response = app.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_email_with_control_characters_is_400(stack, app, sandbox):
+    order_id = scan(app, "yookassa")
+    response = app.post("/v1/initiate-payment", json={"order_id": order_id, "email": "a@b\u0000c"})
+    assert response.status_code == 400
+    assert provider_payments(sandbox, "yookassa", order_id) == []
+    assert status(app, order_id)["status"] == "created"
+
+
+def test_get_endpoints_answer_405_to_other_methods(stack, app):
+    assert app.post("/v1/pay").status_code == 405
+    assert app.post("/v1/order-status/x").status_code == 405

@@ -29,7 +29,12 @@ def _check_config(env_overrides: dict[str, str | None]) -> subprocess.CompletedP
     env = serving_env(8000, {"GUNICORN_BIND_HOST": None, "GUNICORN_PORT": None, **env_overrides})
     return subprocess.run(
         [sys.executable, "-m", "gunicorn", "--check-config", "-c", "gunicorn.conf.py", APP],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

@@ -117,7 +117,8 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail():
         os.kill(victim, signal.SIGKILL)
         join()
         pids = wait_until(
-            lambda: (p := server.worker_pids()) and len(p) == 2 and victim not in p and p, timeout=20,
+            lambda: (p := server.worker_pids()) and len(p) == 2 and victim not in p and p,
+            timeout=20,
             what="replacement worker",
         )
         assert survivor in pids

@@ -21,13 +21,16 @@ def test_number_unset_is_default(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize(("raw", "cast", "expected"), [
-    ("20", int, 20),
-    (" 20 ", int, 20),
-    ("0", int, 0),
-    ("2.5", float, 2.5),
-    ("3", float, 3.0),
-])
+@pytest.mark.parametrize(
+    ("raw", "cast", "expected"),
+    [
+        ("20", int, 20),
+        (" 20 ", int, 20),
+        ("0", int, 0),
+        ("2.5", float, 2.5),
+        ("3", float, 3.0),
+    ],
+)
 def test_number_good_values(monkeypatch, capsys, raw, cast, expected):
     monkeypatch.setenv(VAR, raw)
     value = _number(VAR, 7, cast=cast)
@@ -36,17 +39,20 @@ def test_number_good_values(monkeypatch, capsys, raw, cast, expected):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize(("raw", "cast"), [
-    ("", int),
-    ("abc", int),
-    ("1.5", int),
-    ("1e3", int),
-    ("-1", int),
-    ("-0.5", float),
-    ("ten", float),
-    ("", float),
-    ("nan", float),
-])
+@pytest.mark.parametrize(
+    ("raw", "cast"),
+    [
+        ("", int),
+        ("abc", int),
+        ("1.5", int),
+        ("1e3", int),
+        ("-1", int),
+        ("-0.5", float),
+        ("ten", float),
+        ("", float),
+        ("nan", float),
+    ],
+)
 def test_number_bad_values_fall_back_with_warning(monkeypatch, capsys, raw, cast):
     monkeypatch.setenv(VAR, raw)
     default = 9 if cast is int else 9.5

@@ -13,16 +13,19 @@ from coffee_payment.payments.money import format_rubles, parse_rubles
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.parametrize(("kopecks", "text"), [
-    (0, "0.00"),
-    (1, "0.01"),
-    (99, "0.99"),
-    (100, "1.00"),
-    (15000, "150.00"),
-    (15050, "150.50"),
-    (15099, "150.99"),
-    (123456789, "1234567.89"),
-])
+@pytest.mark.parametrize(
+    ("kopecks", "text"),
+    [
+        (0, "0.00"),
+        (1, "0.01"),
+        (99, "0.99"),
+        (100, "1.00"),
+        (15000, "150.00"),
+        (15050, "150.50"),
+        (15099, "150.99"),
+        (123456789, "1234567.89"),
+    ],
+)
 def test_format_rubles(kopecks, text):
     assert format_rubles(kopecks) == text
 
@@ -33,27 +36,56 @@ def test_format_rubles_rejects(bad):
         format_rubles(bad)
 
 
-@pytest.mark.parametrize(("text", "kopecks"), [
-    ("0", 0),
-    ("0.00", 0),
-    ("0.01", 1),
-    ("0.99", 99),
-    ("1", 100),
-    ("1.00", 100),
-    ("150", 15000),
-    ("150.00", 15000),
-    ("150.5", 15050),
-    ("150.50", 15050),
-    ("150.05", 15005),
-])
+@pytest.mark.parametrize(
+    ("text", "kopecks"),
+    [
+        ("0", 0),
+        ("0.00", 0),
+        ("0.01", 1),
+        ("0.99", 99),
+        ("1", 100),
+        ("1.00", 100),
+        ("150", 15000),
+        ("150.00", 15000),
+        ("150.5", 15050),
+        ("150.50", 15050),
+        ("150.05", 15005),
+    ],
+)
 def test_parse_rubles(text, kopecks):
     assert parse_rubles(text) == kopecks
 
 
-@pytest.mark.parametrize("bad", [
-    "1.234", "-1", "+1", "1e3", "1E3", "", " ", "1.", ".5", "1,00", "abc", "1.2.3", " 1.00", "1.00 ", "1.00\n", "١٢",
-    "nan", "inf", "0x10", "1_000", 1.5, 100, None, True, b"1.00",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "1.234",
+        "-1",
+        "+1",
+        "1e3",
+        "1E3",
+        "",
+        " ",
+        "1.",
+        ".5",
+        "1,00",
+        "abc",
+        "1.2.3",
+        " 1.00",
+        "1.00 ",
+        "1.00\n",
+        "١٢",
+        "nan",
+        "inf",
+        "0x10",
+        "1_000",
+        1.5,
+        100,
+        None,
+        True,
+        b"1.00",
+    ],
+)
 def test_parse_rubles_rejects(bad):
     with pytest.raises(ValueError):
         parse_rubles(bad)

@@ -127,10 +127,17 @@ def test_error_is_value_error():
     assert issubclass(QrError, ValueError)
 
 
-@pytest.mark.parametrize(("param", "field"), [
-    ("ts", "qr_ts"), ("random", "qr_random"), ("salt", "qr_salt"), ("uuid", "machine_uuid"),
-    ("drinkName", "drink_name"), ("drinkNo", "drink_no"),
-])
+@pytest.mark.parametrize(
+    ("param", "field"),
+    [
+        ("ts", "qr_ts"),
+        ("random", "qr_random"),
+        ("salt", "qr_salt"),
+        ("uuid", "machine_uuid"),
+        ("drinkName", "drink_name"),
+        ("drinkNo", "drink_no"),
+    ],
+)
 def test_accepted_values_fit_the_order_columns(param, field):
     """Whatever parse_qr accepts must fit the Order column it is stored in (PostgreSQL raises DataError on
     overflow, which would be a 500 on /v1/pay)."""

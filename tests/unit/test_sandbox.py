@@ -94,9 +94,7 @@ def yk_body(value: str = "150.00", **extra: Any) -> dict[str, Any]:
 
 
 async def yk_create(sb: Sandbox, key: str = "key-1", body: dict[str, Any] | None = None) -> httpx.Response:
-    return await sb.client.post(
-        f"{YK}payments", json=body or yk_body(), auth=YK_AUTH, headers={"Idempotence-Key": key}
-    )
+    return await sb.client.post(f"{YK}payments", json=body or yk_body(), auth=YK_AUTH, headers={"Idempotence-Key": key})
 
 
 def signed(fields: dict[str, Any]) -> dict[str, Any]:
@@ -142,9 +140,7 @@ async def test_yookassa_create_get_and_idempotency() -> None:
         assert payment["amount"] == {"value": "150.00", "currency": "RUB"}
         assert payment["metadata"] == {"order_id": "42"}
         assert payment["created_at"].endswith("Z")
-        assert payment["confirmation"]["confirmation_url"] == (
-            f"{SANDBOX}/_sandbox/checkout/yookassa/{payment['id']}"
-        )
+        assert payment["confirmation"]["confirmation_url"] == (f"{SANDBOX}/_sandbox/checkout/yookassa/{payment['id']}")
 
         fetched = await sb.client.get(f"{YK}payments/{payment['id']}", auth=YK_AUTH)
         assert fetched.status_code == 200 and fetched.json() == payment
@@ -245,9 +241,7 @@ async def test_yookassa_refund_notifies_refund_succeeded() -> None:
         refund_object = sb.receiver.bodies("/v1/yook-pay-webhook")[1]["object"]
         assert refund_object["payment_id"] == payment["id"] and "metadata" not in refund_object
 
-        more = await sb.client.post(
-            f"{YK}refunds", json=body, auth=YK_AUTH, headers={"Idempotence-Key": "r2"}
-        )
+        more = await sb.client.post(f"{YK}refunds", json=body, auth=YK_AUTH, headers={"Idempotence-Key": "r2"})
         assert more.status_code == 400
 
 
@@ -267,9 +261,7 @@ async def test_yookassa_faults_500_reject_timeout() -> None:
         assert time.monotonic() - started >= 0.2
         assert slow.status_code == 200 and len(sb.state.yookassa_payments) == 1
 
-        await sb.client.post(
-            "/_sandbox/config", json={"faults": {"yookassa.create": None, "yookassa.get": "500"}}
-        )
+        await sb.client.post("/_sandbox/config", json={"faults": {"yookassa.create": None, "yookassa.get": "500"}})
         assert (await yk_create(sb)).json()["id"] == slow.json()["id"]  # the same key finds the payment
         assert (await sb.client.get(f"{YK}payments/{slow.json()['id']}", auth=YK_AUTH)).status_code == 500
 
@@ -400,9 +392,7 @@ async def test_tbank_faults() -> None:
 
         await sb.client.post("/_sandbox/config", json={"faults": {"tbank.init": "timeout"}})
         assert (await tb_call(sb, "Init", init_body()))["Success"] is True
-        await sb.client.post(
-            "/_sandbox/config", json={"faults": {"tbank.init": None, "tbank.get_state": "500"}}
-        )
+        await sb.client.post("/_sandbox/config", json={"faults": {"tbank.init": None, "tbank.get_state": "500"}})
         checked = await tb_call(sb, "CheckOrder", signed({"OrderId": "order-1"}))
         assert len(checked["Payments"]) == 1
         payment_id = checked["Payments"][0]["PaymentId"]

@@ -21,25 +21,44 @@ PRICE = 15000
 _counter = itertools.count()
 
 
-def _order(*, status: str = OrderStatus.PENDING, expires_in: timedelta = timedelta(minutes=15),
-           provider: str = "yookassa") -> Order:
+def _order(
+    *, status: str = OrderStatus.PENDING, expires_in: timedelta = timedelta(minutes=15), provider: str = "yookassa"
+) -> Order:
     n = next(_counter)
     merchant = Merchant.objects.create(name=f"Merchant {n}")
     ProviderAccount.objects.create(merchant=merchant, provider=provider, account_id="shop", secret="secret")
     device = Device.objects.create(
-        merchant=merchant, device_uuid=f"dev-{n}", tmetr_device_id=f"tm-{n}", name=f"Machine {n}",
+        merchant=merchant,
+        device_uuid=f"dev-{n}",
+        tmetr_device_id=f"tm-{n}",
+        name=f"Machine {n}",
         payment_scenario=provider,
     )
     return Order.objects.create(
-        machine_uuid=f"machine-order-{n}", device=device, drink_no="d7", drink_name="Капучино", size=1,
-        price_kopecks=PRICE, status=status, expires_at=timezone.now() + expires_in,
+        machine_uuid=f"machine-order-{n}",
+        device=device,
+        drink_no="d7",
+        drink_name="Капучино",
+        size=1,
+        price_kopecks=PRICE,
+        status=status,
+        expires_at=timezone.now() + expires_in,
     )
 
 
-def _attempt(order: Order, *, payment_id: str | None = "pay-1", status: str = AttemptStatus.PENDING,
-             amount: int = PRICE, age: timedelta | None = None) -> PaymentAttempt:
+def _attempt(
+    order: Order,
+    *,
+    payment_id: str | None = "pay-1",
+    status: str = AttemptStatus.PENDING,
+    amount: int = PRICE,
+    age: timedelta | None = None,
+) -> PaymentAttempt:
     attempt = PaymentAttempt.objects.create(
-        order=order, provider=order.device.payment_scenario, provider_payment_id=payment_id, amount_kopecks=amount,
+        order=order,
+        provider=order.device.payment_scenario,
+        provider_payment_id=payment_id,
+        amount_kopecks=amount,
         status=status,
     )
     if age is not None:
@@ -48,12 +67,23 @@ def _attempt(order: Order, *, payment_id: str | None = "pay-1", status: str = At
     return attempt
 
 
-def _payment(outcome: PaymentOutcome, *, payment_id: str = "pay-1", amount: int = PRICE,
-             currency: str = "RUB") -> ProviderPayment:
-    status = {PaymentOutcome.SUCCEEDED: "succeeded", PaymentOutcome.CANCELED: "canceled",
-              PaymentOutcome.PENDING: "pending", PaymentOutcome.REFUNDED: "succeeded"}[outcome]
-    return ProviderPayment(provider_payment_id=payment_id, outcome=outcome, provider_status=status,
-                           amount_kopecks=amount, currency=currency, raw={"id": payment_id, "status": status})
+def _payment(
+    outcome: PaymentOutcome, *, payment_id: str = "pay-1", amount: int = PRICE, currency: str = "RUB"
+) -> ProviderPayment:
+    status = {
+        PaymentOutcome.SUCCEEDED: "succeeded",
+        PaymentOutcome.CANCELED: "canceled",
+        PaymentOutcome.PENDING: "pending",
+        PaymentOutcome.REFUNDED: "succeeded",
+    }[outcome]
+    return ProviderPayment(
+        provider_payment_id=payment_id,
+        outcome=outcome,
+        provider_status=status,
+        amount_kopecks=amount,
+        currency=currency,
+        raw={"id": payment_id, "status": status},
+    )
 
 
 def _status(obj) -> str:
@@ -93,8 +123,7 @@ def test_success_on_creating_attempt_without_payment_id_records_it():
 def test_many_repeats_dispense_exactly_once():
     order = _order()
     attempt = _attempt(order)
-    results = [payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED))
-               for _ in range(5)]
+    results = [payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED)) for _ in range(5)]
     assert sum(r.dispense for r in results) == 1
 
 
@@ -121,8 +150,9 @@ def test_canceled_after_success_is_stale():
 def test_amount_or_currency_mismatch_is_failed(amount, currency):
     order = _order()
     attempt = _attempt(order)
-    result = payment_apply(attempt_id=str(attempt.id),
-                           payment=_payment(PaymentOutcome.SUCCEEDED, amount=amount, currency=currency))
+    result = payment_apply(
+        attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED, amount=amount, currency=currency)
+    )
     assert result.order_status == OrderStatus.FAILED
     assert result.dispense is False
     assert _status(order) == OrderStatus.FAILED
@@ -131,8 +161,7 @@ def test_amount_or_currency_mismatch_is_failed(amount, currency):
 def test_attempt_amount_differs_from_order_is_failed():
     order = _order()
     attempt = _attempt(order, amount=PRICE - 500)
-    result = payment_apply(attempt_id=str(attempt.id),
-                           payment=_payment(PaymentOutcome.SUCCEEDED, amount=PRICE - 500))
+    result = payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED, amount=PRICE - 500))
     assert result.order_status == OrderStatus.FAILED
     assert result.dispense is False
 
@@ -235,8 +264,9 @@ def test_refund_of_unpaid_attempt_is_noop():
 def test_payment_id_differs_from_attempts_is_noop():
     order = _order()
     attempt = _attempt(order, payment_id="pay-1")
-    result = payment_apply(attempt_id=str(attempt.id),
-                           payment=_payment(PaymentOutcome.SUCCEEDED, payment_id="pay-other"))
+    result = payment_apply(
+        attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED, payment_id="pay-other")
+    )
     assert result.changed is False
     assert result.dispense is False
     assert _status(order) == OrderStatus.PENDING

@@ -20,8 +20,25 @@ DEFAULTS = {
 }
 # Bad for every integer variable: empty, sign, whitespace, quotes, hex, octal-ish prefix, float, exponent,
 # non-ASCII digits, words, huge.
-BAD_FOR_ALL = ["", " ", "-1", "+4", " 4", "4 ", "'4'", '"4"', "0x10", "0o10", "0b1", "4.0", "1e3", "٤", "four",
-               "4_000", "99999999999999999999"]
+BAD_FOR_ALL = [
+    "",
+    " ",
+    "-1",
+    "+4",
+    " 4",
+    "4 ",
+    "'4'",
+    '"4"',
+    "0x10",
+    "0o10",
+    "0b1",
+    "4.0",
+    "1e3",
+    "٤",
+    "four",
+    "4_000",
+    "99999999999999999999",
+]
 BAD_FOR_SOME = {
     "GUNICORN_WORKERS": ["0", "513"],
     "GUNICORN_PORT": ["0", "65536"],
@@ -49,8 +66,13 @@ OTHER_BAD = [
 
 def _resolve(environ: dict[str, str], tmp_path: Path | None = None):
     warnings: list[str] = []
-    config = resolve(environ, warn=warnings.append, cgroup_root=(tmp_path or Path("/nonexistent")),
-                     proc_self_cgroup=Path("/nonexistent"), affinity=2)
+    config = resolve(
+        environ,
+        warn=warnings.append,
+        cgroup_root=(tmp_path or Path("/nonexistent")),
+        proc_self_cgroup=Path("/nonexistent"),
+        affinity=2,
+    )
     return config, warnings
 
 
@@ -94,11 +116,15 @@ def test_other_bad_values_fall_back_with_one_warning(name, value, attribute, def
         ({"GUNICORN_PORT": "65535"}, {"port": 65535}),
         ({"GUNICORN_TIMEOUT": "10"}, {"timeout": 10, "graceful_timeout": 10}),
         ({"GUNICORN_TIMEOUT": "10", "GUNICORN_GRACEFUL_TIMEOUT": "5"}, {"timeout": 10, "graceful_timeout": 5}),
-        ({"GUNICORN_MAX_REQUESTS": "50", "GUNICORN_MAX_REQUESTS_JITTER": "10"},
-         {"max_requests": 50, "max_requests_jitter": 10}),
+        (
+            {"GUNICORN_MAX_REQUESTS": "50", "GUNICORN_MAX_REQUESTS_JITTER": "10"},
+            {"max_requests": 50, "max_requests_jitter": 10},
+        ),
         ({"GUNICORN_BIND_HOST": "::1", "GUNICORN_PORT": "9000"}, {"bind": "[::1]:9000"}),
-        ({"GUNICORN_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 192.168.1.1"},
-         {"forwarded_allow_ips": "10.0.0.0/8,192.168.1.1"}),
+        (
+            {"GUNICORN_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 192.168.1.1"},
+            {"forwarded_allow_ips": "10.0.0.0/8,192.168.1.1"},
+        ),
         ({"GUNICORN_FORWARDED_ALLOW_IPS": "*"}, {"forwarded_allow_ips": "*"}),
         ({"GUNICORN_CONTROL_SOCKET": "/run/g.ctl"}, {"control_socket": "/run/g.ctl"}),
         ({"GUNICORN_CONTROL_SOCKET": ""}, {"control_socket": None}),
@@ -148,8 +174,12 @@ def _tree(tmp_path: Path, files: dict[str, str], own: str = "0::/\n") -> tuple[P
         ({"kube/cpu.max": "100000 100000\n", "kube/pod/cpu.max": "max 100000\n"}, "0::/kube/pod\n", 16, 1),
         ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 4, 4),
         ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 8, 3),
-        ({"cpu,cpuacct/docker/x/cpu.cfs_quota_us": "250000\n", "cpu,cpuacct/docker/x/cpu.cfs_period_us":
-          "100000\n"}, "4:cpu,cpuacct:/docker/x\n", 8, 3),
+        (
+            {"cpu,cpuacct/docker/x/cpu.cfs_quota_us": "250000\n", "cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000\n"},
+            "4:cpu,cpuacct:/docker/x\n",
+            8,
+            3,
+        ),
         ({"cpu.max": "garbage\n"}, "0::/\n", 3, 3),
         ({}, "", 5, 5),  # no cgroup files at all → affinity
     ],
@@ -161,15 +191,17 @@ def test_available_cpus(tmp_path, files, own, affinity, cpus):
 
 def test_auto_workers_from_cgroup_quota(tmp_path):
     root, proc = _tree(tmp_path, {"cpu.max": "150000 100000\n"})
-    config = resolve({"GUNICORN_WORKERS": "auto"}, warn=pytest.fail, cgroup_root=root,
-                     proc_self_cgroup=proc, affinity=64)
+    config = resolve(
+        {"GUNICORN_WORKERS": "auto"}, warn=pytest.fail, cgroup_root=root, proc_self_cgroup=proc, affinity=64
+    )
     assert config.workers == 5  # 2 × ceil(1.5) + 1, not 2 × 64 + 1
 
 
 def test_auto_is_case_insensitive_and_uses_affinity_without_quota(tmp_path):
     root, proc = _tree(tmp_path, {})
-    config = resolve({"GUNICORN_WORKERS": "AUTO"}, warn=pytest.fail, cgroup_root=root,
-                     proc_self_cgroup=proc, affinity=3)
+    config = resolve(
+        {"GUNICORN_WORKERS": "AUTO"}, warn=pytest.fail, cgroup_root=root, proc_self_cgroup=proc, affinity=3
+    )
     assert config.workers == 7
 
 

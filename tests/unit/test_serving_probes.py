@@ -84,8 +84,16 @@ def test_test_endpoint_sleeps_and_validates():
     app = wrap(_django_stand_in, test_endpoints=True)
     status, _, body = _call(app, "/_test/sleep", query=b"seconds=0.05")
     assert status == 200 and json.loads(body) == {"slept": 0.05, "worker_pid": os.getpid()}
-    for bad in (b"", b"seconds=", b"seconds=-1", b"seconds=nan", b"seconds=inf", b"seconds=121", b"seconds=x",
-                b"seconds=1&seconds=2"):
+    for bad in (
+        b"",
+        b"seconds=",
+        b"seconds=-1",
+        b"seconds=nan",
+        b"seconds=inf",
+        b"seconds=121",
+        b"seconds=x",
+        b"seconds=1&seconds=2",
+    ):
         assert _call(app, "/_test/sleep", query=bad)[0] == 400, bad
 
 

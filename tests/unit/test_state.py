@@ -272,8 +272,10 @@ def test_no_sequence_goes_backwards_or_dispenses_twice(seq):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.tuples(outcomes, st.booleans(), st.booleans(), st.booleans()), max_size=30),
-       st.sampled_from(list(OrderStatus)))
+@given(
+    st.lists(st.tuples(outcomes, st.booleans(), st.booleans(), st.booleans()), max_size=30),
+    st.sampled_from(list(OrderStatus)),
+)
 def test_decide_on_payment_never_lowers_rank_from_any_status(steps, start):
     status = start
     dispensed = 0

@@ -139,11 +139,15 @@ def test_token_valid_uses_constant_time_compare(monkeypatch):
 # --- status map ----------------------------------------------------------------------------------------------
 
 _EXPECTED_MAP = {
-    **{s: PaymentOutcome.PENDING for s in (
-        "NEW", "FORM_SHOWED", "AUTHORIZING", "3DS_CHECKING", "3DS_CHECKED", "AUTHORIZED", "CONFIRMING")},
+    **{
+        s: PaymentOutcome.PENDING
+        for s in ("NEW", "FORM_SHOWED", "AUTHORIZING", "3DS_CHECKING", "3DS_CHECKED", "AUTHORIZED", "CONFIRMING")
+    },
     "CONFIRMED": PaymentOutcome.SUCCEEDED,
-    **{s: PaymentOutcome.CANCELED for s in (
-        "REJECTED", "AUTH_FAIL", "DEADLINE_EXPIRED", "ATTEMPTS_EXPIRED", "CANCELED", "REVERSED")},
+    **{
+        s: PaymentOutcome.CANCELED
+        for s in ("REJECTED", "AUTH_FAIL", "DEADLINE_EXPIRED", "ATTEMPTS_EXPIRED", "CANCELED", "REVERSED")
+    },
     "REFUNDED": PaymentOutcome.REFUNDED,
     "PARTIAL_REFUNDED": PaymentOutcome.REFUNDED,
 }
@@ -269,11 +273,14 @@ def test_verify_notification_missing_payment_id(payment_id):
         _client().verify_notification(_notification(PaymentId=payment_id))
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    ("AUTHORIZED", PaymentOutcome.PENDING),
-    ("REJECTED", PaymentOutcome.CANCELED),
-    ("REFUNDED", PaymentOutcome.REFUNDED),
-])
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("AUTHORIZED", PaymentOutcome.PENDING),
+        ("REJECTED", PaymentOutcome.CANCELED),
+        ("REFUNDED", PaymentOutcome.REFUNDED),
+    ],
+)
 def test_verify_notification_status_mapped(status, outcome):
     assert _client().verify_notification(_notification(Status=status, Success=status != "REJECTED")).outcome is outcome
 
@@ -312,10 +319,19 @@ REQUEST = PaymentRequest(
 
 def _init_ok(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
-    return httpx.Response(200, json={
-        "Success": True, "ErrorCode": "0", "TerminalKey": TERMINAL, "Status": "NEW", "PaymentId": "3093639567",
-        "OrderId": body["OrderId"], "Amount": body["Amount"], "PaymentURL": "https://securepay.test/new/abc",
-    })
+    return httpx.Response(
+        200,
+        json={
+            "Success": True,
+            "ErrorCode": "0",
+            "TerminalKey": TERMINAL,
+            "Status": "NEW",
+            "PaymentId": "3093639567",
+            "OrderId": body["OrderId"],
+            "Amount": body["Amount"],
+            "PaymentURL": "https://securepay.test/new/abc",
+        },
+    )
 
 
 def test_init_success_and_request_token():
@@ -349,8 +365,11 @@ def test_init_long_description_is_cut_to_140():
 
 
 def test_init_success_false_with_http_200_is_rejected():
-    rec = Recorder(lambda r: httpx.Response(200, json={
-        "Success": False, "ErrorCode": "9999", "Message": "Неверные параметры", "Details": "x"}))
+    rec = Recorder(
+        lambda r: httpx.Response(
+            200, json={"Success": False, "ErrorCode": "9999", "Message": "Неверные параметры", "Details": "x"}
+        )
+    )
     with pytest.raises(ProviderRejected):
         _run(_client(rec).create_payment(REQUEST))
 
@@ -362,8 +381,9 @@ def test_init_success_missing_is_not_success():
 
 
 def test_init_error_204_is_misconfigured():
-    rec = Recorder(lambda r: httpx.Response(200, json={
-        "Success": False, "ErrorCode": "204", "Message": "Неверный токен"}))
+    rec = Recorder(
+        lambda r: httpx.Response(200, json={"Success": False, "ErrorCode": "204", "Message": "Неверный токен"})
+    )
     with pytest.raises(ProviderMisconfigured):
         _run(_client(rec).create_payment(REQUEST))
 
@@ -399,9 +419,17 @@ def test_get_state():
     def reply(request):
         body = json.loads(request.content)
         assert body["PaymentId"] == "3093639567"
-        return httpx.Response(200, json={
-            "Success": True, "ErrorCode": "0", "Status": "CONFIRMED", "PaymentId": "3093639567",
-            "OrderId": "o1", "Amount": 15000})
+        return httpx.Response(
+            200,
+            json={
+                "Success": True,
+                "ErrorCode": "0",
+                "Status": "CONFIRMED",
+                "PaymentId": "3093639567",
+                "OrderId": "o1",
+                "Amount": 15000,
+            },
+        )
 
     rec = Recorder(reply)
     payment = _run(_client(rec).get_payment("3093639567"))
@@ -422,12 +450,18 @@ def test_get_state_success_false_rejected():
 
 def test_check_order():
     def reply(request):
-        return httpx.Response(200, json={
-            "Success": True, "ErrorCode": "0", "OrderId": "att-1",
-            "Payments": [
-                {"PaymentId": 11, "Amount": 15000, "Status": "CONFIRMED", "Success": True, "ErrorCode": "0"},
-                {"PaymentId": "12", "Amount": 15000, "Status": "REJECTED", "Success": False, "ErrorCode": "1051"},
-            ]})
+        return httpx.Response(
+            200,
+            json={
+                "Success": True,
+                "ErrorCode": "0",
+                "OrderId": "att-1",
+                "Payments": [
+                    {"PaymentId": 11, "Amount": 15000, "Status": "CONFIRMED", "Success": True, "ErrorCode": "0"},
+                    {"PaymentId": "12", "Amount": 15000, "Status": "REJECTED", "Success": False, "ErrorCode": "1051"},
+                ],
+            },
+        )
 
     rec = Recorder(reply)
     found = _run(_client(rec).check_order("att-1"))

@@ -68,22 +68,25 @@ def test_drink_price(size, word):
     assert rec.body() == {"deviceId": "dev-1", "drinkIdAtDevice": "d7", "drinkSize": word}
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"price": None},
-    {"price": 0},
-    {"price": -100},
-    {"price": 150.0},
-    {"price": 150.5},
-    {"price": "15000"},
-    {"price": True},
-    {"price": False},
-    {"price": [15000]},
-    [],
-    [{"price": 15000}],
-    "15000",
-    None,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"price": None},
+        {"price": 0},
+        {"price": -100},
+        {"price": 150.0},
+        {"price": 150.5},
+        {"price": "15000"},
+        {"price": True},
+        {"price": False},
+        {"price": [15000]},
+        [],
+        [{"price": 15000}],
+        "15000",
+        None,
+    ],
+)
 def test_drink_price_unusable_is_rejected_never_default(body):
     with pytest.raises(TmetrRejected):
         _run(_client(Recorder(_json(body))).drink_price(device_id="dev-1", drink_no="d7", size=1))
@@ -96,8 +99,11 @@ def test_drink_price_empty_body_rejected():
 
 def test_drink_price_non_json_rejected():
     with pytest.raises(TmetrRejected):
-        _run(_client(Recorder(lambda r: httpx.Response(200, text="<html>"))).drink_price(
-            device_id="d", drink_no="x", size=0))
+        _run(
+            _client(Recorder(lambda r: httpx.Response(200, text="<html>"))).drink_price(
+                device_id="d", drink_no="x", size=0
+            )
+        )
 
 
 def test_drink_price_404_rejected():
@@ -110,8 +116,9 @@ def test_drink_price_404_rejected():
 def test_401_is_unauthorized_and_loud(caplog):
     caplog.set_level(logging.ERROR, logger="coffee_payment")
     with pytest.raises(TmetrUnauthorized):
-        _run(_client(Recorder(_json({"errorMessage": "expired"}, 401))).drink_price(
-            device_id="d", drink_no="x", size=0))
+        _run(
+            _client(Recorder(_json({"errorMessage": "expired"}, 401))).drink_price(device_id="d", drink_no="x", size=0)
+        )
     assert any(r.levelno >= logging.ERROR for r in caplog.records)
 
 
@@ -123,8 +130,11 @@ def test_401_on_make_is_unauthorized():
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_unavailable(status):
     with pytest.raises(TmetrUnavailable):
-        _run(_client(Recorder(lambda r: httpx.Response(status, text="bad gateway"))).drink_price(
-            device_id="d", drink_no="x", size=0))
+        _run(
+            _client(Recorder(lambda r: httpx.Response(status, text="bad gateway"))).drink_price(
+                device_id="d", drink_no="x", size=0
+            )
+        )
 
 
 @pytest.mark.parametrize("exc", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.ConnectError])
@@ -151,8 +161,12 @@ def test_explicit_timeouts_sent():
 
 
 def _heartbeat(stamp: Any) -> dict[str, Any]:
-    return {"content": [{"deviceId": "dev-1", "deviceIotName": "iot", "heartbeatCreatedAt": stamp}],
-            "totalElements": 1, "offset": 0, "limit": 1}
+    return {
+        "content": [{"deviceId": "dev-1", "deviceIotName": "iot", "heartbeatCreatedAt": stamp}],
+        "totalElements": 1,
+        "offset": 0,
+        "limit": 1,
+    }
 
 
 def test_heartbeat_seconds():
@@ -178,14 +192,17 @@ def test_heartbeat_seconds_and_ms_agree():
     assert a == b
 
 
-@pytest.mark.parametrize("body", [
-    {"content": [], "totalElements": 0, "offset": 0, "limit": 1},
-    {},
-    _heartbeat(None),
-    _heartbeat("1764412800"),
-    _heartbeat(True),
-    {"content": ["x"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"content": [], "totalElements": 0, "offset": 0, "limit": 1},
+        {},
+        _heartbeat(None),
+        _heartbeat("1764412800"),
+        _heartbeat(True),
+        {"content": ["x"]},
+    ],
+)
 def test_heartbeat_none(body):
     assert _run(_client(Recorder(_json(body))).last_heartbeat(device_id="d")) is None
 
@@ -207,8 +224,9 @@ def test_make_sends_array_of_one_command():
     assert request.method == "POST"
     assert str(request.url) == "https://tmetr.test/api/commander/v1/command/make"
     assert request.headers["Authorization"] == "Bearer jwt-token"
-    assert rec.body() == [{"deviceId": "dev-1", "orderUuid": "order-1", "drinkUuid": "drink-7", "size": "medium",
-                           "price": 15000}]
+    assert rec.body() == [
+        {"deviceId": "dev-1", "orderUuid": "order-1", "drinkUuid": "drink-7", "size": "medium", "price": 15000}
+    ]
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204])

@@ -27,16 +27,23 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def _payment(status: str, **extra: Any) -> dict[str, Any]:
-    return {"id": "2d9d1c37-000f-5000-9000-1b6b0f5a3a55", "status": status,
-            "amount": {"value": "150.00", "currency": "RUB"}, **extra}
+    return {
+        "id": "2d9d1c37-000f-5000-9000-1b6b0f5a3a55",
+        "status": status,
+        "amount": {"value": "150.00", "currency": "RUB"},
+        **extra,
+    }
 
 
-@pytest.mark.parametrize(("status", "outcome"), [
-    ("pending", PaymentOutcome.PENDING),
-    ("waiting_for_capture", PaymentOutcome.PENDING),
-    ("succeeded", PaymentOutcome.SUCCEEDED),
-    ("canceled", PaymentOutcome.CANCELED),
-])
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("pending", PaymentOutcome.PENDING),
+        ("waiting_for_capture", PaymentOutcome.PENDING),
+        ("succeeded", PaymentOutcome.SUCCEEDED),
+        ("canceled", PaymentOutcome.CANCELED),
+    ],
+)
 def test_map_status(status, outcome):
     assert map_status(_payment(status)) is outcome
 
@@ -94,8 +101,15 @@ def test_parse_notification_other_payment_events(event):
 
 
 def test_parse_notification_refund_uses_payment_id():
-    body = _note("refund.succeeded", {"id": "refund-9", "payment_id": "pay-1", "status": "succeeded",
-                                      "amount": {"value": "150.00", "currency": "RUB"}})
+    body = _note(
+        "refund.succeeded",
+        {
+            "id": "refund-9",
+            "payment_id": "pay-1",
+            "status": "succeeded",
+            "amount": {"value": "150.00", "currency": "RUB"},
+        },
+    )
     claim = parse_notification(body)
     assert claim.provider_payment_id == "pay-1"
     assert claim.attempt_id is None
@@ -112,7 +126,7 @@ def test_parse_notification_non_object_object(obj):
         parse_notification(_note(obj=obj))
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b"{", b"\xff\xfe", b"[]", b"null", b"\"notification\""])
+@pytest.mark.parametrize("body", [b"", b"not json", b"{", b"\xff\xfe", b"[]", b"null", b'"notification"'])
 def test_parse_notification_non_json_or_non_object(body):
     with pytest.raises(InvalidNotification):
         parse_notification(body)
@@ -154,11 +168,19 @@ REQUEST = PaymentRequest(
 
 def _created(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
-    return httpx.Response(200, json={
-        "id": "2d9d1c37-000f-5000-9000-1b6b0f5a3a55", "status": "pending", "paid": False,
-        "amount": body["amount"], "confirmation": {"type": "redirect", "confirmation_url": "https://yoomoney.test/c"},
-        "metadata": body["metadata"], "created_at": "2025-11-29T10:00:00.000Z", "test": True,
-    })
+    return httpx.Response(
+        200,
+        json={
+            "id": "2d9d1c37-000f-5000-9000-1b6b0f5a3a55",
+            "status": "pending",
+            "paid": False,
+            "amount": body["amount"],
+            "confirmation": {"type": "redirect", "confirmation_url": "https://yoomoney.test/c"},
+            "metadata": body["metadata"],
+            "created_at": "2025-11-29T10:00:00.000Z",
+            "test": True,
+        },
+    )
 
 
 class Recorder:
@@ -223,9 +245,16 @@ def test_create_payment_email_in_metadata():
 
 def test_get_payment():
     def reply(request):
-        return httpx.Response(200, json={
-            "id": "p-1", "status": "succeeded", "paid": True, "amount": {"value": "150.00", "currency": "RUB"},
-            "metadata": {"order_id": "o", "attempt_id": "a"}})
+        return httpx.Response(
+            200,
+            json={
+                "id": "p-1",
+                "status": "succeeded",
+                "paid": True,
+                "amount": {"value": "150.00", "currency": "RUB"},
+                "metadata": {"order_id": "o", "attempt_id": "a"},
+            },
+        )
 
     rec = Recorder(reply)
     payment = _run(_client(rec).get_payment("p-1"))
@@ -237,20 +266,24 @@ def test_get_payment():
 
 
 def _err(status: int, code: str = "invalid_request"):
-    return lambda request: httpx.Response(status, json={
-        "type": "error", "id": "e-1", "code": code, "description": "bad", "parameter": "amount"})
+    return lambda request: httpx.Response(
+        status, json={"type": "error", "id": "e-1", "code": code, "description": "bad", "parameter": "amount"}
+    )
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    (400, ProviderRejected),
-    (404, ProviderRejected),
-    (401, ProviderMisconfigured),
-    (403, ProviderMisconfigured),
-    (429, ProviderUnavailable),
-    (500, ProviderUnavailable),
-    (502, ProviderUnavailable),
-    (503, ProviderUnavailable),
-])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, ProviderRejected),
+        (404, ProviderRejected),
+        (401, ProviderMisconfigured),
+        (403, ProviderMisconfigured),
+        (429, ProviderUnavailable),
+        (500, ProviderUnavailable),
+        (502, ProviderUnavailable),
+        (503, ProviderUnavailable),
+    ],
+)
 def test_create_payment_error_mapping(status, error):
     with pytest.raises(error):
         _run(_client(Recorder(_err(status))).create_payment(REQUEST))

@@ -5,12 +5,14 @@ Source: https://yookassa.ru/developers/api (payments, idempotence, notifications
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.money import format_rubles, parse_rubles
 from coffee_payment.payments.providers.base import (
@@ -22,6 +24,10 @@ from coffee_payment.payments.providers.base import (
     ProviderRejected,
     ProviderUnavailable,
 )
+
+# YooKassa payment ids are UUID-shaped ("2f0000aa-000f-5000-9000-1b2c3d4e5f60"); anything else is refused before it
+# reaches a URL path.
+PAYMENT_ID_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
 
 STATUS_MAP = {
     "pending": PaymentOutcome.PENDING,
@@ -61,9 +67,9 @@ def parse_notification(body: bytes) -> NotificationClaim:
     """Parse a notification body. Raises InvalidNotification for a body that is not a notification object
     (no ``object``, or a non-object ``object`` — the official SDK's parser accepts those; we don't)."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidNotification(f"body is not JSON: {exc}") from exc
+        data = parse_json(body)
+    except BadJson as exc:
+        raise InvalidNotification(str(exc)) from exc
     if not isinstance(data, dict) or data.get("type") != "notification":
         raise InvalidNotification("not a YooKassa notification (type != 'notification')")
     event, obj = data.get("event"), data.get("object")
@@ -71,7 +77,7 @@ def parse_notification(body: bytes) -> NotificationClaim:
         raise InvalidNotification("notification needs a string 'event' and an object 'object'")
     key = "payment_id" if event.startswith("refund.") else "id"
     payment_id = obj.get(key)
-    if not isinstance(payment_id, str) or not payment_id or len(payment_id) > 64:
+    if not isinstance(payment_id, str) or not PAYMENT_ID_RE.fullmatch(payment_id):
         raise InvalidNotification(f"notification object has no valid '{key}'")
     metadata = obj.get("metadata")
     attempt_id = metadata.get("attempt_id") if isinstance(metadata, dict) else None
@@ -114,7 +120,9 @@ class YooKassaClient:
 
     async def get_payment(self, provider_payment_id: str) -> ProviderPayment:
         """``GET payments/{id}``: the truth about a payment (used to verify notifications)."""
-        data = await self._call("GET", f"payments/{provider_payment_id}")
+        if not PAYMENT_ID_RE.fullmatch(provider_payment_id):  # it goes into the URL path
+            raise ProviderRejected(f"not a YooKassa payment id: {provider_payment_id[:70]!r}")
+        data = await self._call("GET", f"payments/{quote(provider_payment_id, safe='')}")
         return self._payment(data)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
