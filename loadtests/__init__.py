@@ -1,0 +1,1 @@
+"""Load suite: the locust profile (locustfile.py), the comparison runner (runner.py) and its report (report.py)."""

@@ -1,0 +1,239 @@
+"""Figures derived from a load run: per-target summaries, same-run ratios vs runserver, goals, baseline check.
+
+Only ratios measured in one run are compared with a baseline: absolute numbers move with the machine and its load,
+ratios of targets measured back to back on the same machine much less.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+REFERENCE = "runserver"
+PROD = "uvicorn-worker"
+
+
+def _get(mapping: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return None
+        mapping = mapping[key]
+    return mapping
+
+
+def _shares(counts: dict[str, int], master: str) -> dict[str, float]:
+    """Requests per server process, share of total; a response without X-Worker-Pid counts for the master
+    (runserver is one process)."""
+    counts = dict(counts)
+    if "none" in counts:
+        counts[master] = counts.get(master, 0) + counts.pop("none")
+    total = sum(counts.values())
+    return {pid: n / total for pid, n in sorted(counts.items())} if total else {}
+
+
+def _deviation(shares: dict[str, float]) -> float | None:
+    n = len(shares)
+    return max(abs(share * n - 1) for share in shares.values()) if n > 1 else None
+
+
+def _one_round(run: dict[str, Any], rd: dict[str, Any]) -> dict[str, Any]:
+    """Headline figures of one measured window ``rd`` of ``run``."""
+    locust = rd.get("locust") or {}
+    seconds = locust.get("seconds") or 0
+    customer = _get(locust, "classes", "customer") or {}
+    flow = locust.get("flow") or {}
+    requests = _get(locust, "totals", "requests") or 0
+    cpu = rd.get("cpu_s")
+    samples = rd.get("samples") or {}
+    start_workers = set((samples.get("start") or {}).get("workers") or [])
+    seen = {int(pid) for pid in (locust.get("worker_requests") or {}) if pid.isdigit()}
+    seen |= set((samples.get("end") or {}).get("workers") or [])
+    return {
+        "customer_rps": customer.get("rps"),
+        "total_rps": _get(locust, "totals", "rps"),
+        "flows_per_s": ((flow.get("requests") or 0) - (flow.get("failures") or 0)) / seconds if seconds else None,
+        "flow_p50_ms": flow.get("p50_ms"),
+        "flow_p99_ms": flow.get("p99_ms"),
+        "customer_p50_ms": customer.get("p50_ms"),
+        "customer_p95_ms": customer.get("p95_ms"),
+        "customer_p99_ms": customer.get("p99_ms"),
+        "probe_p99_ms": _get(locust, "classes", "probe", "p99_ms"),
+        "cpu_s": cpu,
+        "cpu_util": cpu / seconds if cpu is not None and seconds else None,
+        "cpu_ms_per_request": cpu * 1000 / requests if cpu is not None and requests else None,
+        "health_ceiling_rps": _get(rd, "wrk_health", "rps"),
+        "status_ceiling_rps": _get(rd, "wrk_status", "rps"),
+        # Workers that appeared during the window: recycled (max_requests) or crashed and replaced.
+        "workers_replaced": len(seen - start_workers) if start_workers else None,
+        "loadavg_before": (rd.get("loadavg_before") or run.get("loadavg_before") or [None])[0],
+    }
+
+
+def median(values: list[Any]) -> float | None:
+    found = [v for v in values if isinstance(v, (int, float))]
+    return statistics.median(found) if found else None
+
+
+ROUND_KEYS = ("customer_rps", "flows_per_s", "customer_p99_ms", "health_ceiling_rps", "status_ceiling_rps",
+              "cpu_ms_per_request", "loadavg_before")
+
+
+def summarize(run: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one target: the median over its rounds (a run without ``rounds`` is one round);
+    failures, requests per worker and replaced workers summed over the rounds."""
+    rounds = run["rounds"] if "rounds" in run else [run]
+    per = [_one_round(run, rd) for rd in rounds] or [_one_round(run, {})]
+    out: dict[str, Any] = {key: median([p[key] for p in per]) for key in per[0]}
+    out["workers_replaced"] = sum(p["workers_replaced"] or 0 for p in per) if rounds else None
+    kinds: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    load_side: dict[str, list[float]] = {}
+    for rd in rounds:
+        locust = rd.get("locust") or {}
+        kinds.update(locust.get("failures_by_kind") or {})
+        counts.update(locust.get("worker_requests") or {})
+        for name, value in (locust.get("load_side_cpu_util") or {}).items():
+            load_side.setdefault(name, []).append(value)
+    samples = run.get("samples") or {}
+    master = str(_get(samples, "boot", "master") or "master")
+    shares = _shares(dict(counts), master)
+    rss: dict[str, dict[str, float | None]] = {}
+    ends = {"boot": samples.get("boot"), "start": _get(rounds[0], "samples", "start") if rounds else None,
+            "end": _get(rounds[-1], "samples", "end") if rounds else None}
+    for when, sample in ends.items():
+        for pid, mb in ((sample or {}).get("rss_mb") or {}).items():
+            rss.setdefault(pid, {})[when] = mb
+    boot_workers = (samples.get("boot") or {}).get("cpu_by_pid") or {}
+    out.update({
+        "rounds": len(rounds),
+        "per_round": [{key: p[key] for key in ROUND_KEYS} for p in per],
+        "failures": sum(kinds.values()),
+        "failures_by_kind": dict(kinds),
+        "worker_shares": shares,
+        "share_max_deviation": _deviation(shares),
+        "rss_mb": rss,
+        # CPU a worker spent until the server first answered: the price of one (re)boot on the server core.
+        "worker_boot_cpu_s": sum(boot_workers.values()) / len(boot_workers) if boot_workers else None,
+        "load_side_cpu_util": {name: statistics.median(values) for name, values in load_side.items()},
+        "duplicate_makes": _get(run, "dispense", "duplicates"),
+        "stop_exit_code": run.get("stop_exit_code"),
+    })
+    return out
+
+
+def median_wrk(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median req/s and latency of several wrk runs (errors summed)."""
+    errors: Counter[str] = Counter()
+    for result in results:
+        errors.update(result.get("errors") or {})
+    return {"rps": median([r.get("rps") for r in results]), "p50_ms": median([r.get("p50_ms") for r in results]),
+            "p99_ms": median([r.get("p99_ms") for r in results]), "errors": dict(errors)}
+
+
+def derive(data: dict[str, Any]) -> dict[str, Any]:
+    derived = {name: summarize(run) for name, run in data.get("targets", {}).items() if "error" not in run}
+    if "recycling" in data and "error" not in data["recycling"]:
+        derived["recycling"] = summarize(data["recycling"])
+    return derived
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+# Ratio name suffix → True when higher is better.
+HIGHER_IS_BETTER = {
+    "flows_x": True, "customer_rps_x": True, "customer_p99_x": False, "health_ceiling_x": True,
+    "status_ceiling_x": True, "health_vs_bare": True, "rps_kept": True, "cost_model": False,
+}
+
+
+def ratios(data: dict[str, Any]) -> dict[str, float]:
+    """Same-run ratios: each target vs runserver, /health vs the bare app, recycling vs not."""
+    derived = data.get("derived") or derive(data)
+    found: dict[str, float | None] = {}
+    ref = derived.get(REFERENCE)
+    for name, figures in derived.items():
+        if name in (REFERENCE, "recycling"):
+            continue
+        if ref:
+            found[f"{name}.flows_x"] = _ratio(figures["flows_per_s"], ref["flows_per_s"])
+            found[f"{name}.customer_rps_x"] = _ratio(figures["customer_rps"], ref["customer_rps"])
+            found[f"{name}.customer_p99_x"] = _ratio(figures["customer_p99_ms"], ref["customer_p99_ms"])
+            found[f"{name}.health_ceiling_x"] = _ratio(figures["health_ceiling_rps"], ref["health_ceiling_rps"])
+            found[f"{name}.status_ceiling_x"] = _ratio(figures["status_ceiling_rps"], ref["status_ceiling_rps"])
+        worker_class = _get(data, "targets", name, "worker_class_for_bare")
+        bare = _get(data, "bare", worker_class or "", "rps")
+        found[f"{name}.health_vs_bare"] = _ratio(figures["health_ceiling_rps"], bare)
+    if "recycling" in derived and PROD in derived:
+        found["recycling.rps_kept"] = _ratio(derived["recycling"]["customer_rps"], derived[PROD]["customer_rps"])
+        max_requests = _get(data, "parameters", "max_requests")
+        boot_cpu, rps = derived[PROD]["worker_boot_cpu_s"], derived[PROD]["total_rps"]
+        if boot_cpu and rps and max_requests:
+            # Model: every max_requests requests one worker boots again on the same (saturated) core.
+            found["recycling.cost_model"] = boot_cpu * rps / max_requests
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def _goal(name: str, wanted: str, value: float | None, met: bool | None, miss: str) -> dict[str, Any]:
+    return {"goal": name, "target": wanted, "value": value, "met": met, "miss": "" if met or met is None else miss}
+
+
+def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
+    """The issue's benchmark goals for ``target`` (prod mode), each met or missed by how much."""
+    found = data.get("ratios") or ratios(data)
+    figures = (data.get("derived") or derive(data)).get(target) or {}
+    out = []
+    # Throughput of the customer flow = completed purchases per second. Requests per second would flatter a slow
+    # server: its customers poll the status JSON more times per purchase.
+    x = found.get(f"{target}.flows_x")
+    out.append(_goal("customer-flow throughput (flows/s) vs runserver", "≥ 3×", x, None if x is None else x >= 3,
+                     f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×" if x else ""))
+    p = found.get(f"{target}.customer_p99_x")
+    out.append(_goal("customer-flow p99 vs runserver", "≤ 0.2×", p, None if p is None else p <= 0.2,
+                     f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×" if p else ""))
+    f = figures.get("failures")
+    out.append(_goal("failures under load", "0", f, None if f is None else f == 0, f"{f} failed requests/flows"))
+    h = found.get(f"{target}.health_ceiling_x")
+    out.append(_goal("/health ceiling vs runserver (wrk)", "≥ 10×", h, None if h is None else h >= 10,
+                     f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×" if h else ""))
+    b = found.get(f"{target}.health_vs_bare")
+    out.append(_goal("/health vs bare ASGI app, same worker (wrk)", "≥ 50 %", b, None if b is None else b >= 0.5,
+                     f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %" if b else ""))
+    d = figures.get("share_max_deviation")
+    out.append(_goal("worker shares vs even (max deviation)", "≤ ±20 %", d, None if d is None else d <= 0.2,
+                     f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points" if d is not None else ""))
+    k = found.get("recycling.rps_kept")
+    replaced = ((data.get("derived") or {}).get("recycling") or {}).get("workers_replaced")
+    cost = None if k is None else 1 - k
+    name = "throughput cost of max_requests recycling (measured)"
+    if cost is not None and not replaced:
+        out.append(_goal(name, "≤ 5 %", cost, None, ""))
+        out[-1]["miss"] = "no worker recycled inside the measured window: not measurable at this rate"
+    else:
+        out.append(_goal(name, "≤ 5 %", cost, None if cost is None else cost <= 0.05,
+                         f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points" if cost else ""))
+    m = found.get("recycling.cost_model")
+    out.append(_goal("throughput cost of max_requests recycling (boot CPU × rate)", "≤ 5 %", m,
+                     None if m is None else m <= 0.05,
+                     f"{m * 100:.1f} % exceeds 5 % by {(m - 0.05) * 100:.1f} points" if m else ""))
+    return out
+
+
+def check_baseline(current: dict[str, float], baseline: dict[str, float], tolerance: float) -> dict[str, Any]:
+    """Compare same-run ratios with a baseline's: a higher-is-better ratio may not fall below
+    ``baseline × (1 − tolerance)``, a lower-is-better one may not rise above ``baseline × (1 + tolerance)``."""
+    compared, regressions = [], []
+    for key in sorted(set(current) & set(baseline)):
+        higher = HIGHER_IS_BETTER.get(key.rsplit(".", 1)[-1], True)
+        now, then = current[key], baseline[key]
+        bound = then * (1 - tolerance) if higher else then * (1 + tolerance)
+        ok = now >= bound if higher else now <= bound
+        row = {"ratio": key, "baseline": then, "current": now, "bound": bound,
+               "direction": "higher is better" if higher else "lower is better", "ok": ok}
+        compared.append(row)
+        if not ok:
+            regressions.append(row)
+    return {"tolerance": tolerance, "compared": compared, "regressions": regressions,
+            "missing": sorted(set(baseline) - set(current))}

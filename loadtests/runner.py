@@ -1,0 +1,335 @@
+"""Compare serving targets under the same locust profile: ``python -m loadtests.runner --out reports/load``.
+
+Every target (runserver; gunicorn + our Uvicorn worker; gunicorn's native asgi worker; the Uvicorn worker again
+with ``max_requests``) is started once, each on a fresh PostgreSQL database with the demo data and its own sandbox
+in auto-pay mode with ``--latency-ms`` per provider/Tmetr call; servers are pinned to ``--server-core``, locust,
+wrk and the sandboxes to ``--load-core``. A bare ASGI app runs under each gunicorn worker class. Then
+``--rounds`` interleaved rounds (the order reverses each round, so a drift of this shared machine's speed hits
+every target alike): per target, locust warms up and measures ``--duration`` seconds, the server is sampled from
+/proc (RSS per process, CPU of master + workers) at the window's start and end, wrk measures the /health and
+status-JSON ceilings, and right after, the bare app's. Medians over the rounds are reported. Finally every server
+is stopped with TERM (time and exit code recorded). Writes report.json, report.md and report.html to ``--out``
+and a summary to stdout; with ``--baseline`` exits 3 when a same-run ratio fell more than ``--tolerance`` below
+the baseline's; 2 when a prerequisite is missing or a target failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from devtools.pg import PG_ADMIN_URL, pg_available, temporary_database  # noqa: E402
+from devtools.stack import Stack, StackConfig, local_secret_key  # noqa: E402
+from loadtests import compare, report  # noqa: E402
+from loadtests.measure import (  # noqa: E402
+    LocustProfile,
+    PinnedGunicorn,
+    ServerSample,
+    ensure_wrk,
+    repin,
+    run_locust,
+    run_wrk,
+    wait_idle,
+)
+
+# name → (Stack mode, gunicorn worker class for the bare-app ceiling; None = no bare comparison)
+TARGETS: dict[str, tuple[str, str | None]] = {
+    "runserver": ("dev", None),
+    "uvicorn-worker": ("prod", "coffee_payment.serving.worker.ServingUvicornWorker"),
+    "gunicorn-asgi": ("gunicorn-asgi", "asgi"),
+}
+RECYCLE_TARGET = "uvicorn-worker"
+PACKAGES = ("django", "gunicorn", "uvicorn", "uvicorn-worker", "uvloop", "httptools", "psycopg", "psycopg-pool",
+            "httpx", "locust")
+PROFILE_OPTIONS = ("poll_interval", "think_time", "probe_interval", "customer_weight", "probe_weight",
+                   "storm_weight", "flow_timeout")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="loadtests.runner", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--out", type=Path, default=ROOT / "reports" / "load", help="output directory (default reports/load)")
+    add("--targets", default=",".join(TARGETS), help=f"comma-separated, from {', '.join(TARGETS)}")
+    add("--workers", type=int, default=3, help="gunicorn workers (3 = GUNICORN_WORKERS=auto on one core)")
+    add("--users", type=int, default=100, help="locust users (all spawned during the warm-up)")
+    add("--warmup", type=float, default=4.0, help="seconds of load before each measured window")
+    add("--duration", type=float, default=10.0, help="measured seconds per target and round")
+    add("--rounds", type=int, default=2, help="interleaved rounds (medians are reported; order reverses each round)")
+    add("--latency-ms", type=float, default=100.0, help="sandbox latency per provider/Tmetr call")
+    add("--wrk-seconds", type=float, default=3.0, help="wrk duration per ceiling")
+    add("--wrk-connections", type=int, default=32)
+    add("--wrk-status", action=argparse.BooleanOptionalAction, default=True,
+        help="also wrk the status JSON of one order (the Django request path's ceiling)")
+    add("--server-core", default="1", help="CPU list for the server (taskset -c)")
+    add("--load-core", default="0", help="CPU list for locust, wrk and the sandbox")
+    add("--max-requests", type=int, default=1000, help="max_requests of the recycling run (0 = skip that run)")
+    add("--runserver-debug", action=argparse.BooleanOptionalAction, default=True,
+        help="runserver with DEBUG=1, as `invoke serve` runs it (default)")
+    add("--graceful-timeout", type=int, default=10,
+        help="GUNICORN_GRACEFUL_TIMEOUT of the gunicorn targets: bounds a stop that does not drain (seconds)")
+    add("--env", action="append", default=[], metavar="KEY=VALUE",
+        help="app environment for every target, repeatable (e.g. DB_POOL_MAX_SIZE=16)")
+    add("--baseline", type=Path, help="a previous report.json: exit 3 when a ratio fell below it")
+    add("--tolerance", type=float, default=0.25, help="allowed relative drop of a ratio vs the baseline")
+    profile = parser.add_argument_group("locust profile (loadtests/locustfile.py options)")
+    profile.add_argument("--poll-interval", type=float, default=0.25)
+    profile.add_argument("--think-time", type=float, default=0.5)
+    profile.add_argument("--probe-interval", type=float, default=0.2)
+    profile.add_argument("--customer-weight", type=int, default=10)
+    profile.add_argument("--probe-weight", type=int, default=1)
+    profile.add_argument("--storm-weight", type=int, default=0)
+    profile.add_argument("--flow-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes KEY=VALUE")
+    unknown = [t for t in args.targets.split(",") if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
+    return args
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+    return {"cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)), "cpu_model": cpu_model,
+            "mem_gib": round(mem_kb / 1024 / 1024, 1), "kernel": platform.release(),
+            "python": platform.python_version(), "loadavg_start": os.getloadavg(), "hostname": platform.node()}
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True) if ensure_wrk() else None
+    found["wrk"] = (wrk.stdout or wrk.stderr).split(" [")[0].removeprefix("wrk ").strip() if wrk else None
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=5) as conn:
+            found["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception:  # noqa: BLE001 - a fact for the report, never fatal
+        found["postgresql"] = None
+    return found
+
+
+def _duplicate_makes(sandbox_url: str) -> dict[str, int]:
+    makes = httpx.get(f"{sandbox_url}/_sandbox/tmetr/makes", timeout=30).json()
+    orders = [m.get("orderUuid") for m in makes]
+    return {"makes": len(orders), "orders": len(set(orders)), "duplicates": len(orders) - len(set(orders))}
+
+
+def _fresh_order_status_url(stack: Stack) -> str:
+    """The status JSON URL of a new ``created`` order (no provider call on that path): Django + one DB read."""
+    response = httpx.get(stack.qr_links[0], timeout=30, follow_redirects=False)
+    order_id = response.headers["location"].split("order_id=", 1)[1]
+    return f"{stack.base_url}/v1/order-status/{order_id}"
+
+
+class TargetRun:
+    """One target kept running for the whole suite (own database, sandbox and server), measured in rounds."""
+
+    def __init__(self, label: str, name: str, args: argparse.Namespace, env_extra: dict[str, str] | None = None):
+        self.label, self.name, self.args = label, name, args
+        self.mode, worker_class = TARGETS[name]
+        self.workdir = args.out / "work" / label
+        self.logs = args.out / "logs" / label
+        self.stack: Stack | None = None
+        self.status_url = ""
+        self.result: dict[str, Any] = {"target": name, "label": label, "mode": self.mode,
+                                       "env": dict(env_extra or {}), "worker_class_for_bare": worker_class,
+                                       "rounds": []}
+        self.env_extra = dict(env_extra or {})
+
+    def start(self, databases: ExitStack) -> None:
+        """Fresh database, migrate + demo data, sandbox (auto-pay) and server pinned; boot sample."""
+        args = self.args
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        db_url = databases.enter_context(temporary_database("coffee_load"))
+        env = {"DATABASE_URL": db_url, "GUNICORN_WORKERS": str(args.workers), "GUNICORN_LOG_LEVEL": "warning",
+               "GUNICORN_GRACEFUL_TIMEOUT": str(args.graceful_timeout), "LOG_LEVEL": "WARNING",
+               **dict(item.split("=", 1) for item in args.env), **self.env_extra}
+        if self.mode == "dev" and not args.runserver_debug:
+            env.update(DEBUG="0", SECRET_KEY=local_secret_key(self.workdir / "var")[0])
+        self.stack = Stack(StackConfig(mode=self.mode, var_dir=self.workdir / "var", env=env, auto_pay=True,
+                                       latency_ms=args.latency_ms, taskset=args.server_core, log_to=self.logs))
+        started = time.monotonic()
+        self.result["loadavg_before"] = os.getloadavg()
+        self.stack.start()
+        self.result["boot_s"] = time.monotonic() - started
+        repin(self.stack.sandbox.pid, args.load_core)  # the sandbox stands for the outside world: off the server core
+        self.result["samples"] = {"boot": ServerSample.take(self.stack.server.pid).as_dict()}
+        if args.wrk_status:
+            self.status_url = _fresh_order_status_url(self.stack)
+
+    def measure(self, round_no: int) -> dict[str, Any]:
+        """One round: the locust window (warm-up, then measured), /proc samples, wrk ceilings."""
+        args, stack = self.args, self.stack
+        assert stack is not None
+        profile = LocustProfile(
+            users=args.users, spawn_rate=args.users, warmup_s=args.warmup, measure_s=args.duration,
+            extra=[f"--{opt.replace('_', '-')}={getattr(args, opt)}" for opt in PROFILE_OPTIONS],
+        )
+        record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg()}
+        window, first, last = run_locust(stack.base_url, profile, core=args.load_core, workdir=self.workdir,
+                                          master_pid=stack.server.pid, log=self.logs / "locust.log",
+                                          watch={"sandbox": stack.sandbox.pid})
+        record["locust"] = window
+        record["samples"] = {"start": first.as_dict() if first else None, "end": last.as_dict()}
+        if first is not None:
+            record["cpu_s"] = last.cpu_s - first.cpu_s
+        # Requests still queued from the window (runserver's backlog, notifications, make commands) would
+        # otherwise be counted against the ceiling.
+        record["settle_s"] = wait_idle(stack.server.pid)
+        record["wrk_health"] = run_wrk(f"{stack.base_url}/health", seconds=args.wrk_seconds,
+                                       connections=args.wrk_connections, core=args.load_core)
+        if self.status_url:
+            record["wrk_status"] = run_wrk(self.status_url, seconds=args.wrk_seconds,
+                                           connections=args.wrk_connections, core=args.load_core)
+        self.result["rounds"].append(record)
+        return record
+
+    def stop(self) -> None:
+        if self.stack is None or self.stack.server is None:
+            return
+        try:
+            self.result["dispense"] = _duplicate_makes(self.stack.sandbox_url)
+        except (httpx.HTTPError, ValueError) as exc:
+            self.result["dispense"] = {"error": str(exc)}
+        stopping = time.monotonic()
+        self.result["stop_exit_code"] = self.stack.stop()
+        self.result["stop_s"] = time.monotonic() - stopping
+        self.stack = None
+
+    def fail(self, exc: BaseException) -> None:
+        detail = getattr(exc, "stderr", None) or ""
+        message = f"{type(exc).__name__}: {exc}\n{detail[-2000:] if isinstance(detail, str) else ''}".strip()
+        print(f"[load] {self.label}: FAILED: {message}", file=sys.stderr, flush=True)
+        self.result["error"] = message
+        if self.stack is not None:
+            self.stack.stop()
+            self.stack = None
+
+
+FAILURES = (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError, KeyError)
+
+
+def bare_server(worker_class: str, args: argparse.Namespace) -> PinnedGunicorn:
+    """The bare ASGI app under ``worker_class`` with the same workers, core and settings (a context manager)."""
+    custom = None if worker_class.endswith("ServingUvicornWorker") else worker_class  # conf default otherwise
+    return PinnedGunicorn(app="loadtests.bare_app:app", core=args.server_core, workers=args.workers,
+                          worker_class=custom, log=args.out / "logs" / f"bare-{worker_class.rsplit('.', 1)[-1]}.log")
+
+
+def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Start every target, then measure them in interleaved rounds (the order reverses each round, so a drift of
+    the machine's speed hits every target alike), then stop them. Fills ``data['targets'|'recycling'|'bare']``."""
+    targets = args.targets.split(",")
+    plan = [TargetRun(name, name, args) for name in targets]
+    if args.max_requests and RECYCLE_TARGET in targets:
+        plan.append(TargetRun(f"{RECYCLE_TARGET}+max_requests={args.max_requests}", RECYCLE_TARGET, args,
+                              {"GUNICORN_MAX_REQUESTS": str(args.max_requests)}))
+    with ExitStack() as resources:
+        for run in plan:
+            print(f"[load] {run.label}: starting …", flush=True)
+            try:
+                run.start(resources)
+            except FAILURES as exc:
+                run.fail(exc)
+        resources.callback(lambda: [run.stop() for run in plan])
+        bare: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        for run in plan:
+            worker_class = run.result["worker_class_for_bare"]
+            if worker_class and worker_class not in bare and "error" not in run.result:
+                server = resources.enter_context(bare_server(worker_class, args))
+                bare[worker_class] = (f"http://127.0.0.1:{server.port}/health", [])
+        for round_no in range(1, args.rounds + 1):
+            for run in plan if round_no % 2 else list(reversed(plan)):
+                if "error" in run.result:
+                    continue
+                try:
+                    run.measure(round_no)
+                except FAILURES as exc:
+                    run.fail(exc)
+                    continue
+                print(f"[load] round {round_no} {run.label}: {report.one_line(run.result['rounds'][-1])}",
+                      flush=True)
+                worker_class = run.result["worker_class_for_bare"]
+                if worker_class in bare and run.label == run.name:
+                    # Right after the target's own wrk, so the two see the same machine.
+                    url, results = bare[worker_class]
+                    if len(results) < round_no:
+                        results.append(run_wrk(url, seconds=args.wrk_seconds, connections=args.wrk_connections,
+                                               core=args.load_core))
+        for run in plan:
+            run.stop()
+    for run in plan:
+        if run.name == RECYCLE_TARGET and run.label != run.name:
+            data["recycling"] = run.result
+        else:
+            data["targets"][run.name] = run.result
+    data["bare"] = {worker_class: {"rounds": results, **compare.median_wrk(results)}
+                    for worker_class, (_, results) in bare.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not pg_available():
+        print(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (start it: nox -s load does)", file=sys.stderr)
+        return 2
+    began = time.time()
+    data: dict[str, Any] = {
+        "schema": 1,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(began)),
+        "command": " ".join(["python -m loadtests.runner", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine_facts(),
+        "versions": versions(),
+        "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "targets": {},
+        "bare": {},
+    }
+    run_suite(args, data)
+    data["machine"]["loadavg_end"] = os.getloadavg()
+    data["elapsed_s"] = time.time() - began
+    data["derived"] = compare.derive(data)
+    data["ratios"] = compare.ratios(data)
+    data["goals"] = compare.goals(data)
+    runs = [*data["targets"].values(), *([data["recycling"]] if "recycling" in data else [])]
+    code = 2 if any("error" in run for run in runs) else 0
+    if args.baseline:
+        baseline = json.loads(args.baseline.read_text())
+        data["baseline_check"] = compare.check_baseline(data["ratios"], baseline.get("ratios", {}), args.tolerance)
+        data["baseline_check"]["baseline"] = str(args.baseline)
+        if data["baseline_check"]["regressions"] and not code:
+            code = 3
+    (args.out / "report.json").write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    (args.out / "report.md").write_text(report.markdown(data))
+    (args.out / "report.html").write_text(report.html(data))
+    print(report.summary(data), flush=True)
+    print(f"[load] wrote {args.out}/report.json, report.md, report.html in {data['elapsed_s']:.0f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

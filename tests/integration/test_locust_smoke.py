@@ -1,0 +1,129 @@
+"""The load profile itself: loadtests/locustfile.py run headless for a few seconds against the real stack
+(gunicorn + 2 Uvicorn workers + the sandbox in auto-pay mode), with zero failures; and the pure report pieces."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coffee_payment.devices.demo import DEMO_DEVICES
+from devtools.stack import Stack
+from loadtests import compare, report
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_locustfile_devices_match_the_demo_data() -> None:
+    # The locustfile copies the demo devices (importing the models would need Django inside locust).
+    tree = ast.parse(LOCUSTFILE.read_text())
+    devices = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "DEVICES"
+    )
+    assert devices == {d.scenario: (d.device_uuid, d.drink_no, d.drink_name) for d in DEMO_DEVICES}
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_locustfile_headless_has_no_failures(stack: Stack, sandbox: httpx.Client, tmp_path: Path) -> None:
+    sandbox.post("/_sandbox/config", json={"auto_pay": True, "latency_ms": 20}).raise_for_status()
+    window = tmp_path / "window.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--host",
+            stack.base_url,
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "--run-time",
+            "40s",
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--storm-weight",
+            "1",
+            "--poll-interval",
+            "0.2",
+            "--think-time",
+            "0.2",
+            "--report-json",
+            str(window),
+            "--warmup-s",
+            "1",
+            "--measure-s",
+            "5",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert window.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(window.read_text())
+    assert data["failures"] == [], data["failures"]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert data["totals"]["requests"] > 20
+    assert data["flow"] and data["flow"]["requests"] >= 1, "no customer flow reached make_pending"
+    groups = set(data["groups"])
+    assert {"GET /v1/pay", "GET /v1/order-status/[id]", "POST /v1/initiate-payment", "GET /health"} <= groups
+    # Two workers behind X-Worker-Pid; every response carried one.
+    assert "none" not in data["worker_requests"] and len(data["worker_requests"]) == 2
+
+
+def test_ratios_goals_and_baseline_check() -> None:
+    def run(rps: float, p99: float, health: float, shares: dict[str, int]) -> dict:
+        return {
+            "locust": {
+                "seconds": 10,
+                "classes": {"customer": {"rps": rps, "p99_ms": p99}},
+                "flow": {"requests": rps, "failures": 0},
+                "totals": {"requests": 100},
+                "worker_requests": shares,
+            },
+            "wrk_health": {"rps": health},
+            "samples": {"boot": {"master": 1}},
+            "worker_class_for_bare": "W",
+        }
+
+    data = {
+        "targets": {
+            "runserver": run(10, 1000, 600, {"none": 10}),
+            "uvicorn-worker": run(40, 150, 9000, {"2": 50, "3": 50}),
+        },
+        "recycling": run(39, 160, 2000, {"4": 1}),
+        "bare": {"W": {"rps": 12000}},
+    }
+    data["derived"] = compare.derive(data)
+    data["ratios"] = compare.ratios(data)
+    assert data["ratios"]["uvicorn-worker.customer_rps_x"] == 4
+    assert data["ratios"]["uvicorn-worker.health_vs_bare"] == 0.75
+    assert data["derived"]["runserver"]["worker_shares"] == {"1": 1.0}
+    goals = {g["goal"]: g for g in compare.goals(data)}
+    assert data["ratios"]["uvicorn-worker.flows_x"] == 4
+    assert goals["customer-flow throughput (flows/s) vs runserver"]["met"] is True
+    assert goals["/health ceiling vs runserver (wrk)"]["met"] is True
+    assert goals["customer-flow p99 vs runserver"]["met"] is True
+    # No worker was replaced in the recycling window: reported, not judged.
+    assert goals["throughput cost of max_requests recycling (measured)"]["met"] is None
+    worse = dict(data["ratios"], **{"uvicorn-worker.flows_x": 2.0, "uvicorn-worker.customer_p99_x": 0.3})
+    check = compare.check_baseline(worse, data["ratios"], tolerance=0.25)
+    assert {r["ratio"] for r in check["regressions"]} == {"uvicorn-worker.flows_x", "uvicorn-worker.customer_p99_x"}
+    assert compare.check_baseline(data["ratios"], data["ratios"], 0.25)["regressions"] == []
+    data["goals"] = compare.goals(data)
+    assert "uvicorn-worker" in report.markdown(data) and "<svg" in report.html(data)
