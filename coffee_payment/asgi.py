@@ -2,14 +2,19 @@
 
 Django sits behind the probes wrapper, which answers ``/health``, ``/livez`` and ``/readyz`` without Django
 and adds ``X-Worker-Pid`` to every response (coffee_payment/serving/probes.py).
+The customer paths (``/v1/…``) go to a Django handler with an async-native middleware chain; everything else
+(admin, static) to the full stack (coffee_payment/serving/lean.py says why).
 """
 
 import os
 
+import django
 from django.core.asgi import get_asgi_application
 
-from coffee_payment.serving import probes
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coffee_payment.settings")
+django.setup(set_prefix=False)
 
-application = probes.wrap(get_asgi_application())
+from coffee_payment.serving import probes  # noqa: E402
+from coffee_payment.serving.lean import LeanASGIHandler, route  # noqa: E402
+
+application = probes.wrap(route(get_asgi_application(), LeanASGIHandler()))

@@ -99,6 +99,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Customer paths (/v1/…) under ASGI: async-native middleware only (coffee_payment/serving/lean.py).
+LEAN_MIDDLEWARE = ["coffee_payment.serving.lean.LeanSecurityMiddleware"]
+
 ROOT_URLCONF = "coffee_payment.urls"
 TEMPLATES = [
     {

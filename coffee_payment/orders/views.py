@@ -60,15 +60,19 @@ def order_status_page(request: HttpRequest) -> HttpResponse:
 async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
     it first polls the provider (rate-limited across workers)."""
-    order = await sync_to_async(order_find)(order_id)
-    if order is None:
+    body = await sync_to_async(_status_body)(order_id)  # one thread hop on the hottest path
+    if body is None:
         return JsonResponse({"error": "order not found"}, status=404)
-    if order.status == OrderStatus.PENDING:
-        await payment_refresh_if_stale(order_id=str(order.id))
-        order = await sync_to_async(order_find)(order_id)
-    body = await sync_to_async(order_status_json)(order)
+    if body["status"] == OrderStatus.PENDING:
+        await payment_refresh_if_stale(order_id=body["order_id"])
+        body = await sync_to_async(_status_body)(order_id)
     body["server_time"] = timezone.now().isoformat()
     return JsonResponse(body)
+
+
+def _status_body(order_id: str) -> dict | None:
+    order = order_find(order_id)
+    return None if order is None else order_status_json(order)
 
 
 @csrf_exempt  # JSON API called by the status page; the order id (a random UUID) is the capability

@@ -316,3 +316,17 @@ def test_email_with_control_characters_is_400(stack, app, sandbox):
 def test_get_endpoints_answer_405_to_other_methods(stack, app):
     assert app.post("/v1/pay").status_code == 405
     assert app.post("/v1/order-status/x").status_code == 405
+
+
+def test_customer_paths_use_the_lean_stack_with_security_headers(stack, app):
+    order_id = scan(app, "tbank")
+    for path in (f"/v1/order-status/{order_id}", f"/v1/order-status-page?order_id={order_id}"):
+        response = app.get(path)
+        assert response.status_code == 200
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert "set-cookie" not in response.headers  # no session/CSRF machinery on the customer paths
+    assert app.get(f"/v1/order-status/{order_id}", headers={"Host": "evil.example"}).status_code == 400
+    admin = app.get("/admin/login/")
+    assert admin.status_code == 200 and "csrftoken" in admin.headers.get("set-cookie", "")
