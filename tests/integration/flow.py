@@ -99,3 +99,16 @@ def wait_deliveries(sandbox: httpx.Client, provider: str, count: int, *, timeout
             assert len(deliveries) >= count, f"{len(deliveries)} deliveries, expected {count}"
             return deliveries
         time.sleep(0.1)
+
+
+def wait_makes(
+    sandbox: httpx.Client, machine_uuid: str, count: int = 1, *, timeout: float = 10
+) -> list[dict[str, Any]]:
+    """Make commands for ``machine_uuid`` once ``count`` have arrived, re-read after a short settle so that a
+    duplicate sent just behind the first one would be seen too. The order shows ``make_pending`` as soon as the
+    winning transaction commits; the command itself is sent right after (rule 4), so it may trail the status."""
+    deadline = time.monotonic() + timeout
+    while len(makes_for(sandbox, machine_uuid)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return makes_for(sandbox, machine_uuid)

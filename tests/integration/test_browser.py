@@ -9,7 +9,7 @@ import tempfile
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.integration.flow import makes_for, scan_with_uuid
+from tests.integration.flow import scan_with_uuid, wait_makes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,4 +51,4 @@ def test_pay_from_the_status_page(stack, app, sandbox, provider, tmp_path):
             page.screenshot(path=f"/tmp/status-{provider}.png")
         finally:
             browser.close()
-    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert len(wait_makes(sandbox, machine_uuid)) == 1

@@ -21,6 +21,7 @@ from tests.integration.flow import (
     scan_with_uuid,
     status,
     wait_deliveries,
+    wait_makes,
     wait_status,
 )
 
@@ -45,7 +46,7 @@ def test_whole_flow_makes_one_drink(stack, app, sandbox, provider):
     assert paid.status_code == 303
     assert paid.headers["location"] == f"{stack.base_url}/v1/order-status-page?order_id={order_id}"
     wait_status(app, order_id, "make_pending")
-    makes = makes_for(sandbox, machine_uuid)
+    makes = wait_makes(sandbox, machine_uuid)
     assert len(makes) == 1
     device = DEVICES[provider]
     assert makes[0] | {"received_at": None} == {
@@ -69,7 +70,7 @@ def test_decline_then_pay_again(stack, app, sandbox, provider):
     assert second != first
     checkout(second, "pay")
     wait_status(app, order_id, "make_pending")
-    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert len(wait_makes(sandbox, machine_uuid)) == 1
 
 
 def test_rescan_returns_the_same_order_and_reused_uuid_is_400(stack, app, sandbox):
@@ -101,7 +102,7 @@ def test_twenty_concurrent_duplicate_notifications_dispense_once(stack, app, san
     assert all(d["http_status"] == 200 for d in deliveries), deliveries
     if provider == "tbank":
         assert all(d["response_body"] == "OK" for d in deliveries)
-    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert len(wait_makes(sandbox, machine_uuid)) == 1
     applied = shell(
         stack,
         "from coffee_payment.payments.models import Notification as N;"
@@ -220,7 +221,7 @@ def test_tmetr_timeout_on_make_is_make_failed_and_not_resent(stack, app, sandbox
     (payment,) = provider_payments(sandbox, "tbank", order_id)
     assert sandbox.post(f"/_sandbox/payments/tbank/{payment['payment_id']}/notify").status_code == 200
     assert status(app, order_id)["status"] == "make_failed"
-    assert len(makes_for(sandbox, machine_uuid)) == 1  # recorded once by Tmetr (outcome unknown to us)
+    assert len(wait_makes(sandbox, machine_uuid)) == 1  # recorded once by Tmetr (outcome unknown to us)
 
 
 def test_missing_price_is_an_error_page_and_no_order(stack, app, sandbox):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.stack import run_manage
-from tests.integration.flow import checkout, initiate, makes_for, scan_with_uuid, status, wait_status
+from tests.integration.flow import checkout, initiate, scan_with_uuid, status, wait_makes, wait_status
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -19,10 +19,10 @@ def test_reconcile_payments_applies_a_missed_success(stack, app, sandbox):
     out = run_manage("reconcile_payments", "--min-age", "0", env=stack.env)
     assert "make_pending" in out
     assert status(app, order_id)["status"] == "make_pending"
-    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert len(wait_makes(sandbox, machine_uuid)) == 1
     # A second run finds nothing pending and sends nothing.
     assert "reconciled 0/0" in run_manage("reconcile_payments", "--min-age", "0", env=stack.env)
-    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert len(wait_makes(sandbox, machine_uuid)) == 1
 
 
 def test_status_json_refreshes_a_stale_pending_payment(stack, app, sandbox):
@@ -31,4 +31,4 @@ def test_status_json_refreshes_a_stale_pending_payment(stack, app, sandbox):
     checkout(initiate(app, order_id), "pay")
     # PAYMENT_REFRESH_INTERVAL_S=1 in the test stack: polling the JSON makes the server ask the provider.
     wait_status(app, order_id, "make_pending", timeout=15)
-    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert len(wait_makes(sandbox, machine_uuid)) == 1
