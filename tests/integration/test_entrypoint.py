@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.container.testsupport import free_port, fresh_database, postgres_available, query, wait_for_status
+from tools.container.testsupport import free_port, fresh_database, query, wait_for_status
 
 REPO = Path(__file__).resolve().parents[2]
 SUPERUSER = "ep-admin"
@@ -27,7 +27,6 @@ GRACEFUL_TIMEOUT = 30  # gunicorn.conf.py's default
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL on 127.0.0.1:5432"),
     pytest.mark.skipif(
         os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare for a PID namespace"
     ),
