@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 SUPERUSER = "ep-admin"
 GRACEFUL_TIMEOUT = 30  # gunicorn.conf.py's default
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare for a PID namespace"
-    ),
-]
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _pid_namespace_possible() -> None:
+    assert os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare for a PID namespace (as on CI)"
 
 
 def _children(pid: int) -> list[int]:
