@@ -107,15 +107,58 @@ def test_quit_or_second_int_is_quick(how: str):
         assert "quick exit" in logs and "Perhaps out of memory" not in logs
 
 
+def _connections_per_worker(server: GunicornServer, per_worker: int) -> dict[int, list[httpx.Client]]:
+    """Open keep-alive connections until each worker holds ``per_worker`` of them.
+
+    The kernel (and asyncio's accept loop, which accepts a burst at once) may hand every new connection to
+    one worker, so the test pins its requests instead of hoping: a ``/health`` on each fresh connection
+    reads ``X-Worker-Pid``, and later requests on that connection reach the same worker.
+    Returns ``{worker pid: [client, ...]}``; the caller closes the clients.
+    """
+    pools: dict[int, list[httpx.Client]] = {pid: [] for pid in server.worker_pids()}
+    spare: list[httpx.Client] = []
+    deadline = time.monotonic() + 20
+    while any(len(clients) < per_worker for clients in pools.values()):
+        assert time.monotonic() < deadline, f"could not reach every worker: {[len(c) for c in pools.values()]}"
+        client = httpx.Client(timeout=TIMEOUT + 10, limits=httpx.Limits(max_connections=1))
+        pid = int(client.get(server.url("/health")).headers["x-worker-pid"])
+        if len(pools.get(pid, [None] * per_worker)) < per_worker:
+            pools[pid].append(client)
+        else:
+            spare.append(client)  # kept open until the end so the next connect is a new one
+    for client in spare:
+        client.close()
+    return pools
+
+
 @pytest.mark.timeout(90)
 def test_sigkilled_worker_is_replaced_and_only_its_requests_fail():
     with running_gunicorn(workers=2, env={"GUNICORN_TIMEOUT": str(TIMEOUT)}) as server:
-        victim, survivor = server.worker_pids()
-        results, join = _in_flight(server, count=6, seconds=2)
-        _wait_in_flight(server, 6)
-        server_killed_at = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-        join()
+        pools = _connections_per_worker(server, per_worker=3)
+        victim, survivor = list(pools)
+        results: dict[int, list[object]] = {victim: [], survivor: []}
+
+        def one(pid: int, client: httpx.Client) -> None:
+            try:
+                results[pid].append(client.get(server.url("/_test/sleep?seconds=2")).status_code)
+            except httpx.HTTPError as exc:
+                results[pid].append(exc)
+
+        threads = [
+            threading.Thread(target=one, args=(pid, client)) for pid, clients in pools.items() for client in clients
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            _wait_in_flight(server, len(threads))
+            server_killed_at = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            for thread in threads:
+                thread.join(timeout=TIMEOUT + 15)
+        finally:
+            for clients in pools.values():
+                for client in clients:
+                    client.close()
         pids = wait_until(
             lambda: (p := server.worker_pids()) and len(p) == 2 and victim not in p and p,
             timeout=20,
@@ -123,9 +166,7 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail():
         )
         assert survivor in pids
         wait_until(lambda: httpx.get(server.url("/health")).status_code == 200, timeout=10)
-        ok = [r for r in results if r == 200]
-        failed = [r for r in results if r != 200]
-        assert len(ok) + len(failed) == 6
-        assert all(isinstance(r, httpx.HTTPError) for r in failed), results
-        assert ok, "requests on the surviving worker completed"
+        assert results[survivor] == [200, 200, 200], "requests on the surviving worker completed"
+        assert len(results[victim]) == 3
+        assert all(isinstance(r, httpx.HTTPError) for r in results[victim]), results
         assert time.monotonic() - server_killed_at < 25

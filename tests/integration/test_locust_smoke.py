@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from coffee_payment.devices.demo import DEMO_DEVICES
+from devtools.processes import child_pids
 from devtools.stack import Stack
 from loadtests import compare, report
 
@@ -82,8 +83,10 @@ def test_locustfile_headless_has_no_failures(stack: Stack, sandbox: httpx.Client
     assert data["flow"] and data["flow"]["requests"] >= 1, "no customer flow reached make_pending"
     groups = set(data["groups"])
     assert {"GET /v1/pay", "GET /v1/order-status/[id]", "POST /v1/initiate-payment", "GET /health"} <= groups
-    # Two workers behind X-Worker-Pid; every response carried one.
-    assert "none" not in data["worker_requests"] and len(data["worker_requests"]) == 2
+    # Every response carried X-Worker-Pid naming one of the two workers. How the kernel spreads six
+    # connections over them is not this test's business (the load report measures shares).
+    assert "none" not in data["worker_requests"], data["worker_requests"]
+    assert {int(pid) for pid in data["worker_requests"]} <= set(child_pids(stack.server.pid))
 
 
 def test_ratios_goals_and_baseline_check() -> None:
