@@ -29,17 +29,19 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from coffee_payment.serving.worker import drain_timeout
-from devtools.processes import child_pids
+from devtools.processes import child_pids, requests_picked_up
 from devtools.stack import Stack, StackConfig
 
 EVENTS = ("term", "int", "quit", "recycle", "kill-worker", "hup", "k8s")
 SIGNALS = {"term": signal.SIGTERM, "int": signal.SIGINT, "quit": signal.SIGQUIT, "hup": signal.SIGHUP}
 # Events after which the master is expected to exit.
 STOPPING = ("term", "int", "quit", "k8s")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STAGE_LINE = re.compile(
     r"(Master shutdown \d/\d.*|Worker \d+ shutdown \d/\d.*|Handling signal.*|Booting worker.*"
     r"|Worker exiting.*|WORKER TIMEOUT.*|was sent SIG\w+.*|Shutting down: Master.*)"
@@ -72,6 +74,12 @@ class DrillOptions:
             raise ValueError(f"--event must be one of {', '.join(EVENTS)}, not {self.event!r}")
         if (self.url is None) != (self.pid is None):
             raise ValueError("--url and --pid go together (target a running server)")
+        if self.url is not None:
+            target = urlsplit(self.url)
+            if target.scheme != "http" or target.hostname not in LOOPBACK_HOSTS or target.port is None:
+                raise ValueError(
+                    f"--url {self.url!r} must be http://<loopback host>:<port> (drill traffic stays on this machine)"
+                )
         if self.pid is not None:
             cmdline = Path(f"/proc/{self.pid}/cmdline")
             if self.pid <= 1 or not cmdline.exists() or b"gunicorn" not in cmdline.read_bytes():
@@ -243,6 +251,11 @@ class Drill:
         except httpx.HTTPError as exc:
             return (*classify(exc), None)
 
+    @property
+    def port(self) -> int:
+        """The TCP port of the target server (from its loopback URL)."""
+        return int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+
     async def _inflight_request(self, index: int) -> None:
         timeout = httpx.Timeout(self.o.graceful_timeout + 10.0, connect=2.0)
         started = self._now()
@@ -265,7 +278,12 @@ class Drill:
     async def _launch_inflight(self) -> None:
         """Start the long requests just before the signal, so they are in flight when it lands."""
         self._inflight_tasks = [asyncio.create_task(self._inflight_request(n)) for n in range(self.o.inflight)]
-        await asyncio.sleep(min(0.5, self.o.inflight_seconds / 2))  # let them reach the workers
+        # Wait until the workers hold every connection (steady + in-flight) and have read the requests, bounded
+        # by half the in-flight duration so a slow pick-up still leaves the requests in flight at the signal.
+        deadline = time.monotonic() + self.o.inflight_seconds / 2
+        await asyncio.sleep(0.05)
+        while time.monotonic() < deadline and not requests_picked_up(self.port, self.o.clients + self.o.inflight):
+            await asyncio.sleep(0.01)
 
     async def _deliver_event(self) -> None:
         event = self.o.event
@@ -341,7 +359,7 @@ class Drill:
 
     async def _run_load(self) -> None:
         paths = [self._order_path(), "/health"]
-        port = int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+        port = self.port
         self.workers_before = child_pids(self.master_pid)
         threads = [
             threading.Thread(target=self._watch_listener, args=(port,), daemon=True),

@@ -62,6 +62,42 @@ def connection_refused(port: int, host: str = "127.0.0.1", timeout: float = 1.0)
         return True
 
 
+_TCP_LISTEN, _TCP_ESTABLISHED = "0A", "01"
+
+
+def _tcp_sockets(port: int) -> list[tuple[str, int]]:
+    """(state, receive-queue bytes) of every local TCP socket bound to ``port``, from /proc/net/tcp{,6}.
+
+    For a listening socket the receive-queue field is the accept queue length (connections the kernel has
+    completed and no worker has accepted yet); for an established one, bytes not yet read by the process.
+    """
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                found.append((state, int(queues.split(":")[1], 16)))
+    return found
+
+
+def requests_picked_up(port: int, count: int) -> bool:
+    """True when the server on ``port`` has accepted at least ``count`` connections and read what they sent.
+
+    Tests and drills use it after sending long requests, before a signal, instead of sleeping and hoping: the
+    accept queue is empty and no accepted connection has unread bytes (a request still in the kernel's
+    buffers is not yet "in flight" at the worker). Linux only (/proc/net/tcp).
+    """
+    sockets = _tcp_sockets(port)
+    listening = [queued for state, queued in sockets if state == _TCP_LISTEN]
+    established = [unread for state, unread in sockets if state == _TCP_ESTABLISHED]
+    return bool(listening) and not any(listening) and len(established) >= count and not any(established)
+
+
 def child_pids(pid: int) -> list[int]:
     """Direct children of ``pid`` (gunicorn workers of a master), from /proc; [] once it has exited."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -171,12 +207,25 @@ class GunicornServer:
         except httpx.HTTPError:
             return False
 
+    def serving_workers(self) -> list[int]:
+        """Worker pids that have finished booting: uvicorn logged ``Started server process [pid]`` for them.
+
+        Until then a worker has default signal dispositions (UvicornWorker resets them; uvicorn installs its
+        own when it starts serving), so a TERM during boot kills it without the shutdown stage logs.
+        """
+        logs = self.logs()
+        return [pid for pid in self.worker_pids() if f"Started server process [{pid}]" in logs]
+
     def wait_ready(self, *, timeout: float = 30.0, workers: int | None = None) -> GunicornServer:
-        """Wait until /health answers 200 and, if given, ``workers`` workers run; TimeoutError with logs."""
+        """Wait until /health answers 200 and, if given, ``workers`` workers have booted; TimeoutError with logs."""
         try:
             wait_until(self._healthy, timeout=timeout, what="/health 200")
             if workers is not None:
-                wait_until(lambda: len(self.worker_pids()) == workers, timeout=timeout, what=f"{workers} workers")
+                wait_until(
+                    lambda: len(self.worker_pids()) == workers and len(self.serving_workers()) == workers,
+                    timeout=timeout,
+                    what=f"{workers} workers serving",
+                )
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n--- log ---\n{self.logs()}") from None
         return self

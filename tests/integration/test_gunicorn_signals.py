@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from devtools.processes import GunicornServer, connection_refused, running_gunicorn, wait_until
+from devtools.processes import GunicornServer, connection_refused, requests_picked_up, running_gunicorn, wait_until
 
 TIMEOUT = 10  # GUNICORN_TIMEOUT (= graceful timeout) for these servers, seconds
 
@@ -39,8 +39,9 @@ def _in_flight(server: GunicornServer, count: int, seconds: float) -> tuple[list
 
 
 def _wait_in_flight(server: GunicornServer, count: int) -> None:
-    # Accepted connections are visible to no API; give the requests time to reach the workers.
-    time.sleep(0.8)
+    """Block until the workers have accepted ``count`` connections and read their requests."""
+    time.sleep(0.1)  # the client threads connect and send
+    wait_until(lambda: requests_picked_up(server.port, count), timeout=10, what=f"{count} requests at the workers")
     assert server.running()
 
 
