@@ -64,9 +64,10 @@ def ensure_debian_packages(session: nox.Session, packages: dict[str, str]) -> No
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff over the code; hadolint over the Dockerfile."""
+    """Ruff (lint and format) over the code; hadolint over the Dockerfile."""
     install_locked(session)
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("hadolint", "Dockerfile")
 
 

@@ -23,13 +23,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(_BODY)).encode()),
-            (b"x-worker-pid", str(os.getpid()).encode()),
-        ],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_BODY)).encode()),
+                (b"x-worker-pid", str(os.getpid()).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": _BODY})

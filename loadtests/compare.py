@@ -75,8 +75,15 @@ def median(values: list[Any]) -> float | None:
     return statistics.median(found) if found else None
 
 
-ROUND_KEYS = ("customer_rps", "flows_per_s", "customer_p99_ms", "health_ceiling_rps", "status_ceiling_rps",
-              "cpu_ms_per_request", "loadavg_before")
+ROUND_KEYS = (
+    "customer_rps",
+    "flows_per_s",
+    "customer_p99_ms",
+    "health_ceiling_rps",
+    "status_ceiling_rps",
+    "cpu_ms_per_request",
+    "loadavg_before",
+)
 
 
 def summarize(run: dict[str, Any]) -> dict[str, Any]:
@@ -99,26 +106,31 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
     master = str(_get(samples, "boot", "master") or "master")
     shares = _shares(dict(counts), master)
     rss: dict[str, dict[str, float | None]] = {}
-    ends = {"boot": samples.get("boot"), "start": _get(rounds[0], "samples", "start") if rounds else None,
-            "end": _get(rounds[-1], "samples", "end") if rounds else None}
+    ends = {
+        "boot": samples.get("boot"),
+        "start": _get(rounds[0], "samples", "start") if rounds else None,
+        "end": _get(rounds[-1], "samples", "end") if rounds else None,
+    }
     for when, sample in ends.items():
         for pid, mb in ((sample or {}).get("rss_mb") or {}).items():
             rss.setdefault(pid, {})[when] = mb
     boot_workers = (samples.get("boot") or {}).get("cpu_by_pid") or {}
-    out.update({
-        "rounds": len(rounds),
-        "per_round": [{key: p[key] for key in ROUND_KEYS} for p in per],
-        "failures": sum(kinds.values()),
-        "failures_by_kind": dict(kinds),
-        "worker_shares": shares,
-        "share_max_deviation": _deviation(shares),
-        "rss_mb": rss,
-        # CPU a worker spent until the server first answered: the price of one (re)boot on the server core.
-        "worker_boot_cpu_s": sum(boot_workers.values()) / len(boot_workers) if boot_workers else None,
-        "load_side_cpu_util": {name: statistics.median(values) for name, values in load_side.items()},
-        "duplicate_makes": _get(run, "dispense", "duplicates"),
-        "stop_exit_code": run.get("stop_exit_code"),
-    })
+    out.update(
+        {
+            "rounds": len(rounds),
+            "per_round": [{key: p[key] for key in ROUND_KEYS} for p in per],
+            "failures": sum(kinds.values()),
+            "failures_by_kind": dict(kinds),
+            "worker_shares": shares,
+            "share_max_deviation": _deviation(shares),
+            "rss_mb": rss,
+            # CPU a worker spent until the server first answered: the price of one (re)boot on the server core.
+            "worker_boot_cpu_s": sum(boot_workers.values()) / len(boot_workers) if boot_workers else None,
+            "load_side_cpu_util": {name: statistics.median(values) for name, values in load_side.items()},
+            "duplicate_makes": _get(run, "dispense", "duplicates"),
+            "stop_exit_code": run.get("stop_exit_code"),
+        }
+    )
     return out
 
 
@@ -127,8 +139,12 @@ def median_wrk(results: list[dict[str, Any]]) -> dict[str, Any]:
     errors: Counter[str] = Counter()
     for result in results:
         errors.update(result.get("errors") or {})
-    return {"rps": median([r.get("rps") for r in results]), "p50_ms": median([r.get("p50_ms") for r in results]),
-            "p99_ms": median([r.get("p99_ms") for r in results]), "errors": dict(errors)}
+    return {
+        "rps": median([r.get("rps") for r in results]),
+        "p50_ms": median([r.get("p50_ms") for r in results]),
+        "p99_ms": median([r.get("p99_ms") for r in results]),
+        "errors": dict(errors),
+    }
 
 
 def derive(data: dict[str, Any]) -> dict[str, Any]:
@@ -144,8 +160,14 @@ def _ratio(a: Any, b: Any) -> float | None:
 
 # Ratio name suffix → True when higher is better.
 HIGHER_IS_BETTER = {
-    "flows_x": True, "customer_rps_x": True, "customer_p99_x": False, "health_ceiling_x": True,
-    "status_ceiling_x": True, "health_vs_bare": True, "rps_kept": True, "cost_model": False,
+    "flows_x": True,
+    "customer_rps_x": True,
+    "customer_p99_x": False,
+    "health_ceiling_x": True,
+    "status_ceiling_x": True,
+    "health_vs_bare": True,
+    "rps_kept": True,
+    "cost_model": False,
 }
 
 
@@ -188,22 +210,57 @@ def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
     # Throughput of the customer flow = completed purchases per second. Requests per second would flatter a slow
     # server: its customers poll the status JSON more times per purchase.
     x = found.get(f"{target}.flows_x")
-    out.append(_goal("customer-flow throughput (flows/s) vs runserver", "≥ 3×", x, None if x is None else x >= 3,
-                     f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×" if x else ""))
+    out.append(
+        _goal(
+            "customer-flow throughput (flows/s) vs runserver",
+            "≥ 3×",
+            x,
+            None if x is None else x >= 3,
+            f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×" if x else "",
+        )
+    )
     p = found.get(f"{target}.customer_p99_x")
-    out.append(_goal("customer-flow p99 vs runserver", "≤ 0.2×", p, None if p is None else p <= 0.2,
-                     f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×" if p else ""))
+    out.append(
+        _goal(
+            "customer-flow p99 vs runserver",
+            "≤ 0.2×",
+            p,
+            None if p is None else p <= 0.2,
+            f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×" if p else "",
+        )
+    )
     f = figures.get("failures")
     out.append(_goal("failures under load", "0", f, None if f is None else f == 0, f"{f} failed requests/flows"))
     h = found.get(f"{target}.health_ceiling_x")
-    out.append(_goal("/health ceiling vs runserver (wrk)", "≥ 10×", h, None if h is None else h >= 10,
-                     f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×" if h else ""))
+    out.append(
+        _goal(
+            "/health ceiling vs runserver (wrk)",
+            "≥ 10×",
+            h,
+            None if h is None else h >= 10,
+            f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×" if h else "",
+        )
+    )
     b = found.get(f"{target}.health_vs_bare")
-    out.append(_goal("/health vs bare ASGI app, same worker (wrk)", "≥ 50 %", b, None if b is None else b >= 0.5,
-                     f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %" if b else ""))
+    out.append(
+        _goal(
+            "/health vs bare ASGI app, same worker (wrk)",
+            "≥ 50 %",
+            b,
+            None if b is None else b >= 0.5,
+            f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %" if b else "",
+        )
+    )
     d = figures.get("share_max_deviation")
-    out.append(_goal("worker shares vs even (max deviation)", "≤ ±20 %", d, None if d is None else d <= 0.2,
-                     f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points" if d is not None else ""))
+    out.append(
+        _goal(
+            "worker shares vs even (max deviation)",
+            "≤ ±20 %",
+            d,
+            None if d is None else d <= 0.2,
+            f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points" if d is not None else "",
+        )
+    )
     k = found.get("recycling.rps_kept")
     replaced = ((data.get("derived") or {}).get("recycling") or {}).get("workers_replaced")
     cost = None if k is None else 1 - k
@@ -212,12 +269,25 @@ def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
         out.append(_goal(name, "≤ 5 %", cost, None, ""))
         out[-1]["miss"] = "no worker recycled inside the measured window: not measurable at this rate"
     else:
-        out.append(_goal(name, "≤ 5 %", cost, None if cost is None else cost <= 0.05,
-                         f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points" if cost else ""))
+        out.append(
+            _goal(
+                name,
+                "≤ 5 %",
+                cost,
+                None if cost is None else cost <= 0.05,
+                f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points" if cost else "",
+            )
+        )
     m = found.get("recycling.cost_model")
-    out.append(_goal("throughput cost of max_requests recycling (boot CPU × rate)", "≤ 5 %", m,
-                     None if m is None else m <= 0.05,
-                     f"{m * 100:.1f} % exceeds 5 % by {(m - 0.05) * 100:.1f} points" if m else ""))
+    out.append(
+        _goal(
+            "throughput cost of max_requests recycling (boot CPU × rate)",
+            "≤ 5 %",
+            m,
+            None if m is None else m <= 0.05,
+            f"{m * 100:.1f} % exceeds 5 % by {(m - 0.05) * 100:.1f} points" if m else "",
+        )
+    )
     return out
 
 
@@ -230,10 +300,20 @@ def check_baseline(current: dict[str, float], baseline: dict[str, float], tolera
         now, then = current[key], baseline[key]
         bound = then * (1 - tolerance) if higher else then * (1 + tolerance)
         ok = now >= bound if higher else now <= bound
-        row = {"ratio": key, "baseline": then, "current": now, "bound": bound,
-               "direction": "higher is better" if higher else "lower is better", "ok": ok}
+        row = {
+            "ratio": key,
+            "baseline": then,
+            "current": now,
+            "bound": bound,
+            "direction": "higher is better" if higher else "lower is better",
+            "ok": ok,
+        }
         compared.append(row)
         if not ok:
             regressions.append(row)
-    return {"tolerance": tolerance, "compared": compared, "regressions": regressions,
-            "missing": sorted(set(baseline) - set(current))}
+    return {
+        "tolerance": tolerance,
+        "compared": compared,
+        "regressions": regressions,
+        "missing": sorted(set(baseline) - set(current)),
+    }

@@ -36,8 +36,16 @@ DEVICES = {
     "tbank": ("8a1d4b2c-6e3f-4a5b-9c7d-1e2f3a4b5c6d", "1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6", "Латте"),
 }
 ORDER_STATUSES = {
-    "created", "pending", "paid", "make_pending", "successful",
-    "not_paid", "failed", "make_failed", "manual_make", "refunded",
+    "created",
+    "pending",
+    "paid",
+    "make_pending",
+    "successful",
+    "not_paid",
+    "failed",
+    "make_failed",
+    "manual_make",
+    "refunded",
 }
 DONE = {"make_pending", "successful"}  # the drink is being made
 DEAD_ENDS = {"not_paid", "failed", "make_failed", "manual_make", "refunded"}
@@ -143,8 +151,12 @@ def window_report(environment: Environment, seconds: float) -> dict[str, Any]:
     """Every figure of the measured window, from the live stats (JSON-able)."""
     stats = environment.runner.stats
     groups: dict[str, dict[str, Any]] = {}
-    merged = {"customer": StatsEntry(stats, "customer", ""), "probe": StatsEntry(stats, "probe", ""),
-              "storm": StatsEntry(stats, "storm", ""), "http": StatsEntry(stats, "http", "")}
+    merged = {
+        "customer": StatsEntry(stats, "customer", ""),
+        "probe": StatsEntry(stats, "probe", ""),
+        "storm": StatsEntry(stats, "storm", ""),
+        "http": StatsEntry(stats, "http", ""),
+    }
     flow = None
     for (name, method), entry in stats.entries.items():
         if method == FLOW:
@@ -160,8 +172,9 @@ def window_report(environment: Environment, seconds: float) -> dict[str, Any]:
         text = str(error.error)
         kind = failure_kind(text)
         by_kind[kind] += error.occurrences
-        failures.append({"method": error.method, "name": error.name, "error": text, "kind": kind,
-                         "occurrences": error.occurrences})
+        failures.append(
+            {"method": error.method, "name": error.name, "error": text, "kind": kind, "occurrences": error.occurrences}
+        )
     total_pid = sum(_PID_COUNTS.values())
     return {
         "seconds": seconds,
@@ -181,11 +194,18 @@ def window_report(environment: Environment, seconds: float) -> dict[str, Any]:
 def qr_query(provider: str) -> str:
     """A real-shaped QR link query for a demo device with a fresh machine ``uuid`` (domain.md §1)."""
     device_uuid, drink_no, drink_name = DEVICES[provider]
-    return urlencode({
-        "deviceUuid": device_uuid, "drinkNo": drink_no, "size": secrets.choice("012"),
-        "random": secrets.token_hex(3), "ts": int(time.time()), "salt": secrets.token_hex(16),
-        "drinkName": drink_name, "uuid": "load" + secrets.token_hex(12),
-    })
+    return urlencode(
+        {
+            "deviceUuid": device_uuid,
+            "drinkNo": drink_no,
+            "size": secrets.choice("012"),
+            "random": secrets.token_hex(3),
+            "ts": int(time.time()),
+            "salt": secrets.token_hex(16),
+            "drinkName": drink_name,
+            "uuid": "load" + secrets.token_hex(12),
+        }
+    )
 
 
 def _json(response: Any) -> Any:
@@ -208,13 +228,18 @@ class CustomerUser(FastHttpUser):
         self.flow_timeout = options.flow_timeout if options else 30.0
 
     def _status(self, order_id: str) -> dict[str, Any] | None:
-        with self.client.get(f"/v1/order-status/{order_id}", name="/v1/order-status/[id]",
-                             catch_response=True) as response:
+        with self.client.get(
+            f"/v1/order-status/{order_id}", name="/v1/order-status/[id]", catch_response=True
+        ) as response:
             body = _json(response)
             if response.status_code != 200:
                 response.failure(f"status: HTTP {response.status_code}")
-            elif not isinstance(body, dict) or body.get("order_id") != order_id \
-                    or body.get("status") not in ORDER_STATUSES or "price" not in body:
+            elif (
+                not isinstance(body, dict)
+                or body.get("order_id") != order_id
+                or body.get("status") not in ORDER_STATUSES
+                or "price" not in body
+            ):
                 response.failure("body: status JSON without order_id/status/price")
             else:
                 return body
@@ -222,23 +247,29 @@ class CustomerUser(FastHttpUser):
 
     def _flow_failed(self, started: float, message: str) -> None:
         self.environment.events.request.fire(
-            request_type=FLOW, name=FLOW_NAME, response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=Exception(f"flow: {message}"), context={},
+            request_type=FLOW,
+            name=FLOW_NAME,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=Exception(f"flow: {message}"),
+            context={},
         )
 
     @task
     def buy_a_drink(self) -> None:
         provider = secrets.choice(self.providers)
         started = time.perf_counter()
-        with self.client.get(f"/v1/pay?{qr_query(provider)}", name="/v1/pay", allow_redirects=False,
-                             catch_response=True) as response:
+        with self.client.get(
+            f"/v1/pay?{qr_query(provider)}", name="/v1/pay", allow_redirects=False, catch_response=True
+        ) as response:
             location = response.headers.get("location", "") if response.headers else ""
             if response.status_code != 302 or "/v1/order-status-page?order_id=" not in location:
                 response.failure(f"status: HTTP {response.status_code} (expected a 302 to the status page)")
                 return
             order_id = location.split("order_id=", 1)[1]
-        with self.client.get(f"/v1/order-status-page?order_id={order_id}", name="/v1/order-status-page",
-                             catch_response=True) as response:
+        with self.client.get(
+            f"/v1/order-status-page?order_id={order_id}", name="/v1/order-status-page", catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"status: HTTP {response.status_code}")
                 return
@@ -252,8 +283,9 @@ class CustomerUser(FastHttpUser):
             self._flow_failed(started, f"new order is {body['status']} (can_pay={body.get('can_pay')})")
             return
         self.wait()  # the customer reads the page, then taps Pay
-        with self.client.post("/v1/initiate-payment", json={"order_id": order_id}, name="/v1/initiate-payment",
-                              catch_response=True) as response:
+        with self.client.post(
+            "/v1/initiate-payment", json={"order_id": order_id}, name="/v1/initiate-payment", catch_response=True
+        ) as response:
             body = _json(response)
             if response.status_code != 200:
                 response.failure(f"status: HTTP {response.status_code}")
@@ -278,8 +310,12 @@ class CustomerUser(FastHttpUser):
                 self._flow_failed(started, f"still {body['status']} after {self.flow_timeout:g} s")
                 return
         self.environment.events.request.fire(
-            request_type=FLOW, name=FLOW_NAME, response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=None, context={},
+            request_type=FLOW,
+            name=FLOW_NAME,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=None,
+            context={},
         )
         if provider == "yookassa":
             _PAID.append((order_id, payment_id))
@@ -296,8 +332,9 @@ class ProbeUser(FastHttpUser):
 
     @task
     def health(self) -> None:
-        with self.client.get("/health", headers={"Connection": "close", "User-Agent": "kube-probe/1.31"},
-                             catch_response=True) as response:
+        with self.client.get(
+            "/health", headers={"Connection": "close", "User-Agent": "kube-probe/1.31"}, catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"status: HTTP {response.status_code}")
             elif _json(response) != {"status": "ok"}:
@@ -316,17 +353,21 @@ class NotificationStormUser(FastHttpUser):
             gevent.sleep(0.5)
             return
         order_id, payment_id = secrets.choice(list(_PAID))
-        notification = {"type": "notification", "event": "payment.succeeded",
-                        "object": {"id": payment_id, "status": "succeeded", "paid": True,
-                                   "metadata": {"order_id": order_id}}}
+        notification = {
+            "type": "notification",
+            "event": "payment.succeeded",
+            "object": {"id": payment_id, "status": "succeeded", "paid": True, "metadata": {"order_id": order_id}},
+        }
         options = self.environment.parsed_options
         for _ in range(options.storm_duplicates if options else 5):
-            with self.client.post("/v1/yook-pay-webhook", json=notification, name="/v1/yook-pay-webhook",
-                                  catch_response=True) as response:
+            with self.client.post(
+                "/v1/yook-pay-webhook", json=notification, name="/v1/yook-pay-webhook", catch_response=True
+            ) as response:
                 if response.status_code != 200:
                     response.failure(f"status: HTTP {response.status_code}")
-        with self.client.get(f"/v1/order-status/{order_id}", name="/v1/order-status/[id] (after storm)",
-                             catch_response=True) as response:
+        with self.client.get(
+            f"/v1/order-status/{order_id}", name="/v1/order-status/[id] (after storm)", catch_response=True
+        ) as response:
             body = _json(response)
             if response.status_code != 200:
                 response.failure(f"status: HTTP {response.status_code}")

@@ -81,8 +81,14 @@ class ServerSample:
         return cls(time.time(), master, workers, rss, cpu, by_pid)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "master": self.master, "workers": self.workers, "rss_mb": self.rss_mb,
-                "cpu_s": self.cpu_s, "cpu_by_pid": self.cpu_by_pid}
+        return {
+            "at": self.at,
+            "master": self.master,
+            "workers": self.workers,
+            "rss_mb": self.rss_mb,
+            "cpu_s": self.cpu_s,
+            "cpu_by_pid": self.cpu_by_pid,
+        }
 
 
 def wait_idle(master: int, *, timeout: float = 20.0, busy: float = 0.1, interval: float = 0.5) -> float:
@@ -105,12 +111,14 @@ def ensure_wrk() -> str | None:
     if found or os.geteuid() != 0:
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    installed = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"],
-                               env=env, capture_output=True)
+    installed = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env, capture_output=True
+    )
     if installed.returncode != 0:
         subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env,
-                       capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env, capture_output=True
+        )
     return shutil.which("wrk")
 
 
@@ -158,8 +166,16 @@ class LocustProfile:
     extra: list[str]  # profile options passed through, e.g. ["--poll-interval", "0.25"]
 
 
-def run_locust(host: str, profile: LocustProfile, *, core: str | None, workdir: Path, master_pid: int,
-               log: Path, watch: dict[str, int]) -> tuple[dict[str, Any], ServerSample | None, ServerSample]:
+def run_locust(
+    host: str,
+    profile: LocustProfile,
+    *,
+    core: str | None,
+    workdir: Path,
+    master_pid: int,
+    log: Path,
+    watch: dict[str, int],
+) -> tuple[dict[str, Any], ServerSample | None, ServerSample]:
     """Run the locustfile headless against ``host``; sample the server when the measured window starts and when
     locust is done. Returns (window report, sample at window start, sample at end); the report gets
     ``load_side_cpu_util``: CPU share of locust itself and of the ``watch`` processes (e.g. the sandbox) during
@@ -168,13 +184,35 @@ def run_locust(host: str, profile: LocustProfile, *, core: str | None, workdir: 
     started = report.with_name(report.name + ".started")
     for path in (report, started):
         path.unlink(missing_ok=True)
-    argv = pinned(core, [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-        "-u", str(profile.users), "-r", str(profile.spawn_rate), "--only-summary", "--loglevel", "WARNING",
-        "--run-time", f"{int(profile.warmup_s + profile.measure_s + 60)}s",  # a backstop; the window quits first
-        "--report-json", str(report), "--warmup-s", str(profile.warmup_s), "--measure-s", str(profile.measure_s),
-        *profile.extra,
-    ])
+    argv = pinned(
+        core,
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--host",
+            host,
+            "-u",
+            str(profile.users),
+            "-r",
+            str(profile.spawn_rate),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--run-time",
+            f"{int(profile.warmup_s + profile.measure_s + 60)}s",  # a backstop; the window quits first
+            "--report-json",
+            str(report),
+            "--warmup-s",
+            str(profile.warmup_s),
+            "--measure-s",
+            str(profile.measure_s),
+            *profile.extra,
+        ],
+    )
     start_sample = None
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -196,8 +234,7 @@ def run_locust(host: str, profile: LocustProfile, *, core: str | None, workdir: 
         raise RuntimeError(f"locust exited with {proc.returncode} and wrote no report; see {log}")
     window = json.loads(report.read_text())
     if cpu_start and cpu_end and window.get("seconds"):
-        window["load_side_cpu_util"] = {name: (cpu_end[name] - cpu_start[name]) / window["seconds"]
-                                        for name in pids}
+        window["load_side_cpu_util"] = {name: (cpu_end[name] - cpu_start[name]) / window["seconds"] for name in pids}
     return window, start_sample, end_sample
 
 
@@ -206,8 +243,10 @@ class PinnedGunicorn:
 
     def __init__(self, *, app: str, core: str | None, workers: int, worker_class: str | None, log: Path) -> None:
         self.port = free_port()
-        env = serving_env(self.port, {"GUNICORN_WORKERS": str(workers), "GUNICORN_LOG_LEVEL": "warning",
-                                      "SERVING_TEST_ENDPOINTS": None})
+        env = serving_env(
+            self.port,
+            {"GUNICORN_WORKERS": str(workers), "GUNICORN_LOG_LEVEL": "warning", "SERVING_TEST_ENDPOINTS": None},
+        )
         argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         if worker_class:
             argv += ["--worker-class", worker_class]
@@ -219,8 +258,9 @@ class PinnedGunicorn:
     def __enter__(self) -> PinnedGunicorn:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             wait_http_ok(f"http://127.0.0.1:{self.port}/health", timeout=60, proc=self.proc)
         except BaseException:

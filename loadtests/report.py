@@ -19,10 +19,12 @@ def one_line(run: dict[str, Any]) -> str:
     if "error" in run:
         return f"FAILED: {run['error'].splitlines()[0]}"
     s = compare.summarize(run)
-    return (f"{_f(s['flows_per_s'], '{:.2f}')} flows/s, {_f(s['customer_rps'], '{:.1f}')} customer req/s, "
-            f"p99 {_f(s['customer_p99_ms'])} ms, "
-            f"{s['failures']} failures, /health ceiling {_f(s['health_ceiling_rps'])} req/s, "
-            f"CPU {_f(s['cpu_util'], '{:.0%}')}")
+    return (
+        f"{_f(s['flows_per_s'], '{:.2f}')} flows/s, {_f(s['customer_rps'], '{:.1f}')} customer req/s, "
+        f"p99 {_f(s['customer_p99_ms'])} ms, "
+        f"{s['failures']} failures, /health ceiling {_f(s['health_ceiling_rps'])} req/s, "
+        f"CPU {_f(s['cpu_util'], '{:.0%}')}"
+    )
 
 
 def _rows(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -44,7 +46,8 @@ def _group(run: dict[str, Any], group: str) -> dict[str, Any] | None:
         return None
     median = compare.median
     return {key: median([e[key] for e in entries]) for key in ("p50_ms", "p95_ms", "p99_ms", "rps")} | {
-        "failures": sum(e["failures"] for e in entries)}
+        "failures": sum(e["failures"] for e in entries)
+    }
 
 
 def _ratio_cell(data: dict[str, Any], name: str, key: str) -> str:
@@ -54,8 +57,10 @@ def _ratio_cell(data: dict[str, Any], name: str, key: str) -> str:
 
 def summary(data: dict[str, Any]) -> str:
     """A fixed-width table for stdout, then the goals."""
-    header = f"{'target':<34}{'flows/s':>8}{'cust req/s':>11}{'p50':>7}{'p95':>7}{'p99':>7}{'fail':>6}" \
-             f"{'/health wrk':>12}{'status wrk':>11}{'CPU ms/req':>11}{'max share dev':>14}"
+    header = (
+        f"{'target':<34}{'flows/s':>8}{'cust req/s':>11}{'p50':>7}{'p95':>7}{'p99':>7}{'fail':>6}"
+        f"{'/health wrk':>12}{'status wrk':>11}{'CPU ms/req':>11}{'max share dev':>14}"
+    )
     lines = [header, "-" * len(header)]
     for name, s in _rows(data):
         lines.append(
@@ -64,7 +69,8 @@ def summary(data: dict[str, Any]) -> str:
             f"{_f(s['customer_p95_ms']):>7}{_f(s['customer_p99_ms']):>7}{s['failures']:>6}"
             f"{_f(s['health_ceiling_rps']):>12}{_f(s['status_ceiling_rps']):>11}"
             f"{_f(s['cpu_ms_per_request'], '{:.2f}'):>11}"
-            f"{_f(s['share_max_deviation'], '±{:.0%}'):>14}")
+            f"{_f(s['share_max_deviation'], '±{:.0%}'):>14}"
+        )
     for worker_class, result in (data.get("bare") or {}).items():
         lines.append(f"bare ASGI app under {worker_class.rsplit('.', 1)[-1]}: {_f(result.get('rps'))} req/s (wrk)")
     for name, run in [*data.get("targets", {}).items(), ("recycling", data.get("recycling") or {})]:
@@ -78,11 +84,15 @@ def summary(data: dict[str, Any]) -> str:
         lines.append(f"{mark} {goal['goal']}: {shown} (target {goal['target']}) {goal['miss']}")
     check = data.get("baseline_check")
     if check:
-        lines.append(f"baseline {check.get('baseline')}: {len(check['regressions'])} regression(s) beyond "
-                     f"{check['tolerance']:.0%}")
+        lines.append(
+            f"baseline {check.get('baseline')}: {len(check['regressions'])} regression(s) beyond "
+            f"{check['tolerance']:.0%}"
+        )
         for row in check["regressions"]:
-            lines.append(f"  REGRESSED {row['ratio']}: {row['current']:.2f} vs {row['baseline']:.2f} "
-                         f"(bound {row['bound']:.2f}, {row['direction']})")
+            lines.append(
+                f"  REGRESSED {row['ratio']}: {row['current']:.2f} vs {row['baseline']:.2f} "
+                f"(bound {row['bound']:.2f}, {row['direction']})"
+            )
     return "\n".join(lines)
 
 
@@ -110,22 +120,49 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         f"Command: `{data.get('command')}`",
         "",
-        *[f"**{name} failed**: `{run['error'].splitlines()[0]}` (details in report.json)\n"
-          for name, run in [*data.get("targets", {}).items(), ("recycling", data.get("recycling") or {})]
-          if "error" in run],
+        *[
+            f"**{name} failed**: `{run['error'].splitlines()[0]}` (details in report.json)\n"
+            for name, run in [*data.get("targets", {}).items(), ("recycling", data.get("recycling") or {})]
+            if "error" in run
+        ],
         "## Customer flow and probes (locust, measured window)",
         "",
         _table(
-            ["target", "customer req/s", "flows/s", "p50 ms", "p95 ms", "p99 ms", "flow p50 ms", "probe p99 ms",
-             "failures", "server CPU", "CPU ms/req", "locust CPU", "sandbox CPU", "loadavg before"],
-            [[name, _f(s["customer_rps"], "{:.1f}") + _ratio_cell(data, name, "customer_rps_x"),
-              _f(s["flows_per_s"], "{:.2f}") + _ratio_cell(data, name, "flows_x"), _f(s["customer_p50_ms"]),
-              _f(s["customer_p95_ms"]),
-              _f(s["customer_p99_ms"]) + _ratio_cell(data, name, "customer_p99_x"), _f(s["flow_p50_ms"]),
-              _f(s["probe_p99_ms"]), f"{s['failures']} {s['failures_by_kind'] or ''}".strip(),
-              _f(s["cpu_util"], "{:.0%}"), _f(s["cpu_ms_per_request"], "{:.2f}"),
-              _f(s["load_side_cpu_util"].get("locust"), "{:.0%}"), _f(s["load_side_cpu_util"].get("sandbox"), "{:.0%}"),
-              _f(s["loadavg_before"], "{:.2f}")] for name, s in rows],
+            [
+                "target",
+                "customer req/s",
+                "flows/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "flow p50 ms",
+                "probe p99 ms",
+                "failures",
+                "server CPU",
+                "CPU ms/req",
+                "locust CPU",
+                "sandbox CPU",
+                "loadavg before",
+            ],
+            [
+                [
+                    name,
+                    _f(s["customer_rps"], "{:.1f}") + _ratio_cell(data, name, "customer_rps_x"),
+                    _f(s["flows_per_s"], "{:.2f}") + _ratio_cell(data, name, "flows_x"),
+                    _f(s["customer_p50_ms"]),
+                    _f(s["customer_p95_ms"]),
+                    _f(s["customer_p99_ms"]) + _ratio_cell(data, name, "customer_p99_x"),
+                    _f(s["flow_p50_ms"]),
+                    _f(s["probe_p99_ms"]),
+                    f"{s['failures']} {s['failures_by_kind'] or ''}".strip(),
+                    _f(s["cpu_util"], "{:.0%}"),
+                    _f(s["cpu_ms_per_request"], "{:.2f}"),
+                    _f(s["load_side_cpu_util"].get("locust"), "{:.0%}"),
+                    _f(s["load_side_cpu_util"].get("sandbox"), "{:.0%}"),
+                    _f(s["loadavg_before"], "{:.2f}"),
+                ]
+                for name, s in rows
+            ],
         ),
         "",
         "Flows/s = customer flows completed (scan → make_pending) per second: the throughput that matters, since a "
@@ -140,76 +177,200 @@ def markdown(data: dict[str, Any]) -> str:
     runs = {name: data["targets"][name] for name in data.get("targets", {})}
     if "recycling" in data:
         runs[data["recycling"].get("label", "recycling")] = data["recycling"]
-    groups = sorted({g for run in runs.values() for rd in _rounds(run)
-                     for g in ((rd.get("locust") or {}).get("groups") or {})})
-    parts.append(_table(["group", *runs], [
-        [g, *[(lambda e: "–" if not e else f"{_f(e['p50_ms'])} / {_f(e['p95_ms'])} / {_f(e['p99_ms'])} · "
-               f"{_f(e['rps'], '{:.1f}')}/s" + (f" · {e['failures']} failed" if e["failures"] else ""))(
-            _group(run, g)) for run in runs.values()]]
-        for g in groups]))
+    groups = sorted(
+        {g for run in runs.values() for rd in _rounds(run) for g in ((rd.get("locust") or {}).get("groups") or {})}
+    )
+    parts.append(
+        _table(
+            ["group", *runs],
+            [
+                [
+                    g,
+                    *[
+                        (
+                            lambda e: (
+                                "–"
+                                if not e
+                                else f"{_f(e['p50_ms'])} / {_f(e['p95_ms'])} / {_f(e['p99_ms'])} · "
+                                f"{_f(e['rps'], '{:.1f}')}/s" + (f" · {e['failures']} failed" if e["failures"] else "")
+                            )
+                        )(_group(run, g))
+                        for run in runs.values()
+                    ],
+                ]
+                for g in groups
+            ],
+        )
+    )
     parts += ["", "Medians over the rounds.", "", "## Rounds (spread of the headline figures)", ""]
-    parts.append(_table(["target", "round", "flows/s", "customer req/s", "p99 ms", "/health wrk", "status wrk",
-                         "CPU ms/req", "loadavg before"], [
-        [name, str(i + 1), _f(r["flows_per_s"], "{:.2f}"), _f(r["customer_rps"], "{:.1f}"),
-         _f(r["customer_p99_ms"]), _f(r["health_ceiling_rps"]), _f(r["status_ceiling_rps"]),
-         _f(r["cpu_ms_per_request"], "{:.2f}"), _f(r["loadavg_before"], "{:.2f}")]
-        for name, figures in rows for i, r in enumerate(figures.get("per_round") or [])]))
-    parts += ["", f"## Ceilings (wrk, one thread, {params.get('wrk_connections')} keep-alive connections, "
-              f"{params.get('wrk_seconds')} s)", "",
-              "`/health` is answered before Django; the status JSON of one `created` order is the Django request "
-              "path with one database read and no provider call.", ""]
+    parts.append(
+        _table(
+            [
+                "target",
+                "round",
+                "flows/s",
+                "customer req/s",
+                "p99 ms",
+                "/health wrk",
+                "status wrk",
+                "CPU ms/req",
+                "loadavg before",
+            ],
+            [
+                [
+                    name,
+                    str(i + 1),
+                    _f(r["flows_per_s"], "{:.2f}"),
+                    _f(r["customer_rps"], "{:.1f}"),
+                    _f(r["customer_p99_ms"]),
+                    _f(r["health_ceiling_rps"]),
+                    _f(r["status_ceiling_rps"]),
+                    _f(r["cpu_ms_per_request"], "{:.2f}"),
+                    _f(r["loadavg_before"], "{:.2f}"),
+                ]
+                for name, figures in rows
+                for i, r in enumerate(figures.get("per_round") or [])
+            ],
+        )
+    )
+    parts += [
+        "",
+        f"## Ceilings (wrk, one thread, {params.get('wrk_connections')} keep-alive connections, "
+        f"{params.get('wrk_seconds')} s)",
+        "",
+        "`/health` is answered before Django; the status JSON of one `created` order is the Django request "
+        "path with one database read and no provider call.",
+        "",
+    ]
     wrk_rows = []
     for name, run in runs.items():
-        for path, key, ratio in (("/health", "wrk_health", "health_ceiling_x"),
-                                 ("status JSON", "wrk_status", "status_ceiling_x")):
+        for path, key, ratio in (
+            ("/health", "wrk_health", "health_ceiling_x"),
+            ("status JSON", "wrk_status", "status_ceiling_x"),
+        ):
             w = compare.median_wrk([rd[key] for rd in _rounds(run) if rd.get(key)])
             if w["rps"] is not None:
-                wrk_rows.append([name, path, _f(w.get("rps")) + _ratio_cell(data, name, ratio),
-                                 _f(w.get("p50_ms"), "{:.2f}"), _f(w.get("p99_ms"), "{:.2f}"),
-                                 str(w.get("errors") or "")])
+                wrk_rows.append(
+                    [
+                        name,
+                        path,
+                        _f(w.get("rps")) + _ratio_cell(data, name, ratio),
+                        _f(w.get("p50_ms"), "{:.2f}"),
+                        _f(w.get("p99_ms"), "{:.2f}"),
+                        str(w.get("errors") or ""),
+                    ]
+                )
     for worker_class, w in (data.get("bare") or {}).items():
-        wrk_rows.append([f"bare ASGI app · {worker_class.rsplit('.', 1)[-1]}", "/health", _f(w.get("rps")),
-                         _f(w.get("p50_ms"), "{:.2f}"), _f(w.get("p99_ms"), "{:.2f}"), str(w.get("errors") or "")])
+        wrk_rows.append(
+            [
+                f"bare ASGI app · {worker_class.rsplit('.', 1)[-1]}",
+                "/health",
+                _f(w.get("rps")),
+                _f(w.get("p50_ms"), "{:.2f}"),
+                _f(w.get("p99_ms"), "{:.2f}"),
+                str(w.get("errors") or ""),
+            ]
+        )
     parts.append(_table(["server", "path", "req/s", "p50 ms", "p99 ms", "errors"], wrk_rows))
     parts += ["", "## Worker processes", ""]
     proc_rows = []
     for name, s in rows:
         for pid, rss in s["rss_mb"].items():
-            proc_rows.append([name, pid, _f(s["worker_shares"].get(pid), "{:.1%}"),
-                              _f(rss.get("boot"), "{:.1f}"), _f(rss.get("start"), "{:.1f}"),
-                              _f(rss.get("end"), "{:.1f}")])
-    parts.append(_table(["target", "pid", "share of requests", "RSS boot MiB", "RSS start MiB", "RSS end MiB"],
-                        proc_rows))
+            proc_rows.append(
+                [
+                    name,
+                    pid,
+                    _f(s["worker_shares"].get(pid), "{:.1%}"),
+                    _f(rss.get("boot"), "{:.1f}"),
+                    _f(rss.get("start"), "{:.1f}"),
+                    _f(rss.get("end"), "{:.1f}"),
+                ]
+            )
+    parts.append(
+        _table(["target", "pid", "share of requests", "RSS boot MiB", "RSS start MiB", "RSS end MiB"], proc_rows)
+    )
     lifecycle_head = ["target", "boot s (migrate + seed + ready)", "stop s (TERM)", "exit code"]
-    parts += ["", "## Lifecycle", "", _table(lifecycle_head, [
-        [name, _f(run.get("boot_s"), "{:.1f}"), _f(run.get("stop_s"), "{:.1f}"), _f(run.get("stop_exit_code"), "{}")]
-        for name, run in runs.items()]),
-        "", "runserver has no TERM handler (exit −15 is the signal). A stop that takes the whole graceful timeout "
-        f"({params.get('graceful_timeout')} s) means workers did not drain and were killed."]
-    parts += ["", "Shares count locust's requests by `X-Worker-Pid` (a gunicorn master serves none). Exactly-once "
-              "dispense: " + "; ".join(f"{name} {s['duplicate_makes']} duplicate make(s)" for name, s in rows) + ".",
-              "", "## Goals (uvicorn-worker = prod mode)", ""]
-    parts.append(_table(["goal", "target", "measured", "met", "by how much"], [
-        [g["goal"], g["target"], _f(g["value"], "{:.2f}") if isinstance(g["value"], float) else _f(g["value"], "{}"),
-         {True: "yes", False: "**no**", None: "n/a"}[g["met"]], g["miss"]] for g in data.get("goals") or []]))
+    parts += [
+        "",
+        "## Lifecycle",
+        "",
+        _table(
+            lifecycle_head,
+            [
+                [
+                    name,
+                    _f(run.get("boot_s"), "{:.1f}"),
+                    _f(run.get("stop_s"), "{:.1f}"),
+                    _f(run.get("stop_exit_code"), "{}"),
+                ]
+                for name, run in runs.items()
+            ],
+        ),
+        "",
+        "runserver has no TERM handler (exit −15 is the signal). A stop that takes the whole graceful timeout "
+        f"({params.get('graceful_timeout')} s) means workers did not drain and were killed.",
+    ]
+    parts += [
+        "",
+        "Shares count locust's requests by `X-Worker-Pid` (a gunicorn master serves none). Exactly-once "
+        "dispense: " + "; ".join(f"{name} {s['duplicate_makes']} duplicate make(s)" for name, s in rows) + ".",
+        "",
+        "## Goals (uvicorn-worker = prod mode)",
+        "",
+    ]
+    parts.append(
+        _table(
+            ["goal", "target", "measured", "met", "by how much"],
+            [
+                [
+                    g["goal"],
+                    g["target"],
+                    _f(g["value"], "{:.2f}") if isinstance(g["value"], float) else _f(g["value"], "{}"),
+                    {True: "yes", False: "**no**", None: "n/a"}[g["met"]],
+                    g["miss"],
+                ]
+                for g in data.get("goals") or []
+            ],
+        )
+    )
     if "recycling" in data:
-        rec, prod = (data.get("derived") or {}).get("recycling") or {}, (data.get("derived") or {}).get(
-            compare.PROD) or {}
-        parts += ["", "## Recycling", "",
-                  f"{data['recycling'].get('label')}: {_f(rec.get('customer_rps'), '{:.1f}')} customer req/s vs "
-                  f"{_f(prod.get('customer_rps'), '{:.1f}')} without; {rec.get('workers_replaced')} worker(s) "
-                  f"replaced inside the measured window. A worker's boot costs "
-                  f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s of CPU on the server core; at "
-                  f"{_f(prod.get('total_rps'), '{:.0f}')} req/s one boot per max_requests requests costs "
-                  f"{_f((data.get('ratios') or {}).get('recycling.cost_model'), '{:.1%}')} of the core (model). "
-                  "The /health ceiling under recycling shows the extreme: at thousands of req/s a worker recycles "
-                  "several times a second."]
+        rec, prod = (
+            (data.get("derived") or {}).get("recycling") or {},
+            (data.get("derived") or {}).get(compare.PROD) or {},
+        )
+        parts += [
+            "",
+            "## Recycling",
+            "",
+            f"{data['recycling'].get('label')}: {_f(rec.get('customer_rps'), '{:.1f}')} customer req/s vs "
+            f"{_f(prod.get('customer_rps'), '{:.1f}')} without; {rec.get('workers_replaced')} worker(s) "
+            f"replaced inside the measured window. A worker's boot costs "
+            f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s of CPU on the server core; at "
+            f"{_f(prod.get('total_rps'), '{:.0f}')} req/s one boot per max_requests requests costs "
+            f"{_f((data.get('ratios') or {}).get('recycling.cost_model'), '{:.1%}')} of the core (model). "
+            "The /health ceiling under recycling shows the extreme: at thousands of req/s a worker recycles "
+            "several times a second.",
+        ]
     check = data.get("baseline_check")
     if check:
-        parts += ["", f"## Baseline check (tolerance {check['tolerance']:.0%}, {check['baseline']})", "",
-                  _table(["ratio", "baseline", "now", "bound", "ok"],
-                         [[r["ratio"], f"{r['baseline']:.3f}", f"{r['current']:.3f}", f"{r['bound']:.3f}",
-                           "yes" if r["ok"] else "**no**"] for r in check["compared"]])]
+        parts += [
+            "",
+            f"## Baseline check (tolerance {check['tolerance']:.0%}, {check['baseline']})",
+            "",
+            _table(
+                ["ratio", "baseline", "now", "bound", "ok"],
+                [
+                    [
+                        r["ratio"],
+                        f"{r['baseline']:.3f}",
+                        f"{r['current']:.3f}",
+                        f"{r['bound']:.3f}",
+                        "yes" if r["ok"] else "**no**",
+                    ]
+                    for r in check["compared"]
+                ],
+            ),
+        ]
     versions = data.get("versions", {})
     parts += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items() if v), ""]
     return "\n".join(parts)
@@ -221,17 +382,21 @@ def _bars(title: str, series: list[tuple[str, list[tuple[str, float | None]]]], 
     top = max(values) if values else 1.0
     bar_h, gap, left = 16, 12, 230
     height = 30 + sum(len(bars) * bar_h + gap for _, bars in series)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-           f'font-size="12"><text x="0" y="16" font-weight="bold">{_html.escape(title)}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        f'font-size="12"><text x="0" y="16" font-weight="bold">{_html.escape(title)}</text>'
+    ]
     y = 30
     for group, bars in series:
         out.append(f'<text x="0" y="{y + 12}">{_html.escape(group)}</text>')
         for index, (label, value) in enumerate(bars):
             w = 0 if not value else (width - left - 120) * value / top
-            out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" '
-                       f'fill="{COLORS[index % len(COLORS)]}"/>')
-            out.append(f'<text x="{left + w + 4:.1f}" y="{y + 11}">{_html.escape(label)} '
-                       f'{_f(value, "{:.1f}")} {unit}</text>')
+            out.append(
+                f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" fill="{COLORS[index % len(COLORS)]}"/>'
+            )
+            out.append(
+                f'<text x="{left + w + 4:.1f}" y="{y + 11}">{_html.escape(label)} {_f(value, "{:.1f}")} {unit}</text>'
+            )
             y += bar_h
         y += gap
     out.append("</svg>")
@@ -241,17 +406,21 @@ def _bars(title: str, series: list[tuple[str, list[tuple[str, float | None]]]], 
 def _stacked(title: str, rows: list[tuple[str, dict[str, float]]], width: int = 720) -> str:
     """One 100 % bar per target, split by worker pid."""
     bar_h, left = 22, 230
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{40 + len(rows) * (bar_h + 8)}" '
-           f'font-family="sans-serif" font-size="12"><text x="0" y="16" font-weight="bold">{_html.escape(title)}'
-           "</text>"]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{40 + len(rows) * (bar_h + 8)}" '
+        f'font-family="sans-serif" font-size="12"><text x="0" y="16" font-weight="bold">{_html.escape(title)}'
+        "</text>"
+    ]
     y = 30
     for name, shares in rows:
         out.append(f'<text x="0" y="{y + 15}">{_html.escape(name)}</text>')
         x = float(left)
         for index, (pid, share) in enumerate(shares.items()):
             w = (width - left - 10) * share
-            out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLORS[index % 9]}">'
-                       f"<title>pid {pid}: {share:.1%}</title></rect>")
+            out.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLORS[index % 9]}">'
+                f"<title>pid {pid}: {share:.1%}</title></rect>"
+            )
             if w > 40:
                 out.append(f'<text x="{x + 4:.1f}" y="{y + 15}" fill="white">{share:.0%}</text>')
             x += w
@@ -262,24 +431,31 @@ def _stacked(title: str, rows: list[tuple[str, dict[str, float]]], width: int = 
 
 def html(data: dict[str, Any]) -> str:
     rows = _rows(data)
-    throughput = [(name, [("flows/s ×10", (s["flows_per_s"] or 0) * 10), ("customer req/s", s["customer_rps"])])
-                  for name, s in rows]
-    latency = [(name, [("p50", s["customer_p50_ms"]), ("p95", s["customer_p95_ms"]), ("p99", s["customer_p99_ms"])])
-               for name, s in rows]
-    ceiling = [(name, [("/health", s["health_ceiling_rps"]), ("status JSON", s["status_ceiling_rps"])])
-               for name, s in rows]
-    ceiling += [(f"bare · {wc.rsplit('.', 1)[-1]}", [("/health", r.get("rps"))])
-                for wc, r in (data.get("bare") or {}).items()]
+    throughput = [
+        (name, [("flows/s ×10", (s["flows_per_s"] or 0) * 10), ("customer req/s", s["customer_rps"])])
+        for name, s in rows
+    ]
+    latency = [
+        (name, [("p50", s["customer_p50_ms"]), ("p95", s["customer_p95_ms"]), ("p99", s["customer_p99_ms"])])
+        for name, s in rows
+    ]
+    ceiling = [
+        (name, [("/health", s["health_ceiling_rps"]), ("status JSON", s["status_ceiling_rps"])]) for name, s in rows
+    ]
+    ceiling += [
+        (f"bare · {wc.rsplit('.', 1)[-1]}", [("/health", r.get("rps"))]) for wc, r in (data.get("bare") or {}).items()
+    ]
     goals = "".join(
         f"<tr><td>{_html.escape(g['goal'])}</td><td>{_html.escape(g['target'])}</td>"
         f"<td>{_f(g['value'], '{:.2f}') if isinstance(g['value'], float) else _f(g['value'], '{}')}</td>"
         f"<td style='color:{'green' if g['met'] else 'gray' if g['met'] is None else 'crimson'}'>"
         f"{ {True: 'met', False: 'missed', None: 'n/a'}[g['met']] } {_html.escape(g['miss'])}</td></tr>"
-        for g in data.get("goals") or [])
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Load report {data.get('started_at')}</title>
+        for g in data.get("goals") or []
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Load report {data.get("started_at")}</title>
 <style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}td,th{{padding:2px 8px;text-align:left}}
 pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head><body>
-<h1>Load report</h1><p>{_html.escape(str(data.get('started_at')))} · {_html.escape(str(data.get('command')))}</p>
+<h1>Load report</h1><p>{_html.escape(str(data.get("started_at")))} · {_html.escape(str(data.get("command")))}</p>
 {_bars("Customer-flow throughput (locust, higher is better)", throughput, "")}
 {_bars("Customer-flow latency percentiles (locust, lower is better)", latency, "ms")}
 {_bars("Ceilings: /health and the status JSON (wrk, higher is better)", ceiling, "req/s")}

@@ -54,10 +54,27 @@ TARGETS: dict[str, tuple[str, str | None]] = {
     "gunicorn-asgi": ("gunicorn-asgi", "asgi"),
 }
 RECYCLE_TARGET = "uvicorn-worker"
-PACKAGES = ("django", "gunicorn", "uvicorn", "uvicorn-worker", "uvloop", "httptools", "psycopg", "psycopg-pool",
-            "httpx", "locust")
-PROFILE_OPTIONS = ("poll_interval", "think_time", "probe_interval", "customer_weight", "probe_weight",
-                   "storm_weight", "flow_timeout")
+PACKAGES = (
+    "django",
+    "gunicorn",
+    "uvicorn",
+    "uvicorn-worker",
+    "uvloop",
+    "httptools",
+    "psycopg",
+    "psycopg-pool",
+    "httpx",
+    "locust",
+)
+PROFILE_OPTIONS = (
+    "poll_interval",
+    "think_time",
+    "probe_interval",
+    "customer_weight",
+    "probe_weight",
+    "storm_weight",
+    "flow_timeout",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,17 +90,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--latency-ms", type=float, default=100.0, help="sandbox latency per provider/Tmetr call")
     add("--wrk-seconds", type=float, default=3.0, help="wrk duration per ceiling")
     add("--wrk-connections", type=int, default=32)
-    add("--wrk-status", action=argparse.BooleanOptionalAction, default=True,
-        help="also wrk the status JSON of one order (the Django request path's ceiling)")
+    add(
+        "--wrk-status",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also wrk the status JSON of one order (the Django request path's ceiling)",
+    )
     add("--server-core", default="1", help="CPU list for the server (taskset -c)")
     add("--load-core", default="0", help="CPU list for locust, wrk and the sandbox")
     add("--max-requests", type=int, default=1000, help="max_requests of the recycling run (0 = skip that run)")
-    add("--runserver-debug", action=argparse.BooleanOptionalAction, default=True,
-        help="runserver with DEBUG=1, as `invoke serve` runs it (default)")
-    add("--graceful-timeout", type=int, default=10,
-        help="GUNICORN_GRACEFUL_TIMEOUT of the gunicorn targets: bounds a stop that does not drain (seconds)")
-    add("--env", action="append", default=[], metavar="KEY=VALUE",
-        help="app environment for every target, repeatable (e.g. DB_POOL_MAX_SIZE=16)")
+    add(
+        "--runserver-debug",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="runserver with DEBUG=1, as `invoke serve` runs it (default)",
+    )
+    add(
+        "--graceful-timeout",
+        type=int,
+        default=10,
+        help="GUNICORN_GRACEFUL_TIMEOUT of the gunicorn targets: bounds a stop that does not drain (seconds)",
+    )
+    add(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="app environment for every target, repeatable (e.g. DB_POOL_MAX_SIZE=16)",
+    )
     add("--baseline", type=Path, help="a previous report.json: exit 3 when a ratio fell below it")
     add("--tolerance", type=float, default=0.25, help="allowed relative drop of a ratio vs the baseline")
     profile = parser.add_argument_group("locust profile (loadtests/locustfile.py options)")
@@ -104,13 +138,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def machine_facts() -> dict[str, Any]:
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor())
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))
-    return {"cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)), "cpu_model": cpu_model,
-            "mem_gib": round(mem_kb / 1024 / 1024, 1), "kernel": platform.release(),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg(), "hostname": platform.node()}
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "mem_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+        "hostname": platform.node(),
+    }
 
 
 def versions() -> dict[str, str | None]:
@@ -155,9 +203,14 @@ class TargetRun:
         self.logs = args.out / "logs" / label
         self.stack: Stack | None = None
         self.status_url = ""
-        self.result: dict[str, Any] = {"target": name, "label": label, "mode": self.mode,
-                                       "env": dict(env_extra or {}), "worker_class_for_bare": worker_class,
-                                       "rounds": []}
+        self.result: dict[str, Any] = {
+            "target": name,
+            "label": label,
+            "mode": self.mode,
+            "env": dict(env_extra or {}),
+            "worker_class_for_bare": worker_class,
+            "rounds": [],
+        }
         self.env_extra = dict(env_extra or {})
 
     def start(self, databases: ExitStack) -> None:
@@ -165,13 +218,28 @@ class TargetRun:
         args = self.args
         self.workdir.mkdir(parents=True, exist_ok=True)
         db_url = databases.enter_context(temporary_database("coffee_load"))
-        env = {"DATABASE_URL": db_url, "GUNICORN_WORKERS": str(args.workers), "GUNICORN_LOG_LEVEL": "warning",
-               "GUNICORN_GRACEFUL_TIMEOUT": str(args.graceful_timeout), "LOG_LEVEL": "WARNING",
-               **dict(item.split("=", 1) for item in args.env), **self.env_extra}
+        env = {
+            "DATABASE_URL": db_url,
+            "GUNICORN_WORKERS": str(args.workers),
+            "GUNICORN_LOG_LEVEL": "warning",
+            "GUNICORN_GRACEFUL_TIMEOUT": str(args.graceful_timeout),
+            "LOG_LEVEL": "WARNING",
+            **dict(item.split("=", 1) for item in args.env),
+            **self.env_extra,
+        }
         if self.mode == "dev" and not args.runserver_debug:
             env.update(DEBUG="0", SECRET_KEY=local_secret_key(self.workdir / "var")[0])
-        self.stack = Stack(StackConfig(mode=self.mode, var_dir=self.workdir / "var", env=env, auto_pay=True,
-                                       latency_ms=args.latency_ms, taskset=args.server_core, log_to=self.logs))
+        self.stack = Stack(
+            StackConfig(
+                mode=self.mode,
+                var_dir=self.workdir / "var",
+                env=env,
+                auto_pay=True,
+                latency_ms=args.latency_ms,
+                taskset=args.server_core,
+                log_to=self.logs,
+            )
+        )
         started = time.monotonic()
         self.result["loadavg_before"] = os.getloadavg()
         self.stack.start()
@@ -186,13 +254,22 @@ class TargetRun:
         args, stack = self.args, self.stack
         assert stack is not None
         profile = LocustProfile(
-            users=args.users, spawn_rate=args.users, warmup_s=args.warmup, measure_s=args.duration,
+            users=args.users,
+            spawn_rate=args.users,
+            warmup_s=args.warmup,
+            measure_s=args.duration,
             extra=[f"--{opt.replace('_', '-')}={getattr(args, opt)}" for opt in PROFILE_OPTIONS],
         )
         record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg()}
-        window, first, last = run_locust(stack.base_url, profile, core=args.load_core, workdir=self.workdir,
-                                          master_pid=stack.server.pid, log=self.logs / "locust.log",
-                                          watch={"sandbox": stack.sandbox.pid})
+        window, first, last = run_locust(
+            stack.base_url,
+            profile,
+            core=args.load_core,
+            workdir=self.workdir,
+            master_pid=stack.server.pid,
+            log=self.logs / "locust.log",
+            watch={"sandbox": stack.sandbox.pid},
+        )
         record["locust"] = window
         record["samples"] = {"start": first.as_dict() if first else None, "end": last.as_dict()}
         if first is not None:
@@ -200,11 +277,13 @@ class TargetRun:
         # Requests still queued from the window (runserver's backlog, notifications, make commands) would
         # otherwise be counted against the ceiling.
         record["settle_s"] = wait_idle(stack.server.pid)
-        record["wrk_health"] = run_wrk(f"{stack.base_url}/health", seconds=args.wrk_seconds,
-                                       connections=args.wrk_connections, core=args.load_core)
+        record["wrk_health"] = run_wrk(
+            f"{stack.base_url}/health", seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
+        )
         if self.status_url:
-            record["wrk_status"] = run_wrk(self.status_url, seconds=args.wrk_seconds,
-                                           connections=args.wrk_connections, core=args.load_core)
+            record["wrk_status"] = run_wrk(
+                self.status_url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
+            )
         self.result["rounds"].append(record)
         return record
 
@@ -236,8 +315,13 @@ FAILURES = (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError, 
 def bare_server(worker_class: str, args: argparse.Namespace) -> PinnedGunicorn:
     """The bare ASGI app under ``worker_class`` with the same workers, core and settings (a context manager)."""
     custom = None if worker_class.endswith("ServingUvicornWorker") else worker_class  # conf default otherwise
-    return PinnedGunicorn(app="loadtests.bare_app:app", core=args.server_core, workers=args.workers,
-                          worker_class=custom, log=args.out / "logs" / f"bare-{worker_class.rsplit('.', 1)[-1]}.log")
+    return PinnedGunicorn(
+        app="loadtests.bare_app:app",
+        core=args.server_core,
+        workers=args.workers,
+        worker_class=custom,
+        log=args.out / "logs" / f"bare-{worker_class.rsplit('.', 1)[-1]}.log",
+    )
 
 
 def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
@@ -246,8 +330,14 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
     targets = args.targets.split(",")
     plan = [TargetRun(name, name, args) for name in targets]
     if args.max_requests and RECYCLE_TARGET in targets:
-        plan.append(TargetRun(f"{RECYCLE_TARGET}+max_requests={args.max_requests}", RECYCLE_TARGET, args,
-                              {"GUNICORN_MAX_REQUESTS": str(args.max_requests)}))
+        plan.append(
+            TargetRun(
+                f"{RECYCLE_TARGET}+max_requests={args.max_requests}",
+                RECYCLE_TARGET,
+                args,
+                {"GUNICORN_MAX_REQUESTS": str(args.max_requests)},
+            )
+        )
     with ExitStack() as resources:
         for run in plan:
             print(f"[load] {run.label}: starting …", flush=True)
@@ -271,15 +361,17 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
                 except FAILURES as exc:
                     run.fail(exc)
                     continue
-                print(f"[load] round {round_no} {run.label}: {report.one_line(run.result['rounds'][-1])}",
-                      flush=True)
+                print(f"[load] round {round_no} {run.label}: {report.one_line(run.result['rounds'][-1])}", flush=True)
                 worker_class = run.result["worker_class_for_bare"]
                 if worker_class in bare and run.label == run.name:
                     # Right after the target's own wrk, so the two see the same machine.
                     url, results = bare[worker_class]
                     if len(results) < round_no:
-                        results.append(run_wrk(url, seconds=args.wrk_seconds, connections=args.wrk_connections,
-                                               core=args.load_core))
+                        results.append(
+                            run_wrk(
+                                url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
+                            )
+                        )
         for run in plan:
             run.stop()
     for run in plan:
@@ -287,8 +379,9 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
             data["recycling"] = run.result
         else:
             data["targets"][run.name] = run.result
-    data["bare"] = {worker_class: {"rounds": results, **compare.median_wrk(results)}
-                    for worker_class, (_, results) in bare.items()}
+    data["bare"] = {
+        worker_class: {"rounds": results, **compare.median_wrk(results)} for worker_class, (_, results) in bare.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
