@@ -74,9 +74,10 @@ def test_idle_keepalive_connection_is_served_during_drain_with_connection_close(
         results, join = _in_flight(server, count=1, seconds=2)
         with httpx.Client(timeout=5) as client:
             assert client.get(server.url("/health")).status_code == 200  # connection now idle, kept alive
-            _wait_in_flight(server, 1)
+            _wait_in_flight(server, 2)  # the sleeping request's connection and our idle one
             server.send_signal(signal.SIGTERM)
-            time.sleep(0.3)  # drain started, listener closed; our idle connection is within its grace
+            # Drain started: the listener is closed; our idle connection is within its grace window.
+            wait_until(lambda: connection_refused(server.port), timeout=2, what="listener closed")
             response = client.get(server.url("/readyz"))
             assert response.status_code == 503 and response.json() == {"status": "draining"}
             assert response.headers["connection"] == "close"
