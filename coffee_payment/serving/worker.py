@@ -15,6 +15,8 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
 * Idle keep-alive connections are not closed the instant the drain starts: uvicorn's ``shutdown()`` closes
   them immediately, so a request the client already sent on one is reset (lost). Here an idle connection gets
   :data:`IDLE_GRACE` seconds; a request arriving in that window is served with ``Connection: close``.
+* A TERM/INT/QUIT that lands while the worker still boots (before uvicorn installs its handlers) exits 0 with
+  a log line instead of killing the worker by the signal's default action.
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
 """
@@ -190,6 +192,28 @@ class ServingUvicornWorker(UvicornWorker):
         if HttpToolsProtocol is not None:
             self.config.http = draining_protocol(idle_grace(self.cfg.keepalive, drain))
         self.server: ServingServer | None = None
+
+    def init_signals(self) -> None:
+        """UvicornWorker's reset to default dispositions, then TERM/INT/QUIT handlers for the boot window.
+
+        Between fork and uvicorn's ``capture_signals`` (the app import takes ~1 s) a TERM would kill the worker
+        by its default action: no stage log, and the arbiter reports "was sent SIGTERM!". Nothing is accepted
+        before uvicorn replaces these handlers, so a stop during boot has nothing to drain: log it, exit 0.
+        """
+        super().init_signals()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, self._exit_during_boot)
+
+    def _exit_during_boot(self, sig: int, frame: Any) -> None:
+        # uvicorn restores these handlers after serve(); a signal then finds a worker already on its way out.
+        if self.server is not None:
+            sys.exit(0)
+        self.log.info(
+            "Worker %s shutdown during boot (cause: %s): no connection accepted yet, exiting 0",
+            self.pid,
+            signal.Signals(sig).name,
+        )
+        sys.exit(0)
 
     def _install_sigquit_handler(self) -> None:
         loop = asyncio.get_running_loop()

@@ -172,3 +172,23 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail():
         assert len(results[victim]) == 3
         assert all(isinstance(r, httpx.HTTPError) for r in results[victim]), results
         assert time.monotonic() - server_killed_at < 25
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_stop_during_worker_boot_exits_0_with_a_log_line(sig: int):
+    server = GunicornServer(
+        env={"GUNICORN_WORKERS": "2", "SLOW_BOOT_SECONDS": "20"}, app="tests.integration.slow_boot_app:app"
+    )
+    server.start()
+    try:
+        wait_until(lambda: len(server.worker_pids()) == 2, timeout=10, what="2 workers forked")
+        wait_until(lambda: server.logs().count("Booting worker with pid") == 2, timeout=10, what="boot logged")
+        server.send_signal(sig)
+        code = server.wait_exit(timeout=TIMEOUT)
+        logs = server.logs()
+        assert code == 0, logs
+        assert logs.count("shutdown during boot (cause: SIGTERM)") == 2, logs
+        assert "was sent SIGTERM" not in logs and "Traceback" not in logs, logs
+    finally:
+        server.stop()
