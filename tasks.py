@@ -99,6 +99,7 @@ def manage(c: Context, command: str) -> None:
         "max_requests": "recycle event: GUNICORN_MAX_REQUESTS (jitter 10)",
         "url": "target a running server instead (needs --pid; SERVING_TEST_ENDPOINTS=1 for in-flight requests)",
         "pid": "the running server's gunicorn master pid (with --url)",
+        "drain_file": "k8s event with --url: the running server's SERVING_DRAIN_FILE (touched to flip readiness)",
         "json": "write every figure to this JSON file",
     },
 )
