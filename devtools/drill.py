@@ -75,11 +75,7 @@ class DrillOptions:
         if (self.url is None) != (self.pid is None):
             raise ValueError("--url and --pid go together (target a running server)")
         if self.url is not None:
-            target = urlsplit(self.url)
-            if target.scheme != "http" or target.hostname not in LOOPBACK_HOSTS or target.port is None:
-                raise ValueError(
-                    f"--url {self.url!r} must be http://<loopback host>:<port> (drill traffic stays on this machine)"
-                )
+            loopback_origin(self.url)
         if self.pid is not None:
             cmdline = Path(f"/proc/{self.pid}/cmdline")
             if self.pid <= 1 or not cmdline.exists() or b"gunicorn" not in cmdline.read_bytes():
@@ -96,6 +92,24 @@ class DrillOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be a number of seconds in 0..3600")
         if self.clients < 1 or self.inflight < 0 or self.workers < 1 or self.graceful_timeout < 1:
             raise ValueError("--clients, --workers and --graceful-timeout must be >= 1, --inflight >= 0")
+
+
+def loopback_origin(url: str) -> tuple[str, int]:
+    """(host, port) of ``http://<loopback host>:<port>[/]``; ValueError naming ``--url`` for anything else.
+
+    The drill's traffic stays on this machine, and it exercises the server's own paths, so a path, query,
+    fragment or user part (which would make every request a 404 and the verdict meaningless) is refused.
+    """
+    problem = f"--url {url!r} must be http://<loopback host>:<port> (drill traffic stays on this machine)"
+    try:
+        target = urlsplit(url)
+        port = target.port
+    except ValueError:
+        raise ValueError(problem) from None
+    extra = target.path not in ("", "/") or target.query or target.fragment or "@" in target.netloc
+    if target.scheme.lower() != "http" or target.hostname not in LOOPBACK_HOSTS or port is None or extra:
+        raise ValueError(problem)
+    return target.hostname, port
 
 
 @dataclass
@@ -254,7 +268,7 @@ class Drill:
     @property
     def port(self) -> int:
         """The TCP port of the target server (from its loopback URL)."""
-        return int(self.base_url.rsplit(":", 1)[1].split("/")[0])
+        return loopback_origin(self.base_url)[1]
 
     async def _inflight_request(self, index: int) -> None:
         timeout = httpx.Timeout(self.o.graceful_timeout + 10.0, connect=2.0)
@@ -327,7 +341,7 @@ class Drill:
         while not self._stop.is_set():
             if "event_at" in self.timeline and "listener_closed_at" not in self.timeline:
                 try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    with socket.create_connection((loopback_origin(self.base_url)[0], port), timeout=0.5):
                         pass
                 except ConnectionRefusedError:
                     self.timeline["listener_closed_at"] = self._now()

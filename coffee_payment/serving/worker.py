@@ -197,8 +197,13 @@ class ServingUvicornWorker(UvicornWorker):
         """UvicornWorker's reset to default dispositions, then TERM/INT/QUIT handlers for the boot window.
 
         Between fork and uvicorn's ``capture_signals`` (the app import takes ~1 s) a TERM would kill the worker
-        by its default action: no stage log, and the arbiter reports "was sent SIGTERM!". Nothing is accepted
-        before uvicorn replaces these handlers, so a stop during boot has nothing to drain: log it, exit 0.
+        by its default action: no stage log, and the arbiter reports "was sent SIGTERM!". This worker accepts
+        nothing before uvicorn replaces these handlers, so it has nothing to drain: log it and leave with
+        ``os._exit(0)``. Not ``sys.exit``: a SystemExit raised at an arbitrary line can be swallowed — CPython
+        3.11's constant folder discards exceptions while compiling a module (Django's ``2**31 - 4`` in
+        ``http/multipartparser.py``; no bytecode cache under PYTHONDONTWRITEBYTECODE), and the worker would then
+        finish booting and serve after the stop. Nothing needs a clean interpreter exit here: the app is not
+        serving, and gunicorn already unlinked the heartbeat file.
         """
         super().init_signals()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
@@ -208,12 +213,14 @@ class ServingUvicornWorker(UvicornWorker):
         # uvicorn restores these handlers after serve(); a signal then finds a worker already on its way out.
         if self.server is not None:
             sys.exit(0)
-        self.log.info(
-            "Worker %s shutdown during boot (cause: %s): no connection accepted yet, exiting 0",
-            self.pid,
-            signal.Signals(sig).name,
-        )
-        sys.exit(0)
+        try:
+            self.log.info(
+                "Worker %s shutdown during boot (cause: %s): this worker accepted no connection, exiting 0",
+                self.pid,
+                signal.Signals(sig).name,
+            )
+        finally:  # e.g. "reentrant call" if the signal interrupted a write to the same stream
+            os._exit(0)
 
     def _install_sigquit_handler(self) -> None:
         loop = asyncio.get_running_loop()

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from devtools.drill import DrillOptions
+from devtools.drill import DrillOptions, loopback_origin
 from devtools.processes import requests_picked_up
 
 
@@ -19,6 +19,13 @@ from devtools.processes import requests_picked_up
         "http://127.0.0.1",  # no port
         "127.0.0.1:8000",
         "http://example.com:80",
+        "http://127.0.0.1:8000/nowhere",  # every request would be a 404: a meaningless PASS
+        "http://127.0.0.1:8000?x=1",
+        "http://127.0.0.1:8000#f",
+        "http://evil.example@127.0.0.1:8000",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:80:90",
+        "http://localhost.:8000",
     ],
 )
 def test_url_must_be_loopback_http_with_a_port(url: str) -> None:
@@ -60,3 +67,16 @@ def test_requests_picked_up_is_false_without_a_listener() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     assert not requests_picked_up(port, 0)
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("http://127.0.0.1:8000", ("127.0.0.1", 8000)),
+        ("http://127.0.0.1:8000/", ("127.0.0.1", 8000)),
+        ("HTTP://LOCALHOST:8001", ("localhost", 8001)),
+        ("http://[::1]:8002", ("::1", 8002)),
+    ],
+)
+def test_loopback_origin_accepts_loopback_hosts(url: str, origin: tuple[str, int]) -> None:
+    assert loopback_origin(url) == origin
