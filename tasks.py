@@ -12,6 +12,7 @@ from invoke import Context, Exit, task
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.drill import DrillOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 
 
@@ -105,22 +106,22 @@ def manage(c: Context, command: str) -> None:
 )
 def drill_shutdown(
     c: Context,
-    event: str = "term",
-    duration: float = 12.0,
-    clients: int = 6,
-    inflight: int = 4,
-    inflight_seconds: float = 3.0,
-    graceful_timeout: int = 10,
-    workers: int = 2,
-    prestop: float = 3.0,
-    max_requests: int = 60,
+    event: str = DrillOptions.event,
+    duration: float = DrillOptions.duration,
+    clients: int = DrillOptions.clients,
+    inflight: int = DrillOptions.inflight,
+    inflight_seconds: float = DrillOptions.inflight_seconds,
+    graceful_timeout: int = DrillOptions.graceful_timeout,
+    workers: int = DrillOptions.workers,
+    prestop: float = DrillOptions.prestop,
+    max_requests: int = DrillOptions.max_requests,
     url: str = "",
     pid: int = 0,
     drain_file: str = "",
     json: str = "",
 ) -> None:
     """Graceful-shutdown drill: load, an event, every request accounted; fails if one is lost."""
-    from devtools.drill import Drill, DrillOptions, render
+    from devtools.drill import Drill, render
 
     options = DrillOptions(
         event=event,
@@ -190,6 +191,8 @@ def load(
         str(users),
         "--duration",
         str(duration),
+        "--rounds",
+        str(rounds),
         "--latency-ms",
         str(latency_ms),
         "--max-requests",
