@@ -98,6 +98,13 @@ def requests_picked_up(port: int, count: int) -> bool:
     return bool(listening) and not any(listening) and len(established) >= count and not any(established)
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group led by ``pid`` (a process started with ``start_new_session=True``): the
+    gunicorn workers of a master that is gone or hung, the children of a runserver or a sandbox. No-op if gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def child_pids(pid: int) -> list[int]:
     """Direct children of ``pid`` (gunicorn workers of a master), from /proc; [] once it has exited."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -251,14 +258,10 @@ class GunicornServer:
                 self.send_signal(sig)
             code = self.wait_exit(timeout)
             if code is not None:
-                self._kill_group()  # workers orphaned by a crashed master
+                kill_group(self.pid)  # workers orphaned by a crashed master
                 return code
-        self._kill_group()
+        kill_group(self.pid)
         return self.process.wait(timeout=5)
-
-    def _kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import IO
 
 import httpx
 
-from devtools.processes import free_port
+from devtools.processes import free_port, kill_group
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -60,14 +60,16 @@ def wait_http_ok(url: str, *, timeout: float, proc: subprocess.Popen | None = No
 
 
 def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
+    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL the process group (``proc`` was started with
+    ``start_new_session=True``: workers or children left behind go too). Returns the exit code."""
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            kill_group(proc.pid)
             proc.wait(timeout=10)
+    kill_group(proc.pid)  # children orphaned by a parent that exited on its own
     return proc.returncode
 
 
