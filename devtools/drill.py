@@ -15,13 +15,13 @@ touched so /readyz answers 503, a preStop wait while traffic continues, then TER
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from coffee_payment.serving.worker import drain_timeout
-from devtools.processes import child_pids, requests_picked_up
+from devtools.processes import child_pids, connection_refused, requests_picked_up
 from devtools.stack import Stack, StackConfig
 
 EVENTS = ("term", "int", "quit", "recycle", "kill-worker", "hup", "k8s")
@@ -182,6 +182,7 @@ class Drill:
         self.reasons: list[str] = []
         self.stack: Stack | None = None
         self.base_url = options.url.rstrip("/") if options.url else ""
+        self.host, self.port = "", 0  # of base_url, set when the load starts
         self.master_pid = options.pid or 0
         self._tmp = Path(tempfile.mkdtemp(prefix="drill-"))
         self.drain_file = Path(options.drain_file) if options.drain_file else self._tmp / "drain"
@@ -265,11 +266,6 @@ class Drill:
         except httpx.HTTPError as exc:
             return (*classify(exc), None)
 
-    @property
-    def port(self) -> int:
-        """The TCP port of the target server (from its loopback URL)."""
-        return loopback_origin(self.base_url)[1]
-
     async def _inflight_request(self, index: int) -> None:
         timeout = httpx.Timeout(self.o.graceful_timeout + 10.0, connect=2.0)
         started = self._now()
@@ -336,17 +332,13 @@ class Drill:
                 await asyncio.sleep(0.05)
         self.reasons.append("readiness did not flip to 503 within 5 s of the drain request")
 
-    def _watch_listener(self, port: int) -> None:
+    def _watch_listener(self) -> None:
         """Record when the listener stops accepting (connection refused) after the event."""
         while not self._stop.is_set():
             if "event_at" in self.timeline and "listener_closed_at" not in self.timeline:
-                try:
-                    with socket.create_connection((loopback_origin(self.base_url)[0], port), timeout=0.5):
-                        pass
-                except ConnectionRefusedError:
-                    self.timeline["listener_closed_at"] = self._now()
-                except OSError:
-                    pass
+                with contextlib.suppress(OSError):  # a timeout or reset is not "closed"
+                    if connection_refused(self.port, self.host, timeout=0.5):
+                        self.timeline["listener_closed_at"] = self._now()
             time.sleep(0.02)
 
     def _watch_master(self) -> None:
@@ -373,10 +365,10 @@ class Drill:
 
     async def _run_load(self) -> None:
         paths = [self._order_path(), "/health"]
-        port = self.port
+        self.host, self.port = loopback_origin(self.base_url)
         self.workers_before = child_pids(self.master_pid)
         threads = [
-            threading.Thread(target=self._watch_listener, args=(port,), daemon=True),
+            threading.Thread(target=self._watch_listener, daemon=True),
             threading.Thread(target=self._watch_master, daemon=True),
         ]
         if not self.o.quiet:
@@ -527,7 +519,7 @@ def render(report: dict[str, Any]) -> str:
         ("workers before → after", f"{srv['workers_before']} → {srv['workers_after']}"),
     ]
     width = max(len(k) for k, _ in rows)
-    lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+    lines = [f"  {k.ljust(width)}  {v}".rstrip() for k, v in rows]
     lines.append("  server log stages:")
     lines += [f"    {line}" for line in srv["stage_log"][-12:]]
     verdict = "PASS: no request lost" if report["passed"] else "FAIL: " + "; ".join(report["reasons"])
