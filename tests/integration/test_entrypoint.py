@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.processes import child_pids
 from tools.container.testsupport import free_port, fresh_database, query, wait_for_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,18 +34,11 @@ def _pid_namespace_possible() -> None:
     assert os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare for a PID namespace (as on CI)"
 
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
 def _pid1_of(unshare: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
     """The host pid of the namespace's PID 1: unshare's only child."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        children = _children(unshare.pid)
+        children = child_pids(unshare.pid)
         if children:
             return children[0]
         if unshare.poll() is not None:

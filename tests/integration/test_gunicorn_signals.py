@@ -7,12 +7,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 
 from devtools.processes import GunicornServer, connection_refused, requests_picked_up, running_gunicorn, wait_until
+from loadtests.measure import cpu_seconds
 
 TIMEOUT = 10  # GUNICORN_TIMEOUT (= graceful timeout) for these servers, seconds
 
@@ -106,17 +106,8 @@ def test_quit_or_second_int_is_quick(how: str):
         logs = server.logs()
         assert code == 0, logs
         assert elapsed < 4, logs  # quick: well before the in-flight requests (and the graceful timeout) end
-        assert all(isinstance(result, httpx.HTTPError) for result in results), results
+        assert len(results) == 2 and all(isinstance(result, httpx.HTTPError) for result in results), results
         assert "quick exit" in logs and "Perhaps out of memory" not in logs
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` in seconds (/proc/<pid>/stat); 0.0 once it has gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _connections_per_worker(server: GunicornServer, per_worker: int) -> dict[int, list[httpx.Client]]:
@@ -195,7 +186,7 @@ def test_stop_during_worker_boot_exits_0_with_a_log_line(sig: int):
         workers = wait_until(lambda: len(p := server.worker_pids()) == 2 and p, timeout=10, what="2 workers forked")
         # Past init_signals and deep in the app import: each worker has burnt some CPU compiling. (A TERM sent
         # to a worker in its first milliseconds hits the master's inherited handler — gunicorn's own gap.)
-        wait_until(lambda: all(_cpu_seconds(pid) > 0.3 for pid in workers), timeout=10, what="workers importing")
+        wait_until(lambda: all(cpu_seconds(pid) > 0.3 for pid in workers), timeout=10, what="workers importing")
         sent = time.monotonic()
         server.send_signal(sig)
         code = server.wait_exit(timeout=TIMEOUT)

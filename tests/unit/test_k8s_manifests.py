@@ -212,7 +212,9 @@ def test_probe_paths_are_the_apps(name):
 @pytest.mark.parametrize("name", list(RENDERABLE))
 def test_security_context_matches_the_image(name):
     uid = dockerfile_uid()
-    for workload in workloads(rendered(name)):
+    found = workloads(rendered(name))
+    assert found
+    for workload in found:
         (pod,) = kustomize.pod_specs(workload)
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == uid
@@ -342,7 +344,9 @@ def test_production_resources_are_the_seeds():
 
 @pytest.mark.parametrize("name", list(OVERLAYS))
 def test_overlays_pin_an_image_tag(name):
-    for workload in workloads(rendered(name)):
+    found = workloads(rendered(name))
+    assert found
+    for workload in found:
         for container in kustomize.containers(workload):
             assert not container["image"].endswith(":latest") and ":" in container["image"].rsplit("/", 1)[-1]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from coffee_payment.sandbox import defaults
 from coffee_payment.sandbox.app import create_app
 from coffee_payment.sandbox.config import ConfigError
 from coffee_payment.sandbox.state import SandboxState
+from devtools.processes import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(20)]
 
@@ -572,15 +572,9 @@ def test_create_app_rejects_invalid_config() -> None:
 # --- CLI -------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_serves_and_exits_cleanly_on_signal(sig: signal.Signals) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SANDBOX_AUTO_PAY": "1"}
     process = subprocess.Popen(
         [

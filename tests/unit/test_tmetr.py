@@ -263,8 +263,4 @@ def test_heartbeat_absurd_stamp_is_a_tmetr_answer_not_a_crash(stamp):
     """An out-of-range heartbeatCreatedAt must come back as None or a TmetrError (the caller only handles
     TmetrError), never a bare ValueError/OverflowError/OSError from datetime.fromtimestamp."""
     client = _client(Recorder(_json(_heartbeat(stamp))))
-    try:
-        result = _run(client.last_heartbeat(device_id="d"))
-    except (TmetrRejected, TmetrUnavailable):
-        return
-    assert result is None or isinstance(result, datetime)
+    assert _run(client.last_heartbeat(device_id="d")) is None  # no usable heartbeat
