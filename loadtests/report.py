@@ -348,8 +348,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s of CPU on the server core; at "
             f"{_f(prod.get('total_rps'), '{:.0f}')} req/s one boot per max_requests requests costs "
             f"{_f((data.get('ratios') or {}).get('recycling.cost_model'), '{:.1%}')} of the core (model). "
-            "The /health ceiling under recycling shows the extreme: at thousands of req/s a worker recycles "
-            "several times a second.",
+            "The /health ceiling under recycling shows the extreme: near max_requests req/s, every worker "
+            "recycles about once a second, and each boot costs about that much CPU.",
         ]
     check = data.get("baseline_check")
     if check:
