@@ -6,10 +6,10 @@ import asyncio
 import copy
 import itertools
 import random
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from starlette.requests import Request
@@ -216,3 +216,49 @@ async def slow_response(state: SandboxState, response: Response) -> Response:
     """Return ``response`` after the ``timeout`` fault's sleep (the work is already done)."""
     await state.fault_timeout()
     return response
+
+
+class ApiError(Exception):
+    """An emulated service's API error; each service's subclass renders its own wire format."""
+
+    def response(self) -> Response:
+        """The error as an HTTP response."""
+        raise NotImplementedError
+
+
+Prepared = TypeVar("Prepared")
+
+
+def api_endpoint(
+    service: str,
+    operation: str | None,
+    prepare: Callable[[Request], Awaitable[Prepared]],
+    handler: Callable[[Request, SandboxState, Prepared], Awaitable[Response]],
+    fault_error: Callable[[str], ApiError],
+) -> Callable[[Request], Awaitable[Response]]:
+    """One sandbox API endpoint, in the order every emulated service answers.
+
+    1. the configured latency of ``service``;
+    2. ``prepare(request)``: authentication and body parsing (their errors come before any fault);
+    3. the fault switch of ``operation`` (None: no fault switch): ``500``/``reject`` raise
+       ``fault_error("500" | "reject")``, ``timeout`` does the work and delays the answer by ``timeout_seconds``;
+    4. ``handler(request, state, prepared)``.
+
+    An :class:`ApiError` raised by any step is answered with its ``response()``.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        state = sandbox_state(request)
+        await state.latency(service)
+        try:
+            prepared = await prepare(request)
+            fault = state.fault(operation) if operation else None
+            if fault in ("500", "reject"):
+                raise fault_error(fault)
+            response = await handler(request, state, prepared)
+        except ApiError as error:
+            return error.response()
+        return await slow_response(state, response) if fault == "timeout" else response
+
+    endpoint.__doc__ = handler.__doc__
+    return endpoint

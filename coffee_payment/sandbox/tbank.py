@@ -18,12 +18,12 @@ from starlette.routing import Route
 from coffee_payment.payments.providers.tbank_token import tbank_token, tbank_token_valid
 from coffee_payment.sandbox import defaults
 from coffee_payment.sandbox.state import (
+    ApiError,
     Notification,
     SandboxState,
     TBankPayment,
+    api_endpoint,
     origin,
-    sandbox_state,
-    slow_response,
 )
 
 SERVICE = "tbank"
@@ -36,7 +36,7 @@ CARD = {"CardId": 70000777, "Pan": "430000******0777", "ExpDate": "1230"}
 NOTIFICATION_DATA = {"Source": "cards"}  # a nested object: must be left out of the Token
 
 
-class TBankError(Exception):
+class TBankError(ApiError):
     """An API error: ``{Success: false, ErrorCode, Message, Details}``, HTTP 200 unless ``http_status``."""
 
     def __init__(self, code: str, message: str, details: str = "", http_status: int = 200) -> None:
@@ -70,14 +70,10 @@ async def _signed_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _apply_fault(state: SandboxState, operation: str) -> bool:
-    """Raise for a ``500``/``reject`` fault; return True when the answer must be delayed (``timeout``)."""
-    fault = state.fault(operation)
-    if fault == "500":
-        raise TBankError("9999", "Внутренняя ошибка системы.", "Sandbox fault.", http_status=500)
-    if fault == "reject":
-        raise TBankError("9999", "Внутренняя ошибка системы.", "Sandbox fault: rejected.")
-    return fault == "timeout"
+def _fault_error(kind: str) -> TBankError:
+    if kind == "500":
+        return TBankError("9999", "Внутренняя ошибка системы.", "Sandbox fault.", http_status=500)
+    return TBankError("9999", "Внутренняя ошибка системы.", "Sandbox fault: rejected.")
 
 
 def _payment(state: SandboxState, body: dict[str, Any]) -> TBankPayment:
@@ -151,22 +147,15 @@ def _endpoint(
     operation: str | None,
     handler: Callable[[Request, SandboxState, dict[str, Any]], Awaitable[dict[str, Any]]],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap ``handler`` with latency, token check, faults and error rendering."""
+    """Wrap ``handler`` (which returns the result fields) with latency, token check, faults, error rendering
+    (:func:`~coffee_payment.sandbox.state.api_endpoint`) and TBank's ``Success``/``ErrorCode`` envelope."""
 
-    async def endpoint(request: Request) -> Response:
-        state = sandbox_state(request)
-        await state.latency(SERVICE)
-        try:
-            body = await _signed_body(request)
-            slow = _apply_fault(state, operation) if operation else False
-            result = await handler(request, state, body)
-        except TBankError as error:
-            return error.response()
-        response = JSONResponse({"Success": True, "ErrorCode": "0", "Message": "OK", **result})
-        return await slow_response(state, response) if slow else response
+    async def answer(request: Request, state: SandboxState, body: dict[str, Any]) -> Response:
+        result = await handler(request, state, body)
+        return JSONResponse({"Success": True, "ErrorCode": "0", "Message": "OK", **result})
 
-    endpoint.__doc__ = handler.__doc__
-    return endpoint
+    answer.__doc__ = handler.__doc__
+    return api_endpoint(SERVICE, operation, _signed_body, answer, _fault_error)
 
 
 async def init(request: Request, state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:

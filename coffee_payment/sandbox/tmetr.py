@@ -17,14 +17,14 @@ from starlette.routing import Route
 
 from coffee_payment.sandbox import defaults
 from coffee_payment.sandbox.config import DRINK_SIZES, price_for
-from coffee_payment.sandbox.state import SandboxState, sandbox_state, slow_response, utc_now_iso
+from coffee_payment.sandbox.state import ApiError, SandboxState, api_endpoint, utc_now_iso
 
 SERVICE = "tmetr"
 OFFLINE_AGE_SECONDS = 2 * 60 * 60
 MAKE_FIELDS = ("deviceId", "orderUuid", "drinkUuid", "size", "price")
 
 
-class TmetrError(Exception):
+class TmetrError(ApiError):
     """An API error rendered as ``{errorCode, errorId, errorMessage}``."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -50,14 +50,10 @@ async def _authorized_body(request: Request) -> Any:
         raise _bad_request("Request body is not valid JSON.") from None
 
 
-def _apply_fault(state: SandboxState, operation: str) -> bool:
-    """Raise for a ``500``/``reject`` fault; return True when the answer must be delayed (``timeout``)."""
-    fault = state.fault(operation)
-    if fault == "500":
-        raise TmetrError(500, "INTERNAL_SERVER_ERROR", "Sandbox fault: internal server error.")
-    if fault == "reject":
-        raise TmetrError(400, "REJECTED", "Sandbox fault: request rejected.")
-    return fault == "timeout"
+def _fault_error(kind: str) -> TmetrError:
+    if kind == "500":
+        return TmetrError(500, "INTERNAL_SERVER_ERROR", "Sandbox fault: internal server error.")
+    return TmetrError(400, "REJECTED", "Sandbox fault: request rejected.")
 
 
 def _require_str(body: dict[str, Any], key: str) -> str:
@@ -67,22 +63,15 @@ def _require_str(body: dict[str, Any], key: str) -> str:
     return str(value)
 
 
-async def drink_price(request: Request) -> Response:
+async def drink_price(request: Request, state: SandboxState, body: Any) -> Response:
     """``POST api/ui/v1/static/drink``: ``{deviceId, drinkIdAtDevice, drinkSize}`` → drink with ``price``."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        body = await _authorized_body(request)
-        slow = _apply_fault(state, "tmetr.price")
-        if not isinstance(body, dict):
-            raise _bad_request("Request body must be a JSON object.")
-        device_id = _require_str(body, "deviceId")
-        drink_id = _require_str(body, "drinkIdAtDevice")
-        size = body.get("drinkSize")
-        if size not in DRINK_SIZES:
-            raise _bad_request(f"drinkSize must be one of {', '.join(DRINK_SIZES)}.")
-    except TmetrError as error:
-        return error.response()
+    if not isinstance(body, dict):
+        raise _bad_request("Request body must be a JSON object.")
+    device_id = _require_str(body, "deviceId")
+    drink_id = _require_str(body, "drinkIdAtDevice")
+    size = body.get("drinkSize")
+    if size not in DRINK_SIZES:
+        raise _bad_request(f"drinkSize must be one of {', '.join(DRINK_SIZES)}.")
     price, name = price_for(state.config, device_id, drink_id, size)
     result: dict[str, Any] = {
         "deviceId": body["deviceId"],
@@ -92,24 +81,16 @@ async def drink_price(request: Request) -> Response:
     }
     if price is not None:  # a price configured as null is left out, to test "price missing"
         result["price"] = price
-    response = JSONResponse(result)
-    return await slow_response(state, response) if slow else response
+    return JSONResponse(result)
 
 
-async def heartbeat_recent(request: Request) -> Response:
+async def heartbeat_recent(request: Request, state: SandboxState, body: Any) -> Response:
     """``POST api/ui/v1/stat/heartbeat/recent``: latest heartbeat (epoch seconds) of each requested device."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        body = await _authorized_body(request)
-        slow = _apply_fault(state, "tmetr.heartbeat")
-        if not isinstance(body, dict) or not isinstance(body.get("deviceIds"), list):
-            raise _bad_request("deviceIds (a list) is required.")
-        offset, limit = body.get("offset", 0), body.get("limit", 20)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, limit)):
-            raise _bad_request("offset and limit must be non-negative integers.")
-    except TmetrError as error:
-        return error.response()
+    if not isinstance(body, dict) or not isinstance(body.get("deviceIds"), list):
+        raise _bad_request("deviceIds (a list) is required.")
+    offset, limit = body.get("offset", 0), body.get("limit", 20)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, limit)):
+        raise _bad_request("offset and limit must be non-negative integers.")
     now = int(time.time())
     offline = set(state.config["offline_devices"])
     content = [
@@ -120,7 +101,7 @@ async def heartbeat_recent(request: Request) -> Response:
         }
         for device_id in body["deviceIds"]
     ]
-    response = JSONResponse(
+    return JSONResponse(
         {
             "content": content[offset : offset + limit],
             "totalElements": len(content),
@@ -128,37 +109,36 @@ async def heartbeat_recent(request: Request) -> Response:
             "limit": limit,
         }
     )
-    return await slow_response(state, response) if slow else response
 
 
-async def make_command(request: Request) -> Response:
+async def make_command(request: Request, state: SandboxState, body: Any) -> Response:
     """``POST api/commander/v1/command/make``: a JSON array of commands; each is recorded in ``state.makes``."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        body = await _authorized_body(request)
-        slow = _apply_fault(state, "tmetr.make")
-        if not isinstance(body, list) or not body:
-            raise _bad_request("Body must be a non-empty JSON array of commands.")
-        for index, command in enumerate(body):
-            if not isinstance(command, dict):
-                raise _bad_request(f"[{index}] must be an object.")
-            missing = [key for key in MAKE_FIELDS if command.get(key) in (None, "")]
-            if missing:
-                raise _bad_request(f"[{index}] is missing {', '.join(missing)}.")
-    except TmetrError as error:
-        return error.response()
+    if not isinstance(body, list) or not body:
+        raise _bad_request("Body must be a non-empty JSON array of commands.")
+    for index, command in enumerate(body):
+        if not isinstance(command, dict):
+            raise _bad_request(f"[{index}] must be an object.")
+        missing = [key for key in MAKE_FIELDS if command.get(key) in (None, "")]
+        if missing:
+            raise _bad_request(f"[{index}] is missing {', '.join(missing)}.")
     received_at = utc_now_iso()
     state.makes.extend({**command, "received_at": received_at} for command in body)
-    response = JSONResponse({"status": "accepted"})
-    return await slow_response(state, response) if slow else response
+    return JSONResponse({"status": "accepted"})
+
+
+def _endpoint(operation: str, handler: Any) -> Any:
+    return api_endpoint(SERVICE, operation, _authorized_body, handler, _fault_error)
 
 
 def routes() -> list[Route]:
     """Routes under :data:`defaults.TMETR_PREFIX`."""
     prefix = defaults.TMETR_PREFIX
     return [
-        Route(f"{prefix}api/ui/v1/static/drink", drink_price, methods=["POST"]),
-        Route(f"{prefix}api/ui/v1/stat/heartbeat/recent", heartbeat_recent, methods=["POST"]),
-        Route(f"{prefix}api/commander/v1/command/make", make_command, methods=["POST"]),
+        Route(f"{prefix}api/ui/v1/static/drink", _endpoint("tmetr.price", drink_price), methods=["POST"]),
+        Route(
+            f"{prefix}api/ui/v1/stat/heartbeat/recent",
+            _endpoint("tmetr.heartbeat", heartbeat_recent),
+            methods=["POST"],
+        ),
+        Route(f"{prefix}api/commander/v1/command/make", _endpoint("tmetr.make", make_command), methods=["POST"]),
     ]

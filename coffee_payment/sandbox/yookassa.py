@@ -12,6 +12,7 @@ import copy
 import json
 import re
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +22,12 @@ from starlette.routing import Route
 
 from coffee_payment.sandbox import defaults
 from coffee_payment.sandbox.state import (
+    ApiError,
     Notification,
     SandboxState,
     YooKassaPayment,
+    api_endpoint,
     origin,
-    sandbox_state,
-    slow_response,
     utc_now_iso,
 )
 
@@ -39,7 +40,7 @@ DESCRIPTION_MAX = 128
 DECLINE_DETAILS = {"party": "payment_network", "reason": "card_expired"}
 
 
-class YooKassaError(Exception):
+class YooKassaError(ApiError):
     """An API error, rendered as YooKassa's ``{type: "error", id, code, description, parameter}``."""
 
     def __init__(self, status: int, code: str, description: str, parameter: str | None = None) -> None:
@@ -83,14 +84,10 @@ def _authenticate(request: Request) -> str:
     return shop_id
 
 
-def _apply_fault(state: SandboxState, operation: str) -> bool:
-    """Raise for a ``500``/``reject`` fault; return True when the answer must be delayed (``timeout``)."""
-    fault = state.fault(operation)
-    if fault == "500":
-        raise YooKassaError(500, "internal_server_error", "Sandbox fault: internal server error.")
-    if fault == "reject":
-        raise _invalid("Sandbox fault: request rejected.")
-    return fault == "timeout"
+def _fault_error(kind: str) -> YooKassaError:
+    if kind == "500":
+        return YooKassaError(500, "internal_server_error", "Sandbox fault: internal server error.")
+    return _invalid("Sandbox fault: request rejected.")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -110,15 +107,29 @@ def _idempotence_key(request: Request) -> str:
     return key
 
 
-def _replayed_id(state: SandboxState, shop_id: str, resource: str, key: str, body: Any) -> str | None:
-    """The object id created earlier with this key, or None; same key with another body is a 400."""
+def _idempotent(
+    state: SandboxState, shop_id: str, resource: str, key: str, body: Any, create: Callable[[], str]
+) -> str:
+    """The id of the object created earlier with this key and body, else ``create()``'s new id, remembered under
+    the key. The same key with another body is a 400 (YooKassa's idempotence rules)."""
     stored = state.idempotence.get((shop_id, resource, key))
-    if stored is None:
-        return None
-    stored_body, object_id = stored
-    if stored_body != body:
-        raise _invalid("Idempotence key duplicated: it was used with another request body.", "Idempotence-Key")
+    if stored is not None:
+        stored_body, object_id = stored
+        if stored_body != body:
+            raise _invalid("Idempotence key duplicated: it was used with another request body.", "Idempotence-Key")
+        return object_id
+    object_id = create()
+    state.idempotence[(shop_id, resource, key)] = (body, object_id)
     return object_id
+
+
+async def _authenticated(request: Request) -> str:
+    return _authenticate(request)
+
+
+async def _authenticated_write(request: Request) -> tuple[str, str, dict[str, Any]]:
+    """(shop id, Idempotence-Key, JSON body) of a POST, checked in YooKassa's order."""
+    return _authenticate(request), _idempotence_key(request), await _json_body(request)
 
 
 def _validate_amount(amount: Any, parameter: str = "amount") -> dict[str, str]:
@@ -238,28 +249,20 @@ async def _auto_pay(state: SandboxState, payment_id: str) -> None:
         await state.deliver(settle(state, payment, pay=True))
 
 
-async def create_payment(request: Request) -> Response:
+async def create_payment(request: Request, state: SandboxState, write: tuple[str, str, dict[str, Any]]) -> Response:
     """``POST /v3/payments``."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        shop_id = _authenticate(request)
-        key = _idempotence_key(request)
-        body = await _json_body(request)
-        slow = _apply_fault(state, "yookassa.create")
-        payment_id = _replayed_id(state, shop_id, "payments", key, body)
-        if payment_id is None:
-            _validate_create(body)
-            payment = _new_payment(request, shop_id, body)
-            payment_id = payment.obj["id"]
-            state.yookassa_payments[payment_id] = payment
-            state.idempotence[(shop_id, "payments", key)] = (body, payment_id)
-            if state.config["auto_pay"]:
-                state.spawn(_auto_pay(state, payment_id))
-    except YooKassaError as error:
-        return error.response()
-    response = JSONResponse(state.yookassa_payments[payment_id].obj)
-    return await slow_response(state, response) if slow else response
+    shop_id, key, body = write
+
+    def create() -> str:
+        _validate_create(body)
+        payment = _new_payment(request, shop_id, body)
+        state.yookassa_payments[payment.obj["id"]] = payment
+        if state.config["auto_pay"]:
+            state.spawn(_auto_pay(state, payment.obj["id"]))
+        return payment.obj["id"]
+
+    payment_id = _idempotent(state, shop_id, "payments", key, body, create)
+    return JSONResponse(state.yookassa_payments[payment_id].obj)
 
 
 def _own_payment(state: SandboxState, shop_id: str, payment_id: str) -> YooKassaPayment:
@@ -269,78 +272,65 @@ def _own_payment(state: SandboxState, shop_id: str, payment_id: str) -> YooKassa
     return payment
 
 
-async def get_payment(request: Request) -> Response:
+async def get_payment(request: Request, state: SandboxState, shop_id: str) -> Response:
     """``GET /v3/payments/{payment_id}``."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        shop_id = _authenticate(request)
-        slow = _apply_fault(state, "yookassa.get")
-        payment = _own_payment(state, shop_id, request.path_params["payment_id"])
-    except YooKassaError as error:
-        return error.response()
-    response = JSONResponse(payment.obj)
-    return await slow_response(state, response) if slow else response
+    return JSONResponse(_own_payment(state, shop_id, request.path_params["payment_id"]).obj)
 
 
-async def create_refund(request: Request) -> Response:
+async def create_refund(request: Request, state: SandboxState, write: tuple[str, str, dict[str, Any]]) -> Response:
     """``POST /v3/refunds`` — always ``succeeded`` at once; notifies ``refund.succeeded``."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        shop_id = _authenticate(request)
-        key = _idempotence_key(request)
-        body = await _json_body(request)
-        refund_id = _replayed_id(state, shop_id, "refunds", key, body)
-        if refund_id is None:
-            if not isinstance(body.get("payment_id"), str):
-                raise _invalid("payment_id is required.", "payment_id")
-            payment = _own_payment(state, shop_id, body["payment_id"])
-            amount = _validate_amount(body.get("amount"))
-            if payment.obj["status"] != "succeeded":
-                raise _invalid("Only a succeeded payment can be refunded.", "payment_id")
-            refunded = kopecks(payment.obj.get("refunded_amount", {"value": "0.00"}))
-            if refunded + kopecks(amount) > kopecks(payment.obj["amount"]):
-                raise _invalid("Refund amount exceeds the payment's remaining amount.", "amount.value")
-            refund = {
-                "id": str(uuid.uuid4()),
-                "payment_id": payment.obj["id"],
-                "status": "succeeded",
-                "amount": amount,
-                "created_at": utc_now_iso(),
-            }
-            total = refunded + kopecks(amount)
-            payment.obj["refunded_amount"] = {"value": f"{total // 100}.{total % 100:02d}", "currency": "RUB"}
-            payment.obj["refundable"] = total < kopecks(payment.obj["amount"])
-            refund_id = refund["id"]
-            state.yookassa_refunds[refund_id] = refund
-            state.idempotence[(shop_id, "refunds", key)] = (body, refund_id)
-            state.spawn(state.deliver([_notification(state, "refund.succeeded", refund, payment.obj["id"])]))
-    except YooKassaError as error:
-        return error.response()
+    shop_id, key, body = write
+
+    def create() -> str:
+        if not isinstance(body.get("payment_id"), str):
+            raise _invalid("payment_id is required.", "payment_id")
+        payment = _own_payment(state, shop_id, body["payment_id"])
+        amount = _validate_amount(body.get("amount"))
+        if payment.obj["status"] != "succeeded":
+            raise _invalid("Only a succeeded payment can be refunded.", "payment_id")
+        refunded = kopecks(payment.obj.get("refunded_amount", {"value": "0.00"}))
+        if refunded + kopecks(amount) > kopecks(payment.obj["amount"]):
+            raise _invalid("Refund amount exceeds the payment's remaining amount.", "amount.value")
+        refund = {
+            "id": str(uuid.uuid4()),
+            "payment_id": payment.obj["id"],
+            "status": "succeeded",
+            "amount": amount,
+            "created_at": utc_now_iso(),
+        }
+        total = refunded + kopecks(amount)
+        payment.obj["refunded_amount"] = {"value": f"{total // 100}.{total % 100:02d}", "currency": "RUB"}
+        payment.obj["refundable"] = total < kopecks(payment.obj["amount"])
+        state.yookassa_refunds[refund["id"]] = refund
+        state.spawn(state.deliver([_notification(state, "refund.succeeded", refund, payment.obj["id"])]))
+        return refund["id"]
+
+    refund_id = _idempotent(state, shop_id, "refunds", key, body, create)
     return JSONResponse(state.yookassa_refunds[refund_id])
 
 
-async def get_refund(request: Request) -> Response:
+async def get_refund(request: Request, state: SandboxState, shop_id: str) -> Response:
     """``GET /v3/refunds/{refund_id}``."""
-    state = sandbox_state(request)
-    await state.latency(SERVICE)
-    try:
-        shop_id = _authenticate(request)
-        refund = state.yookassa_refunds.get(request.path_params["refund_id"])
-        if refund is None or state.yookassa_payments[refund["payment_id"]].shop_id != shop_id:
-            raise YooKassaError(404, "not_found", "Refund not found.", "refund_id")
-    except YooKassaError as error:
-        return error.response()
+    refund = state.yookassa_refunds.get(request.path_params["refund_id"])
+    if refund is None or state.yookassa_payments[refund["payment_id"]].shop_id != shop_id:
+        raise YooKassaError(404, "not_found", "Refund not found.", "refund_id")
     return JSONResponse(refund)
+
+
+def _endpoint(operation: str | None, prepare: Any, handler: Any) -> Any:
+    return api_endpoint(SERVICE, operation, prepare, handler, _fault_error)
 
 
 def routes() -> list[Route]:
     """Routes under :data:`defaults.YOOKASSA_PREFIX`."""
     prefix = defaults.YOOKASSA_PREFIX
     return [
-        Route(f"{prefix}payments", create_payment, methods=["POST"]),
-        Route(f"{prefix}payments/{{payment_id}}", get_payment, methods=["GET"]),
-        Route(f"{prefix}refunds", create_refund, methods=["POST"]),
-        Route(f"{prefix}refunds/{{refund_id}}", get_refund, methods=["GET"]),
+        Route(
+            f"{prefix}payments", _endpoint("yookassa.create", _authenticated_write, create_payment), methods=["POST"]
+        ),
+        Route(
+            f"{prefix}payments/{{payment_id}}", _endpoint("yookassa.get", _authenticated, get_payment), methods=["GET"]
+        ),
+        Route(f"{prefix}refunds", _endpoint(None, _authenticated_write, create_refund), methods=["POST"]),
+        Route(f"{prefix}refunds/{{refund_id}}", _endpoint(None, _authenticated, get_refund), methods=["GET"]),
     ]
