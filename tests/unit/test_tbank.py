@@ -3,7 +3,6 @@ transport."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from coffee_payment.payments.providers.base import (
 )
 from coffee_payment.payments.providers.tbank import STATUS_MAP, TBankClient, map_status
 from coffee_payment.payments.providers.tbank_token import tbank_token, tbank_token_valid
+from tests.unit.mock_http import Recorder, run
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -288,23 +288,6 @@ def test_verify_notification_status_mapped(status, outcome):
 # --- Init / GetState / CheckOrder over a mock transport ----------------------------------------------------------
 
 
-class Recorder:
-    def __init__(self, reply: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.reply = reply
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.reply(request)
-
-    def body(self, index: int = -1) -> dict[str, Any]:
-        return json.loads(self.requests[index].content)
-
-
-def _run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=10))
-
-
 REQUEST = PaymentRequest(
     reference="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
     order_id="11111111-2222-3333-4444-555555555555",
@@ -336,7 +319,7 @@ def _init_ok(request: httpx.Request) -> httpx.Response:
 
 def test_init_success_and_request_token():
     rec = Recorder(_init_ok)
-    payment = _run(_client(rec).create_payment(REQUEST))
+    payment = run(_client(rec).create_payment(REQUEST))
     assert payment.provider_payment_id == "3093639567"
     assert payment.outcome is PaymentOutcome.PENDING
     assert payment.confirmation_url == "https://securepay.test/new/abc"
@@ -359,7 +342,7 @@ def test_init_success_and_request_token():
 def test_init_long_description_is_cut_to_140():
     rec = Recorder(_init_ok)
     request = PaymentRequest(**{**REQUEST.__dict__, "description": "x" * 300})
-    _run(_client(rec).create_payment(request))
+    run(_client(rec).create_payment(request))
     assert len(rec.body()["Description"]) == 140
     assert rec.body()["Token"] == tbank_token(rec.body(), PASSWORD)
 
@@ -371,13 +354,13 @@ def test_init_success_false_with_http_200_is_rejected():
         )
     )
     with pytest.raises(ProviderRejected):
-        _run(_client(rec).create_payment(REQUEST))
+        run(_client(rec).create_payment(REQUEST))
 
 
 def test_init_success_missing_is_not_success():
     rec = Recorder(lambda r: httpx.Response(200, json={"ErrorCode": "0", "PaymentId": "1", "Status": "NEW"}))
     with pytest.raises(ProviderRejected):
-        _run(_client(rec).create_payment(REQUEST))
+        run(_client(rec).create_payment(REQUEST))
 
 
 def test_init_error_204_is_misconfigured():
@@ -385,7 +368,7 @@ def test_init_error_204_is_misconfigured():
         lambda r: httpx.Response(200, json={"Success": False, "ErrorCode": "204", "Message": "Неверный токен"})
     )
     with pytest.raises(ProviderMisconfigured):
-        _run(_client(rec).create_payment(REQUEST))
+        run(_client(rec).create_payment(REQUEST))
 
 
 def test_init_timeout_is_unavailable():
@@ -393,7 +376,7 @@ def test_init_timeout_is_unavailable():
         raise httpx.ReadTimeout("timed out", request=request)
 
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(raise_timeout)).create_payment(REQUEST))
+        run(_client(Recorder(raise_timeout)).create_payment(REQUEST))
 
 
 def test_init_connect_error_is_unavailable():
@@ -401,18 +384,18 @@ def test_init_connect_error_is_unavailable():
         raise httpx.ConnectError("refused", request=request)
 
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(raise_connect)).create_payment(REQUEST))
+        run(_client(Recorder(raise_connect)).create_payment(REQUEST))
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_init_5xx_is_unavailable(status):
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(lambda r: httpx.Response(status, text="<html>oops</html>"))).create_payment(REQUEST))
+        run(_client(Recorder(lambda r: httpx.Response(status, text="<html>oops</html>"))).create_payment(REQUEST))
 
 
 def test_init_non_json_200_is_unavailable():
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(lambda r: httpx.Response(200, text="not json"))).create_payment(REQUEST))
+        run(_client(Recorder(lambda r: httpx.Response(200, text="not json"))).create_payment(REQUEST))
 
 
 def test_get_state():
@@ -432,7 +415,7 @@ def test_get_state():
         )
 
     rec = Recorder(reply)
-    payment = _run(_client(rec).get_payment("3093639567"))
+    payment = run(_client(rec).get_payment("3093639567"))
     assert str(rec.requests[0].url) == "https://tbank.test/v2/GetState"
     body = rec.body()
     assert set(body) == {"TerminalKey", "PaymentId", "Token"}
@@ -445,7 +428,7 @@ def test_get_state():
 def test_get_state_success_false_rejected():
     rec = Recorder(lambda r: httpx.Response(200, json={"Success": False, "ErrorCode": "7", "Message": "no"}))
     with pytest.raises(ProviderRejected):
-        _run(_client(rec).get_payment("1"))
+        run(_client(rec).get_payment("1"))
 
 
 def test_check_order():
@@ -464,7 +447,7 @@ def test_check_order():
         )
 
     rec = Recorder(reply)
-    found = _run(_client(rec).check_order("att-1"))
+    found = run(_client(rec).check_order("att-1"))
     assert str(rec.requests[0].url) == "https://tbank.test/v2/CheckOrder"
     body = rec.body()
     assert set(body) == {"TerminalKey", "OrderId", "Token"}
@@ -476,7 +459,7 @@ def test_check_order():
 
 def test_check_order_empty():
     rec = Recorder(lambda r: httpx.Response(200, json={"Success": True, "ErrorCode": "0", "Payments": []}))
-    assert _run(_client(rec).check_order("att-1")) == []
+    assert run(_client(rec).check_order("att-1")) == []
 
 
 def test_check_order_timeout_unavailable():
@@ -484,7 +467,7 @@ def test_check_order_timeout_unavailable():
         raise httpx.ConnectTimeout("timed out", request=request)
 
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(raise_timeout)).check_order("att-1"))
+        run(_client(Recorder(raise_timeout)).check_order("att-1"))
 
 
 def test_client_passes_explicit_timeout():
@@ -494,5 +477,5 @@ def test_client_passes_explicit_timeout():
         seen.append(request.extensions.get("timeout"))
         return _init_ok(request)
 
-    _run(_client(Recorder(reply)).create_payment(REQUEST))
+    run(_client(Recorder(reply)).create_payment(REQUEST))
     assert seen and seen[0]["connect"] == 3 and seen[0]["read"] == 10

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,21 +16,9 @@ from coffee_payment.integrations.tmetr import (
     TmetrUnauthorized,
     TmetrUnavailable,
 )
+from tests.unit.mock_http import Recorder, run
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Recorder:
-    def __init__(self, reply) -> None:
-        self.reply = reply
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.reply(request)
-
-    def body(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index].content)
 
 
 def _client(handler) -> TmetrClient:
@@ -45,10 +31,6 @@ def _client(handler) -> TmetrClient:
     )
 
 
-def _run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=10))
-
-
 def _json(data: Any, status: int = 200):
     return lambda request: httpx.Response(status, json=data)
 
@@ -59,7 +41,7 @@ def _json(data: Any, status: int = 200):
 @pytest.mark.parametrize(("size", "word"), [(0, "SMALL"), (1, "MEDIUM"), (2, "BIG")])
 def test_drink_price(size, word):
     rec = Recorder(_json({"price": 15000, "name": "Капучино"}))
-    price = _run(_client(rec).drink_price(device_id="dev-1", drink_no="d7", size=size))
+    price = run(_client(rec).drink_price(device_id="dev-1", drink_no="d7", size=size))
     assert price == 15000
     request = rec.requests[0]
     assert request.method == "POST"
@@ -89,17 +71,17 @@ def test_drink_price(size, word):
 )
 def test_drink_price_unusable_is_rejected_never_default(body):
     with pytest.raises(TmetrRejected):
-        _run(_client(Recorder(_json(body))).drink_price(device_id="dev-1", drink_no="d7", size=1))
+        run(_client(Recorder(_json(body))).drink_price(device_id="dev-1", drink_no="d7", size=1))
 
 
 def test_drink_price_empty_body_rejected():
     with pytest.raises(TmetrRejected):
-        _run(_client(Recorder(lambda r: httpx.Response(200))).drink_price(device_id="d", drink_no="x", size=0))
+        run(_client(Recorder(lambda r: httpx.Response(200))).drink_price(device_id="d", drink_no="x", size=0))
 
 
 def test_drink_price_non_json_rejected():
     with pytest.raises(TmetrRejected):
-        _run(
+        run(
             _client(Recorder(lambda r: httpx.Response(200, text="<html>"))).drink_price(
                 device_id="d", drink_no="x", size=0
             )
@@ -109,28 +91,26 @@ def test_drink_price_non_json_rejected():
 def test_drink_price_404_rejected():
     body = {"errorCode": "NOT_FOUND", "errorId": "e1", "errorMessage": "no drink"}
     with pytest.raises(TmetrRejected) as info:
-        _run(_client(Recorder(_json(body, 404))).drink_price(device_id="d", drink_no="x", size=0))
+        run(_client(Recorder(_json(body, 404))).drink_price(device_id="d", drink_no="x", size=0))
     assert "no drink" in info.value.detail
 
 
 def test_401_is_unauthorized_and_loud(caplog):
     caplog.set_level(logging.ERROR, logger="coffee_payment")
     with pytest.raises(TmetrUnauthorized):
-        _run(
-            _client(Recorder(_json({"errorMessage": "expired"}, 401))).drink_price(device_id="d", drink_no="x", size=0)
-        )
+        run(_client(Recorder(_json({"errorMessage": "expired"}, 401))).drink_price(device_id="d", drink_no="x", size=0))
     assert any(r.levelno >= logging.ERROR for r in caplog.records)
 
 
 def test_401_on_make_is_unauthorized():
     with pytest.raises(TmetrUnauthorized):
-        _run(_client(Recorder(_json({}, 401))).make(MakeCommand("d", "o", "k", "small", 100)))
+        run(_client(Recorder(_json({}, 401))).make(MakeCommand("d", "o", "k", "small", 100)))
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_5xx_unavailable(status):
     with pytest.raises(TmetrUnavailable):
-        _run(
+        run(
             _client(Recorder(lambda r: httpx.Response(status, text="bad gateway"))).drink_price(
                 device_id="d", drink_no="x", size=0
             )
@@ -143,7 +123,7 @@ def test_transport_errors_unavailable(exc):
         raise exc("boom", request=request)
 
     with pytest.raises(TmetrUnavailable):
-        _run(_client(Recorder(raise_)).drink_price(device_id="d", drink_no="x", size=0))
+        run(_client(Recorder(raise_)).drink_price(device_id="d", drink_no="x", size=0))
 
 
 def test_explicit_timeouts_sent():
@@ -153,7 +133,7 @@ def test_explicit_timeouts_sent():
         seen.append(request.extensions.get("timeout"))
         return httpx.Response(200, json={"price": 1})
 
-    _run(_client(Recorder(reply)).drink_price(device_id="d", drink_no="x", size=0))
+    run(_client(Recorder(reply)).drink_price(device_id="d", drink_no="x", size=0))
     assert seen[0]["connect"] == 3 and seen[0]["read"] == 5
 
 
@@ -171,7 +151,7 @@ def _heartbeat(stamp: Any) -> dict[str, Any]:
 
 def test_heartbeat_seconds():
     rec = Recorder(_json(_heartbeat(1764412800)))
-    when = _run(_client(rec).last_heartbeat(device_id="dev-1"))
+    when = run(_client(rec).last_heartbeat(device_id="dev-1"))
     assert when == datetime(2025, 11, 29, 10, 40, tzinfo=UTC)
     request = rec.requests[0]
     assert str(request.url) == "https://tmetr.test/api/ui/v1/stat/heartbeat/recent"
@@ -181,14 +161,14 @@ def test_heartbeat_seconds():
 
 
 def test_heartbeat_milliseconds():
-    when = _run(_client(Recorder(_json(_heartbeat(1764412800123)))).last_heartbeat(device_id="dev-1"))
+    when = run(_client(Recorder(_json(_heartbeat(1764412800123)))).last_heartbeat(device_id="dev-1"))
     assert abs(when.timestamp() - 1764412800.123) < 1e-3
     assert when.tzinfo is not None
 
 
 def test_heartbeat_seconds_and_ms_agree():
-    a = _run(_client(Recorder(_json(_heartbeat(1764412800)))).last_heartbeat(device_id="d"))
-    b = _run(_client(Recorder(_json(_heartbeat(1764412800000)))).last_heartbeat(device_id="d"))
+    a = run(_client(Recorder(_json(_heartbeat(1764412800)))).last_heartbeat(device_id="d"))
+    b = run(_client(Recorder(_json(_heartbeat(1764412800000)))).last_heartbeat(device_id="d"))
     assert a == b
 
 
@@ -204,12 +184,12 @@ def test_heartbeat_seconds_and_ms_agree():
     ],
 )
 def test_heartbeat_none(body):
-    assert _run(_client(Recorder(_json(body))).last_heartbeat(device_id="d")) is None
+    assert run(_client(Recorder(_json(body))).last_heartbeat(device_id="d")) is None
 
 
 def test_heartbeat_5xx_unavailable():
     with pytest.raises(TmetrUnavailable):
-        _run(_client(Recorder(_json({}, 503))).last_heartbeat(device_id="d"))
+        run(_client(Recorder(_json({}, 503))).last_heartbeat(device_id="d"))
 
 
 # --- make ------------------------------------------------------------------------------------------------------
@@ -219,7 +199,7 @@ COMMAND = MakeCommand(device_id="dev-1", order_uuid="order-1", drink_uuid="drink
 
 def test_make_sends_array_of_one_command():
     rec = Recorder(lambda r: httpx.Response(200, json={"ok": True}))
-    assert _run(_client(rec).make(COMMAND)) is None
+    assert run(_client(rec).make(COMMAND)) is None
     request = rec.requests[0]
     assert request.method == "POST"
     assert str(request.url) == "https://tmetr.test/api/commander/v1/command/make"
@@ -232,7 +212,7 @@ def test_make_sends_array_of_one_command():
 @pytest.mark.parametrize("status", [200, 201, 202, 204])
 def test_make_2xx_accepted(status):
     rec = Recorder(lambda r: httpx.Response(status))
-    _run(_client(rec).make(COMMAND))
+    run(_client(rec).make(COMMAND))
     assert len(rec.requests) == 1
 
 
@@ -240,21 +220,21 @@ def test_make_2xx_accepted(status):
 def test_make_4xx_rejected(status):
     body = {"errorCode": "BUSY", "errorId": "e", "errorMessage": "device busy"}
     with pytest.raises(TmetrRejected):
-        _run(_client(Recorder(_json(body, status))).make(COMMAND))
+        run(_client(Recorder(_json(body, status))).make(COMMAND))
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_make_5xx_unavailable_and_not_resent(status):
     rec = Recorder(lambda r: httpx.Response(status))
     with pytest.raises(TmetrUnavailable):
-        _run(_client(rec).make(COMMAND))
+        run(_client(rec).make(COMMAND))
     assert len(rec.requests) == 1
 
 
 def test_make_timeout_unavailable_and_not_resent():
     rec = Recorder(lambda r: (_ for _ in ()).throw(httpx.ReadTimeout("slow", request=r)))
     with pytest.raises(TmetrUnavailable):
-        _run(_client(rec).make(COMMAND))
+        run(_client(rec).make(COMMAND))
     assert len(rec.requests) == 1
 
 
@@ -263,4 +243,4 @@ def test_heartbeat_absurd_stamp_is_a_tmetr_answer_not_a_crash(stamp):
     """An out-of-range heartbeatCreatedAt must come back as None or a TmetrError (the caller only handles
     TmetrError), never a bare ValueError/OverflowError/OSError from datetime.fromtimestamp."""
     client = _client(Recorder(_json(_heartbeat(stamp))))
-    assert _run(client.last_heartbeat(device_id="d")) is None  # no usable heartbeat
+    assert run(client.last_heartbeat(device_id="d")) is None  # no usable heartbeat

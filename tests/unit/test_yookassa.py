@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
@@ -20,6 +19,7 @@ from coffee_payment.payments.providers.base import (
     ProviderUnavailable,
 )
 from coffee_payment.payments.providers.yookassa import YooKassaClient, map_status, parse_notification
+from tests.unit.mock_http import Recorder, run
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -183,16 +183,6 @@ def _created(request: httpx.Request) -> httpx.Response:
     )
 
 
-class Recorder:
-    def __init__(self, reply) -> None:
-        self.reply = reply
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.reply(request)
-
-
 def _client(handler) -> YooKassaClient:
     return YooKassaClient(
         httpx.AsyncClient(transport=httpx.MockTransport(handler)),
@@ -204,13 +194,9 @@ def _client(handler) -> YooKassaClient:
     )
 
 
-def _run(coro):
-    return asyncio.run(asyncio.wait_for(coro, timeout=10))
-
-
 def test_create_payment_wire_format():
     rec = Recorder(_created)
-    payment = _run(_client(rec).create_payment(REQUEST))
+    payment = run(_client(rec).create_payment(REQUEST))
     request = rec.requests[0]
     assert request.method == "POST"
     assert str(request.url) == "https://yookassa.test/v3/payments"
@@ -233,13 +219,13 @@ def test_create_payment_wire_format():
 
 def test_create_payment_amount_with_kopecks():
     rec = Recorder(_created)
-    _run(_client(rec).create_payment(PaymentRequest(**{**REQUEST.__dict__, "amount_kopecks": 15050})))
+    run(_client(rec).create_payment(PaymentRequest(**{**REQUEST.__dict__, "amount_kopecks": 15050})))
     assert json.loads(rec.requests[0].content)["amount"]["value"] == "150.50"
 
 
 def test_create_payment_email_in_metadata():
     rec = Recorder(_created)
-    _run(_client(rec).create_payment(PaymentRequest(**{**REQUEST.__dict__, "email": "a@b.c"})))
+    run(_client(rec).create_payment(PaymentRequest(**{**REQUEST.__dict__, "email": "a@b.c"})))
     assert json.loads(rec.requests[0].content)["metadata"]["customer_email"] == "a@b.c"
 
 
@@ -257,7 +243,7 @@ def test_get_payment():
         )
 
     rec = Recorder(reply)
-    payment = _run(_client(rec).get_payment("p-1"))
+    payment = run(_client(rec).get_payment("p-1"))
     assert rec.requests[0].method == "GET"
     assert str(rec.requests[0].url) == "https://yookassa.test/v3/payments/p-1"
     assert "Authorization" in rec.requests[0].headers
@@ -286,18 +272,18 @@ def _err(status: int, code: str = "invalid_request"):
 )
 def test_create_payment_error_mapping(status, error):
     with pytest.raises(error):
-        _run(_client(Recorder(_err(status))).create_payment(REQUEST))
+        run(_client(Recorder(_err(status))).create_payment(REQUEST))
 
 
 def test_500_with_html_body_unavailable():
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(lambda r: httpx.Response(500, text="<html/>"))).create_payment(REQUEST))
+        run(_client(Recorder(lambda r: httpx.Response(500, text="<html/>"))).create_payment(REQUEST))
 
 
 def test_400_with_non_object_json_body_is_rejected():
     # e.g. a proxy answering a JSON array/string: still a refusal, not a crash with AttributeError
     with pytest.raises(ProviderRejected):
-        _run(_client(Recorder(lambda r: httpx.Response(400, json=["bad"]))).create_payment(REQUEST))
+        run(_client(Recorder(lambda r: httpx.Response(400, json=["bad"]))).create_payment(REQUEST))
 
 
 @pytest.mark.parametrize("exc", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.ConnectError])
@@ -306,18 +292,18 @@ def test_create_payment_transport_errors_unavailable(exc):
         raise exc("boom", request=request)
 
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(raise_)).create_payment(REQUEST))
+        run(_client(Recorder(raise_)).create_payment(REQUEST))
 
 
 def test_malformed_success_body_is_unavailable():
     with pytest.raises(ProviderUnavailable):
-        _run(_client(Recorder(lambda r: httpx.Response(200, json={"id": "x"}))).create_payment(REQUEST))
+        run(_client(Recorder(lambda r: httpx.Response(200, json={"id": "x"}))).create_payment(REQUEST))
 
 
 def test_same_key_reused_for_retry_of_same_request():
     rec = Recorder(_created)
     client = _client(rec)
-    _run(client.create_payment(REQUEST))
-    _run(client.create_payment(REQUEST))
+    run(client.create_payment(REQUEST))
+    run(client.create_payment(REQUEST))
     assert rec.requests[0].headers["Idempotence-Key"] == rec.requests[1].headers["Idempotence-Key"]
     assert rec.requests[0].content == rec.requests[1].content
