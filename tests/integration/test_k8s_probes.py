@@ -14,22 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools import kustomize
 from devtools.stack import Stack, StackConfig
+from tests.unit.test_k8s_manifests import rendered, server_container
 
 ROOT = Path(__file__).resolve().parents[2]
 POD_HOST = "10.42.0.17:8000"
 
 
-def server_container() -> dict:
-    manifests = kustomize.render(ROOT / "deploy" / "k8s" / "overlays" / "production")
-    (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return container
-
-
 def probe_paths() -> dict[str, str]:
-    container = server_container()
+    container = server_container(rendered("production"))
     return {probe: container[probe]["httpGet"]["path"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
 
 
@@ -53,7 +46,7 @@ def drain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stac
 
 def run_hook(hook: str, stack: Stack) -> None:
     """Run the manifest's exec hook as the kubelet would, in the container's environment (sleep shortened)."""
-    command = server_container()["lifecycle"][hook]["exec"]["command"]
+    command = server_container(rendered("production"))["lifecycle"][hook]["exec"]["command"]
     command = [re.sub(r"\bsleep \d+\b", "sleep 0", part) for part in command]
     subprocess.run(command, env=stack.env, check=True, timeout=10)
 
