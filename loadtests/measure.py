@@ -166,6 +166,37 @@ class LocustProfile:
     extra: list[str]  # profile options passed through, e.g. ["--poll-interval", "0.25"]
 
 
+def locust_argv(host: str, profile: LocustProfile, report: Path) -> list[str]:
+    """The headless locust command line for ``profile`` against ``host``, writing the measured window's report
+    to ``report``; ``--run-time`` is only a backstop (warm-up + window + 60 s), the window's end quits locust."""
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        str(profile.users),
+        "-r",
+        str(profile.spawn_rate),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--run-time",
+        f"{int(profile.warmup_s + profile.measure_s + 60)}s",
+        "--report-json",
+        str(report),
+        "--warmup-s",
+        str(profile.warmup_s),
+        "--measure-s",
+        str(profile.measure_s),
+        *profile.extra,
+    ]
+
+
 def run_locust(
     host: str,
     profile: LocustProfile,
@@ -184,35 +215,7 @@ def run_locust(
     started = report.with_name(report.name + ".started")
     for path in (report, started):
         path.unlink(missing_ok=True)
-    argv = pinned(
-        core,
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "--host",
-            host,
-            "-u",
-            str(profile.users),
-            "-r",
-            str(profile.spawn_rate),
-            "--only-summary",
-            "--loglevel",
-            "WARNING",
-            "--run-time",
-            f"{int(profile.warmup_s + profile.measure_s + 60)}s",  # a backstop; the window quits first
-            "--report-json",
-            str(report),
-            "--warmup-s",
-            str(profile.warmup_s),
-            "--measure-s",
-            str(profile.measure_s),
-            *profile.extra,
-        ],
-    )
+    argv = pinned(core, locust_argv(host, profile, report))
     start_sample = None
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,9 +15,9 @@ from coffee_payment.devices.demo import DEMO_DEVICES
 from devtools.processes import child_pids
 from devtools.stack import Stack
 from loadtests import compare, report
+from loadtests.measure import LOCUSTFILE, LocustProfile, locust_argv
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,38 +37,15 @@ def test_locustfile_devices_match_the_demo_data() -> None:
 def test_locustfile_headless_has_no_failures(stack: Stack, sandbox: httpx.Client, tmp_path: Path) -> None:
     sandbox.post("/_sandbox/config", json={"auto_pay": True, "latency_ms": 20}).raise_for_status()
     window = tmp_path / "window.json"
+    profile = LocustProfile(
+        users=6,
+        spawn_rate=6,
+        warmup_s=1,
+        measure_s=5,
+        extra=["--storm-weight", "1", "--poll-interval", "0.2", "--think-time", "0.2"],
+    )
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "--host",
-            stack.base_url,
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "--run-time",
-            "40s",
-            "--only-summary",
-            "--loglevel",
-            "WARNING",
-            "--storm-weight",
-            "1",
-            "--poll-interval",
-            "0.2",
-            "--think-time",
-            "0.2",
-            "--report-json",
-            str(window),
-            "--warmup-s",
-            "1",
-            "--measure-s",
-            "5",
-        ],
+        locust_argv(stack.base_url, profile, window),
         cwd=ROOT,
         capture_output=True,
         text=True,
