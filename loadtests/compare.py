@@ -206,60 +206,49 @@ def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
     """The issue's benchmark goals for ``target`` (prod mode), each met or missed by how much."""
     found = data.get("ratios") or ratios(data)
     figures = (data.get("derived") or derive(data)).get(target) or {}
-    out = []
+    out: list[dict[str, Any]] = []
+
+    def bound(name: str, wanted: str, value: float | None, ok: Any, miss: Any) -> None:
+        met = None if value is None else bool(ok(value))
+        out.append(_goal(name, wanted, value, met, miss(value) if met is False else ""))
+
     # Throughput of the customer flow = completed purchases per second. Requests per second would flatter a slow
     # server: its customers poll the status JSON more times per purchase.
-    x = found.get(f"{target}.flows_x")
-    out.append(
-        _goal(
-            "customer-flow throughput (flows/s) vs runserver",
-            "≥ 3×",
-            x,
-            None if x is None else x >= 3,
-            f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×" if x else "",
-        )
+    bound(
+        "customer-flow throughput (flows/s) vs runserver",
+        "≥ 3×",
+        found.get(f"{target}.flows_x"),
+        lambda x: x >= 3,
+        lambda x: f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×",
     )
-    p = found.get(f"{target}.customer_p99_x")
-    out.append(
-        _goal(
-            "customer-flow p99 vs runserver",
-            "≤ 0.2×",
-            p,
-            None if p is None else p <= 0.2,
-            f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×" if p else "",
-        )
+    bound(
+        "customer-flow p99 vs runserver",
+        "≤ 0.2×",
+        found.get(f"{target}.customer_p99_x"),
+        lambda p: p <= 0.2,
+        lambda p: f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×",
     )
-    f = figures.get("failures")
-    out.append(_goal("failures under load", "0", f, None if f is None else f == 0, f"{f} failed requests/flows"))
-    h = found.get(f"{target}.health_ceiling_x")
-    out.append(
-        _goal(
-            "/health ceiling vs runserver (wrk)",
-            "≥ 10×",
-            h,
-            None if h is None else h >= 10,
-            f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×" if h else "",
-        )
+    bound("failures under load", "0", figures.get("failures"), lambda f: f == 0, lambda f: f"{f} failed requests/flows")
+    bound(
+        "/health ceiling vs runserver (wrk)",
+        "≥ 10×",
+        found.get(f"{target}.health_ceiling_x"),
+        lambda h: h >= 10,
+        lambda h: f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×",
     )
-    b = found.get(f"{target}.health_vs_bare")
-    out.append(
-        _goal(
-            "/health vs bare ASGI app, same worker (wrk)",
-            "≥ 50 %",
-            b,
-            None if b is None else b >= 0.5,
-            f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %" if b else "",
-        )
+    bound(
+        "/health vs bare ASGI app, same worker (wrk)",
+        "≥ 50 %",
+        found.get(f"{target}.health_vs_bare"),
+        lambda b: b >= 0.5,
+        lambda b: f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %",
     )
-    d = figures.get("share_max_deviation")
-    out.append(
-        _goal(
-            "worker shares vs even (max deviation)",
-            "≤ ±20 %",
-            d,
-            None if d is None else d <= 0.2,
-            f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points" if d is not None else "",
-        )
+    bound(
+        "worker shares vs even (max deviation)",
+        "≤ ±20 %",
+        figures.get("share_max_deviation"),
+        lambda d: d <= 0.2,
+        lambda d: f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points",
     )
     k = found.get("recycling.rps_kept")
     replaced = ((data.get("derived") or {}).get("recycling") or {}).get("workers_replaced")
@@ -269,26 +258,19 @@ def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
         out.append(_goal(name, "≤ 5 %", cost, None, ""))
         out[-1]["miss"] = "no worker recycled inside the measured window: not measurable at this rate"
     else:
-        out.append(
-            _goal(
-                name,
-                "≤ 5 %",
-                cost,
-                None if cost is None else cost <= 0.05,
-                f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points" if cost else "",
-            )
-        )
-    m = found.get("recycling.cost_model")
-    out.append(
-        _goal(
-            "throughput cost of max_requests recycling (boot CPU × rate)",
-            "≤ 5 %",
-            m,
-            None if m is None else m <= 0.05,
-            f"{m * 100:.1f} % exceeds 5 % by {(m - 0.05) * 100:.1f} points" if m else "",
-        )
+        bound(name, "≤ 5 %", cost, lambda c: c <= 0.05, _points_over_5)
+    bound(
+        "throughput cost of max_requests recycling (boot CPU × rate)",
+        "≤ 5 %",
+        found.get("recycling.cost_model"),
+        lambda m: m <= 0.05,
+        _points_over_5,
     )
     return out
+
+
+def _points_over_5(cost: float) -> str:
+    return f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points"
 
 
 def check_baseline(current: dict[str, float], baseline: dict[str, float], tolerance: float) -> dict[str, Any]:
