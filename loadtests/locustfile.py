@@ -245,13 +245,14 @@ class CustomerUser(FastHttpUser):
                 return body
         return None
 
-    def _flow_failed(self, started: float, message: str) -> None:
+    def _flow_done(self, started: float, failure: str | None = None) -> None:
+        """Record the whole flow as one pseudo-request (``FLOW``); ``failure`` says why it did not finish."""
         self.environment.events.request.fire(
             request_type=FLOW,
             name=FLOW_NAME,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=0,
-            exception=Exception(f"flow: {message}"),
+            exception=None if failure is None else Exception(f"flow: {failure}"),
             context={},
         )
 
@@ -280,7 +281,7 @@ class CustomerUser(FastHttpUser):
         if body is None:
             return
         if body["status"] != "created" or not body.get("can_pay"):
-            self._flow_failed(started, f"new order is {body['status']} (can_pay={body.get('can_pay')})")
+            self._flow_done(started, f"new order is {body['status']} (can_pay={body.get('can_pay')})")
             return
         self.wait()  # the customer reads the page, then taps Pay
         with self.client.post(
@@ -304,19 +305,12 @@ class CustomerUser(FastHttpUser):
             if body["status"] in DONE:
                 break
             if body["status"] in DEAD_ENDS:
-                self._flow_failed(started, f"ended in {body['status']}")
+                self._flow_done(started, f"ended in {body['status']}")
                 return
             if time.perf_counter() > deadline:
-                self._flow_failed(started, f"still {body['status']} after {self.flow_timeout:g} s")
+                self._flow_done(started, f"still {body['status']} after {self.flow_timeout:g} s")
                 return
-        self.environment.events.request.fire(
-            request_type=FLOW,
-            name=FLOW_NAME,
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=0,
-            exception=None,
-            context={},
-        )
+        self._flow_done(started)
         if provider == "yookassa":
             _PAID.append((order_id, payment_id))
 
