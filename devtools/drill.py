@@ -68,6 +68,11 @@ class DrillOptions:
     json_path: str | None = None
     quiet: bool = False
 
+    @property
+    def worker_timeout(self) -> int:
+        """GUNICORN_TIMEOUT of the drill's own server: at least 30 s and never below the graceful timeout."""
+        return max(30, self.graceful_timeout)
+
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
         if self.event not in EVENTS:
@@ -198,7 +203,7 @@ class Drill:
             "SERVING_DRAIN_FILE": str(self.drain_file),
             "GUNICORN_WORKERS": str(self.o.workers),
             "GUNICORN_GRACEFUL_TIMEOUT": str(self.o.graceful_timeout),
-            "GUNICORN_TIMEOUT": str(max(30, self.o.graceful_timeout)),
+            "GUNICORN_TIMEOUT": str(self.o.worker_timeout),
         }
         if self.o.event == "recycle":
             env.update(GUNICORN_MAX_REQUESTS=str(self.o.max_requests), GUNICORN_MAX_REQUESTS_JITTER="10")
@@ -401,7 +406,8 @@ class Drill:
     def _judge(self) -> None:
         o = self.o
         # An in-flight request "fits" when it ends within the worker's drain budget (same formula as the worker).
-        fits = o.inflight_seconds <= drain_timeout(max(30, o.graceful_timeout), o.graceful_timeout)
+        budget = drain_timeout(o.worker_timeout, o.graceful_timeout)
+        fits = o.inflight_seconds <= budget
         if o.event == "kill-worker":
             # The killed worker's requests are necessarily lost; the verdict is about recovery.
             if not set(self.workers_before) - set(self.workers_after) or len(self.workers_after) < len(
@@ -412,7 +418,6 @@ class Drill:
             if self.steady.lost:
                 self.reasons.append(f"{self.steady.lost} steady request(s) lost ({dict(self.steady.lost_kinds)})")
             if self.inflight.completed < o.inflight:
-                budget = drain_timeout(max(30, o.graceful_timeout), o.graceful_timeout)
                 why = "they fit the drain budget" if fits else f"longer than the drain budget of {budget:g}s"
                 self.reasons.append(
                     f"{o.inflight - self.inflight.completed} of {o.inflight} in-flight request(s) lost ({why})"
