@@ -204,8 +204,9 @@ def _goal(name: str, wanted: str, value: float | None, met: bool | None, miss: s
 
 def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
     """The issue's benchmark goals for ``target`` (prod mode), each met or missed by how much."""
-    found = data.get("ratios") or ratios(data)
-    figures = (data.get("derived") or derive(data)).get(target) or {}
+    derived = data.get("derived") or derive(data)
+    found = data.get("ratios") or ratios({**data, "derived": derived})
+    figures = derived.get(target) or {}
     out: list[dict[str, Any]] = []
 
     def bound(name: str, wanted: str, value: float | None, ok: Any, miss: Any) -> None:
@@ -251,7 +252,7 @@ def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
         lambda d: f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points",
     )
     k = found.get("recycling.rps_kept")
-    replaced = ((data.get("derived") or {}).get("recycling") or {}).get("workers_replaced")
+    replaced = (derived.get("recycling") or {}).get("workers_replaced")
     cost = None if k is None else 1 - k
     name = "throughput cost of max_requests recycling (measured)"
     if cost is not None and not replaced:
