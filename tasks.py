@@ -209,17 +209,18 @@ def load(
 
 @task(
     help={
-        "tag": "image tag (default coffee-payment:local)",
+        "tag": "image tag (default coffee-payment:latest, the name deploy/k8s/base uses)",
         "engine": "docker | podman | buildah (default: first found)",
     }
 )
-def image(c: Context, tag: str = "coffee-payment:local", engine: str | None = None) -> None:
+def image(c: Context, tag: str = "", engine: str | None = None) -> None:
     """Build the container image with whichever engine the machine has (docker, podman, buildah)."""
-    from tools.container.image import ContainerEngineNotFound, build_image
+    from tools.container.image import DEFAULT_TAG, ContainerEngineNotFound, StaleLockFile, build_image
 
+    tag = tag or DEFAULT_TAG
     try:
         build_image(tag, engine)
-    except ContainerEngineNotFound as exc:
+    except (ContainerEngineNotFound, StaleLockFile) as exc:
         raise Exit(str(exc), code=1) from exc
     except subprocess.CalledProcessError as exc:
         raise Exit(

@@ -25,6 +25,9 @@ class ContainerEngineNotFound(RuntimeError):
     """None of docker, podman or buildah is installed (or the one asked for is not)."""
 
 
+DEFAULT_TAG = "coffee-payment:latest"  # the image name deploy/k8s/base uses (overlays set registry and tag)
+
+
 class StaleLockFile(RuntimeError):
     """requirements.lock differs from a fresh export of uv.lock."""
 
@@ -83,7 +86,7 @@ def build_image(tag: str, engine: str | None = None, *, extra_args: tuple[str, .
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tag", default="coffee-payment:latest")
+    parser.add_argument("--tag", default=DEFAULT_TAG)
     parser.add_argument("--engine", choices=ENGINES)
     parser.add_argument("--update-lock", action="store_true", help="rewrite requirements.lock from uv.lock")
     args = parser.parse_args(argv)
