@@ -372,8 +372,7 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
                                 url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
                             )
                         )
-        for run in plan:
-            run.stop()
+    # Leaving the ExitStack stopped the bare servers, then every target (the callback above).
     for run in plan:
         if run.name == RECYCLE_TARGET and run.label != run.name:
             data["recycling"] = run.result
