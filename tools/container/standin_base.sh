@@ -33,7 +33,8 @@ if [ "$FORCE" = 1 ] || [ ! -s "$TARBALL" ]; then
     }
     mkdir -p "$CACHE"
     work=$(mktemp -d "$CACHE/rootfs.XXXXXX")
-    trap 'rm -rf "$work"' EXIT INT TERM
+    trap 'rm -rf "$work"' EXIT  # the scratch rootfs and tarball go on any exit
+    trap 'exit 130' INT TERM    # stop here (running the EXIT trap), do not carry on
     log "debootstrap bookworm into $work (from $MIRROR)"
     debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
         bookworm "$work/root" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
@@ -50,8 +51,8 @@ if [ "$FORCE" = 1 ] || [ ! -s "$TARBALL" ]; then
     # Slim like the official image: no apt caches or lists, no docs.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
         "$root"/usr/share/man/* "$root"/usr/share/locale/*
-    tar -C "$root" --numeric-owner -cf "$TARBALL.tmp" .
-    mv "$TARBALL.tmp" "$TARBALL"
+    tar -C "$root" --numeric-owner -cf "$work/rootfs.tar" .
+    mv "$work/rootfs.tar" "$TARBALL"
     rm -rf "$work"
     trap - EXIT INT TERM
     log "cached $TARBALL ($(du -h "$TARBALL" | cut -f1))"
