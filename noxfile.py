@@ -7,10 +7,13 @@ session runs the exact versions the Docker image ships.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 
 import nox
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from devtools.debian import ensure_packages  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
@@ -44,22 +47,10 @@ def ensure_postgres(session: nox.Session) -> None:
 
 def ensure_debian_packages(session: nox.Session, packages: dict[str, str]) -> None:
     """Install Debian packages whose binary is missing (``{binary: package}``); needs root, as on CI."""
-    missing = [package for binary, package in packages.items() if shutil.which(binary) is None]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        session.error(f"missing {', '.join(missing)}: install them with apt-get (needs root)")
-    session.run("apt-get", "update", "-qq", external=True)
-    session.run(
-        "apt-get",
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        *missing,
-        external=True,
-        env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    try:
+        ensure_packages(packages)
+    except (PermissionError, subprocess.CalledProcessError) as exc:
+        session.error(str(exc))
 
 
 @nox.session(python=PYTHON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devtools.debian import ensure_packages
 from devtools.processes import child_pids, free_port, serving_env
 from devtools.stack import stop_process, wait_http_ok
 
@@ -107,18 +109,8 @@ def wait_idle(master: int, *, timeout: float = 20.0, busy: float = 0.1, interval
 
 def ensure_wrk() -> str | None:
     """The wrk binary, installed from Debian (apt-get, as root) when missing; None when impossible."""
-    found = shutil.which("wrk")
-    if found or os.geteuid() != 0:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    installed = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env, capture_output=True
-    )
-    if installed.returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"], env=env, capture_output=True
-        )
+    with contextlib.suppress(PermissionError, subprocess.CalledProcessError):
+        ensure_packages({"wrk": "wrk"})
     return shutil.which("wrk")
 
 

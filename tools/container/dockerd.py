@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Self
 
+from devtools.debian import ensure_packages
+
 
 class DockerdError(RuntimeError):
     pass
@@ -31,15 +33,10 @@ class DockerdError(RuntimeError):
 
 def ensure_installed() -> None:
     """Install Debian's docker.io (dockerd, containerd, runc, the docker CLI) when dockerd is missing."""
-    if shutil.which("dockerd") and shutil.which("docker"):
-        return
-    if os.geteuid() != 0:
-        raise DockerdError("dockerd is not installed and we are not root: apt-get install docker.io")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "docker.io"]
-    if subprocess.run(install, check=False, env=env, stdout=sys.stderr).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=sys.stderr, check=True)
-        subprocess.run(install, env=env, stdout=sys.stderr, check=True)
+    try:
+        ensure_packages({"dockerd": "docker.io", "docker": "docker.io"})
+    except PermissionError as exc:
+        raise DockerdError(str(exc)) from None
 
 
 class PrivateDockerd:
