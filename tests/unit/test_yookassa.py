@@ -305,5 +305,5 @@ def test_same_key_reused_for_retry_of_same_request():
     client = _client(rec)
     run(client.create_payment(REQUEST))
     run(client.create_payment(REQUEST))
-    assert rec.requests[0].headers["Idempotence-Key"] == rec.requests[1].headers["Idempotence-Key"]
+    assert [r.headers["Idempotence-Key"] for r in rec.requests] == [REQUEST.idempotency_key] * 2
     assert rec.requests[0].content == rec.requests[1].content
