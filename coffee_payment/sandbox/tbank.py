@@ -83,6 +83,17 @@ def _payment(state: SandboxState, body: dict[str, Any]) -> TBankPayment:
     return payment
 
 
+def _state_fields(payment: TBankPayment) -> dict[str, Any]:
+    """The payment fields Init and GetState answer with."""
+    return {
+        "TerminalKey": payment.terminal_key,
+        "Status": payment.status,
+        "PaymentId": payment.payment_id,
+        "OrderId": payment.order_id,
+        "Amount": payment.amount,
+    }
+
+
 def _validate_init(body: dict[str, Any]) -> None:
     amount = body.get("Amount")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
@@ -177,26 +188,12 @@ async def init(request: Request, state: SandboxState, body: dict[str, Any]) -> d
     state.tbank_payments[payment.payment_id] = payment
     if state.config["auto_pay"]:
         state.spawn(_auto_pay(state, payment.payment_id))
-    return {
-        "TerminalKey": payment.terminal_key,
-        "Status": payment.status,
-        "PaymentId": payment.payment_id,
-        "OrderId": payment.order_id,
-        "Amount": payment.amount,
-        "PaymentURL": f"{origin(request)}/_sandbox/checkout/tbank/{payment.payment_id}",
-    }
+    return {**_state_fields(payment), "PaymentURL": f"{origin(request)}/_sandbox/checkout/tbank/{payment.payment_id}"}
 
 
 async def get_state(request: Request, state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     """``GetState``: the payment's current status."""
-    payment = _payment(state, body)
-    return {
-        "TerminalKey": payment.terminal_key,
-        "Status": payment.status,
-        "PaymentId": payment.payment_id,
-        "OrderId": payment.order_id,
-        "Amount": payment.amount,
-    }
+    return _state_fields(_payment(state, body))
 
 
 async def check_order(request: Request, state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
