@@ -120,3 +120,17 @@ def check_timeouts(app_configs=None, **kwargs) -> list:
             )
         )
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_test_faults(app_configs=None, **kwargs) -> list:
+    """The fault hooks of the test suite (``SERVING_TEST_FAULTS``) kill workers on purpose: never in production."""
+    if not settings.SERVING_TEST_FAULTS:
+        return []
+    return [
+        Error(
+            f"SERVING_TEST_FAULTS={','.join(settings.SERVING_TEST_FAULTS)} is set: test fault hooks are active.",
+            hint="Unset SERVING_TEST_FAULTS; it exists for the test suite and drills only.",
+            id="coffee_payment.E010",
+        )
+    ]

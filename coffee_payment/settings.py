@@ -191,6 +191,12 @@ FAST_TRACK_LIMIT_S = _number("FAST_TRACK_LIMIT_S", 300)
 PAYMENT_REFRESH_INTERVAL_S = _number("PAYMENT_REFRESH_INTERVAL_S", 5.0, cast=float)
 # Seconds after which reconcile_payments polls a pending payment attempt.
 RECONCILE_MIN_AGE_S = _number("RECONCILE_MIN_AGE_S", 60)
+# Seconds an owed make (committed with make_pending, not sent) waits before the sweeper sends it; the process
+# that committed it sends it at once, so this only matters when that process died.
+DISPENSE_SWEEP_GRACE_S = _number("DISPENSE_SWEEP_GRACE_S", 10.0, cast=float)
+# Tests and drills only (`check --deploy` refuses it): "die_before_make" SIGKILLs the process between the commit
+# of make_pending and the make command, to prove the sweeper sends what a dead process owed.
+SERVING_TEST_FAULTS = env.list("SERVING_TEST_FAULTS", default=[])
 
 _SANDBOX = env.str("SANDBOX_URL", default="http://127.0.0.1:8001").rstrip("/")
 SANDBOX_URL = _SANDBOX

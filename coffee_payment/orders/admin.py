@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from coffee_payment.orders.models import Order
-from coffee_payment.orders.state import OrderStatus
+from coffee_payment.orders.state import NEEDS_ATTENTION, OrderStatus
 from coffee_payment.payments.models import PaymentAttempt
 
 
@@ -20,8 +20,18 @@ class PaymentAttemptInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["id", "machine_uuid", "device", "drink_name", "size", "price_kopecks", "status", "created_at"]
-    list_filter = ["status", "device__payment_scenario"]
+    list_display = [
+        "id",
+        "machine_uuid",
+        "device",
+        "drink_name",
+        "size",
+        "price_kopecks",
+        "status",
+        "make_state",
+        "created_at",
+    ]
+    list_filter = ["status", "make_state", "device__payment_scenario"]
     search_fields = ["id", "machine_uuid", "attempts__provider_payment_id"]
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [PaymentAttemptInline]
@@ -29,7 +39,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Mark as made (successful) — after checking the machine")
     def mark_successful(self, request, queryset) -> None:
-        allowed = (OrderStatus.MAKE_PENDING, OrderStatus.MAKE_FAILED, OrderStatus.MANUAL_MAKE)
+        allowed = (OrderStatus.MAKE_PENDING, *NEEDS_ATTENTION)
         with transaction.atomic():
             changed = queryset.select_for_update().filter(status__in=allowed).update(status=OrderStatus.SUCCESSFUL)
         messages.info(request, f"{changed} order(s) marked successful; others were not in a make state.")

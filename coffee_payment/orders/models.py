@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 
 from coffee_payment.devices.models import Device
-from coffee_payment.orders.state import OrderStatus
+from coffee_payment.orders.state import MakeState, OrderStatus
 
 
 class DrinkSize(models.IntegerChoices):
@@ -34,7 +34,10 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)
-    make_requested_at = models.DateTimeField(null=True, blank=True)
+    # The make command (durable dispense): ``make_state`` is committed with the move to make_pending (queued)
+    # and before the HTTP call (sending, with make_requested_at); see coffee_payment.orders.dispense.
+    make_state = models.CharField(max_length=16, choices=MakeState.choices, default=MakeState.NONE, blank=True)
+    make_requested_at = models.DateTimeField(null=True, blank=True, help_text="when sending the make started")
     make_result = models.CharField(max_length=500, blank=True)
     # Signature parameters of the QR link (algorithm unknown): stored, not verified.
     qr_ts = models.CharField(max_length=64, blank=True)
@@ -42,7 +45,10 @@ class Order(models.Model):
     qr_salt = models.CharField(max_length=128, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["make_state", "status"], name="orders_make_state_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.id} ({self.status})"

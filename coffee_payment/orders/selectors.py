@@ -40,6 +40,8 @@ def order_status_json(order: Order) -> dict[str, Any]:
         "currency": "RUB",
         "expires_at": order.expires_at.isoformat(),
         "payment_scenario": device.payment_scenario,
+        # Where the make command is (queued, sending, accepted, failed, unknown, ...): "" before payment.
+        "make_state": order.make_state,
         "can_pay": order.status in (OrderStatus.CREATED, OrderStatus.NOT_PAID) and not expired,
         "device": {"uuid": device.device_uuid, "name": device.name, "location": device.location},
     }

@@ -1,4 +1,4 @@
-"""Order services: create an order from a QR scan, dispense (make command), record the make result.
+"""Order services: create an order from a QR scan (the make command lives in ``coffee_payment.orders.dispense``).
 
 Transactional steps are sync functions (Django transactions don't work in async code); the async functions call
 them through ``sync_to_async`` and do outbound HTTP outside any transaction (ops-notes "Django under ASGI").
@@ -15,10 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from coffee_payment.devices.models import Device, DeviceStatus
-from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, tmetr_client
+from coffee_payment.integrations.tmetr import TmetrError, tmetr_client
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.qr import QrParams
-from coffee_payment.orders.state import decide_on_make
 
 logger = logging.getLogger(__name__)
 
@@ -97,43 +96,3 @@ async def order_get_or_create(*, qr: QrParams) -> Order:
     if not _same_purchase(order, qr):
         raise OrderError("This order code was already used for another drink or machine.", http_status=400)
     return order
-
-
-def _make_command(order_id: str) -> MakeCommand:
-    order = Order.objects.select_related("device").get(pk=order_id)
-    return MakeCommand(
-        device_id=order.device.tmetr_device_id,
-        order_uuid=order.machine_uuid,
-        drink_uuid=order.drink_no,
-        size=settings.TMETR_SIZE_WORDS[order.size],
-        price_kopecks=order.price_kopecks,
-    )
-
-
-def _record_make(order_id: str, *, accepted: bool, detail: str) -> str:
-    with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
-        decision = decide_on_make(order.status, accepted=accepted)
-        order.status = decision.status
-        order.make_result = detail[:500]
-        order.save(update_fields=["status", "make_result", "updated_at"])
-        return order.status
-
-
-async def order_dispense(*, order_id: str) -> str:
-    """Send the make command for an order this caller moved to ``make_pending`` (rule 4) — exactly once; the
-    outcome is recorded and never retried: a timeout/5xx is an unknown outcome → ``make_failed`` for staff.
-    Returns the order status afterwards."""
-    command = await sync_to_async(_make_command)(order_id)
-    await sync_to_async(_mark_make_requested)(order_id)
-    try:
-        await tmetr_client().make(command)
-    except TmetrError as exc:
-        logger.error("make command for order %s failed (not resent): %s", order_id, exc.detail)
-        return await sync_to_async(_record_make)(order_id, accepted=False, detail=exc.detail)
-    logger.info("make command accepted for order %s on device %s", order_id, command.device_id)
-    return await sync_to_async(_record_make)(order_id, accepted=True, detail="accepted")
-
-
-def _mark_make_requested(order_id: str) -> None:
-    Order.objects.filter(pk=order_id).update(make_requested_at=timezone.now())

@@ -56,6 +56,7 @@ class NotificationVerdict(models.TextChoices):
     REJECTED = "rejected", "Rejected (bad body, token or data)"
     MISMATCH = "mismatch", "Re-fetch disagreed with the notification"
     RETRY = "retry", "Failed transiently; provider will retry"
+    ERROR = "error", "Processing raised an error; provider will retry (replayable from the admin)"
 
 
 class Notification(models.Model):
@@ -68,6 +69,8 @@ class Notification(models.Model):
     body = models.TextField()
     verdict = models.CharField(max_length=16, choices=NotificationVerdict.choices, default=NotificationVerdict.RECEIVED)
     detail = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True, help_text="traceback of the last failed processing")
+    processed_at = models.DateTimeField(null=True, blank=True)
     attempt = models.ForeignKey(PaymentAttempt, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:

@@ -1,30 +1,41 @@
 """Processing of provider notifications (dj-stripe shape): cheap rejects first, the raw notification stored
 before processing, verify, apply through ``payment_settle``, keep the verdict on the stored row.
 
-HTTP answers (domain.md §3, §4): processed, duplicate, stale or unknown → 200 (TBank: body ``OK``); malformed or
-forged → 400; our transient failure → 503 so the provider retries.
+A notification is a claim, never proof (domain.md §3, §4): before it moves money or dispenses, the payment is
+re-read from the provider with the merchant's credentials — YooKassa ``GET payments/{id}`` (and ``GET
+refunds/{id}`` for a refund), TBank ``GetState`` after the Token check — and the provider's answer goes through
+the same decision as a poll or the reconciler (``payment_settle`` → ``state.decide_payment``). The attempt is
+found by the provider payment id stored at creation; our reference (metadata, OrderId) is a cross-check.
+
+HTTP answers: processed, duplicate, stale or unknown → 200 (TBank: body ``OK``); malformed or forged → 400; our
+failure → 503 so the provider retries (the stored row keeps the error and can be re-processed from the admin).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
+from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import (
     InvalidNotification,
     ProviderError,
+    ProviderPayment,
     ProviderRejected,
 )
 from coffee_payment.payments.providers.tbank import TBankClient
-from coffee_payment.payments.providers.yookassa import parse_notification
+from coffee_payment.payments.providers.yookassa import NotificationClaim, YooKassaClient, parse_notification
 from coffee_payment.payments.services import payment_settle
 
 logger = logging.getLogger(__name__)
@@ -51,11 +62,19 @@ def notification_store(*, provider: str, body: bytes, headers: dict[str, str], r
     ).pk
 
 
-def notification_record(notification_id: int, verdict: Verdict, attempt_id: str | None = None) -> None:
-    """Keep the verdict (and the attempt it concerned) on the stored row."""
-    Notification.objects.filter(pk=notification_id).update(
-        verdict=verdict.verdict, detail=verdict.detail[:500], attempt_id=attempt_id
-    )
+def notification_record(
+    notification_id: int, verdict: Verdict, attempt_id: str | None = None, *, error: str = ""
+) -> None:
+    """Keep the verdict (the attempt it concerned, the traceback of a failure) on the stored row."""
+    fields = {
+        "verdict": verdict.verdict,
+        "detail": verdict.detail[:500],
+        "error": error,
+        "processed_at": timezone.now(),
+    }
+    if attempt_id is not None:
+        fields["attempt_id"] = attempt_id
+    Notification.objects.filter(pk=notification_id).update(**fields)
 
 
 @dataclass(frozen=True)
@@ -69,15 +88,16 @@ class _AttemptAccount:
 def _attempt_account(
     provider: str, *, attempt_id: str | None, provider_payment_id: str | None
 ) -> _AttemptAccount | None:
+    """The attempt a provider payment belongs to: by the provider payment id we stored when we created it; only
+    when no attempt holds that id (its create answer was lost) by our reference, and then only an attempt that has
+    no payment id yet. None when neither finds one, or the merchant has no account for ``provider``."""
     query = PaymentAttempt.objects.select_related("order__device").filter(provider=provider)
-    attempt = None
-    if attempt_id:
+    attempt = query.filter(provider_payment_id=provider_payment_id).first() if provider_payment_id else None
+    if attempt is None and attempt_id:
         try:
-            attempt = query.filter(pk=uuid.UUID(attempt_id)).first()
+            attempt = query.filter(pk=uuid.UUID(attempt_id), provider_payment_id=None).first()
         except ValueError:
             attempt = None
-    if attempt is None and provider_payment_id:
-        attempt = query.filter(provider_payment_id=provider_payment_id).first()
     if attempt is None:
         return None
     account = ProviderAccount.objects.filter(merchant_id=attempt.order.device.merchant_id, provider=provider).first()
@@ -86,9 +106,33 @@ def _attempt_account(
     return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
 
 
+async def _settled(found: _AttemptAccount, payment: ProviderPayment, said: str) -> tuple[Verdict, str | None]:
+    result = await payment_settle(attempt_id=found.attempt_id, payment=payment)
+    verdict = NotificationVerdict.APPLIED if result.changed else NotificationVerdict.NO_CHANGE
+    return Verdict(verdict, 200, f"{said}: {result.reason} → {result.order_status}"), found.attempt_id
+
+
+async def _yookassa_refund_outcome(
+    client: YooKassaClient, claim: NotificationClaim, payment: ProviderPayment
+) -> ProviderPayment | Verdict:
+    """Confirm a ``refund.*`` notification with ``GET refunds/{id}``: a refund of this payment that succeeded for
+    the whole amount makes the payment REFUNDED even before its ``refunded_amount`` shows it."""
+    try:
+        refund = await client.get_refund(claim.refund_id or "")
+    except ProviderRejected as exc:
+        return Verdict(NotificationVerdict.MISMATCH, 200, f"refund re-fetch refused: {exc.detail}")
+    if refund.payment_id != payment.provider_payment_id:
+        return Verdict(NotificationVerdict.MISMATCH, 200, "refund belongs to another payment")
+    if refund.status == "succeeded" and refund.amount_kopecks >= payment.amount_kopecks:
+        return dataclasses.replace(payment, outcome=PaymentOutcome.REFUNDED)
+    return payment
+
+
 async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
-    """Verify a YooKassa notification by re-fetching the payment with the merchant's credentials (YooKassa
-    notifications carry no signature) and settle the re-fetched status. Returns (verdict, attempt id)."""
+    """Verify a YooKassa notification by re-fetching the payment (and the refund, for ``refund.*``) with the
+    merchant's credentials — YooKassa notifications carry no signature — and settle the provider's answer.
+    Returns (verdict, attempt id). Raises ProviderError subclasses other than rejections only through the caller's
+    catch-all (a 503)."""
     try:
         claim = parse_notification(body)
     except InvalidNotification as exc:
@@ -101,28 +145,25 @@ async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
             NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}"
         ), None
     client = provider_client(PaymentScenario.YOOKASSA, account_id=found.account_id, secret=found.secret)
+    assert isinstance(client, YooKassaClient)
     try:
         payment = await client.get_payment(claim.provider_payment_id)
+        if claim.refund_id is not None:
+            refund_checked = await _yookassa_refund_outcome(client, claim, payment)
+            if isinstance(refund_checked, Verdict):
+                return refund_checked, found.attempt_id
+            payment = refund_checked
     except ProviderRejected as exc:  # e.g. 404: the payment does not exist in this shop
         return Verdict(NotificationVerdict.MISMATCH, 200, f"re-fetch refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
         return Verdict(NotificationVerdict.RETRY, 503, f"re-fetch failed: {exc.detail}"), found.attempt_id
-    # Trust only the re-fetched payment, and only if it is the one claimed and belongs to this attempt (our
-    # create always sets metadata.attempt_id).
-    if (
-        payment.provider_payment_id != claim.provider_payment_id
-        or payment.reference != found.attempt_id
-        or found.provider_payment_id not in (None, payment.provider_payment_id)
-    ):
-        return Verdict(
-            NotificationVerdict.MISMATCH, 200, "re-fetched payment belongs to another attempt"
-        ), found.attempt_id
-    result = await payment_settle(attempt_id=found.attempt_id, payment=payment)
-    said = f"notification said {claim.status}, provider says {payment.provider_status}"
-    if claim.status and claim.status != payment.provider_status:
-        return Verdict(NotificationVerdict.MISMATCH, 200, f"{said}; applied the provider's"), found.attempt_id
-    verdict = NotificationVerdict.APPLIED if result.changed else NotificationVerdict.NO_CHANGE
-    return Verdict(verdict, 200, f"{claim.event}: {result.reason} → {result.order_status}"), found.attempt_id
+    if payment.provider_payment_id != claim.provider_payment_id:
+        return Verdict(NotificationVerdict.MISMATCH, 200, "re-fetched another payment"), found.attempt_id
+    verdict, attempt_id = await _settled(found, payment, claim.event)
+    if claim.status and claim.refund_id is None and claim.status != payment.provider_status:
+        said = f"notification said {claim.status}, provider says {payment.provider_status}; applied the provider's"
+        return Verdict(NotificationVerdict.MISMATCH, 200, f"{said}: {verdict.detail}"), attempt_id
+    return verdict, attempt_id
 
 
 def _tbank_account(terminal_key: str) -> tuple[str, str] | None:
@@ -131,8 +172,10 @@ def _tbank_account(terminal_key: str) -> tuple[str, str] | None:
 
 
 async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
-    """Verify a TBank notification's TerminalKey and Token, find the attempt by ``OrderId`` (our attempt id; the
-    notification's ``Data`` is not an echo of Init's ``DATA``) and settle its status."""
+    """Verify a TBank notification's TerminalKey and Token, find the attempt (by PaymentId, else ``OrderId`` = our
+    attempt id; ``Data`` is not an echo of Init's ``DATA``), and — when it would move money or dispense — confirm
+    it with ``GetState`` and settle the provider's answer (a refund that already happened wins over a late or
+    replayed CONFIRMED). Returns (verdict, attempt id)."""
     try:
         data: Any = parse_json(body)
     except BadJson as exc:
@@ -145,16 +188,51 @@ async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
     client = provider_client(PaymentScenario.TBANK, account_id=account[0], secret=account[1])
     assert isinstance(client, TBankClient)
     try:
-        payment = client.verify_notification(data)
+        claimed = client.verify_notification(data)
     except InvalidNotification as exc:
         return Verdict(NotificationVerdict.REJECTED, 400, exc.detail), None
     found = await sync_to_async(_attempt_account)(
-        PaymentScenario.TBANK, attempt_id=payment.reference, provider_payment_id=payment.provider_payment_id
+        PaymentScenario.TBANK, attempt_id=claimed.reference, provider_payment_id=claimed.provider_payment_id
     )
     if found is None or found.account_id != account[0]:
-        return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {payment.reference}"), None
-    result = await payment_settle(attempt_id=found.attempt_id, payment=payment)
-    verdict = NotificationVerdict.APPLIED if result.changed else NotificationVerdict.NO_CHANGE
-    return Verdict(
-        verdict, 200, f"{payment.provider_status}: {result.reason} → {result.order_status}"
-    ), found.attempt_id
+        return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {claimed.reference}"), None
+    if claimed.outcome is PaymentOutcome.PENDING:  # moves nothing: no GetState (no amplification)
+        return await _settled(found, claimed, claimed.provider_status)
+    try:
+        payment = await client.get_payment(claimed.provider_payment_id)
+    except ProviderRejected as exc:
+        return Verdict(NotificationVerdict.MISMATCH, 200, f"GetState refused: {exc.detail}"), found.attempt_id
+    except ProviderError as exc:
+        return Verdict(NotificationVerdict.RETRY, 503, f"GetState failed: {exc.detail}"), found.attempt_id
+    said = f"{claimed.provider_status} (GetState: {payment.provider_status})"
+    return await _settled(found, payment, said)
+
+
+_PROCESSORS = {PaymentScenario.YOOKASSA: yookassa_process, PaymentScenario.TBANK: tbank_process}
+
+
+async def notification_process(provider: str, notification_id: int, body: bytes) -> Verdict:
+    """Process a stored notification and record the verdict on its row. Any exception — a database error, a
+    statement timeout, a bug — is recorded as verdict ``error`` with its traceback and answered 503, so the
+    provider retries and staff can re-process it from the admin (dj-stripe's shape)."""
+    try:
+        verdict, attempt_id = await _PROCESSORS[provider](body)
+        error = ""
+    except Exception as exc:  # noqa: BLE001 - recorded on the row and logged; the provider retries
+        logger.exception("%s notification %s failed; the provider will retry", provider, notification_id)
+        verdict, attempt_id = Verdict(NotificationVerdict.ERROR, 503, f"{type(exc).__name__}: {exc}"), None
+        error = traceback.format_exc()
+    log = logger.warning if verdict.http_status >= 400 else logger.info
+    log("%s notification %s: %s (%s)", provider, notification_id, verdict.verdict, verdict.detail)
+    try:
+        await sync_to_async(notification_record)(notification_id, verdict, attempt_id, error=error[-20000:])
+    except Exception:  # noqa: BLE001 - the verdict stands; the row keeps "received"
+        logger.exception("could not record the verdict of notification %s", notification_id)
+    return verdict
+
+
+async def notification_replay(notification_id: int) -> Verdict:
+    """Re-process a stored notification (admin action): the same checks and decision as on arrival, so a
+    notification already applied is a no-op. Raises Notification.DoesNotExist."""
+    stored = await Notification.objects.aget(pk=notification_id)
+    return await notification_process(stored.provider, stored.pk, stored.body.encode("utf-8"))

@@ -2,9 +2,10 @@
 
 Exactly-once rules (domain.md §5): every provider status — from a webhook, the status page's on-demand refresh
 or ``reconcile_payments`` — goes through ``payment_apply``: a compare-and-set under ``select_for_update`` (order
-row first, then attempt row, everywhere) so it holds with several worker processes on PostgreSQL. Only the
-transaction that moves the order to ``make_pending`` gets ``dispense=True``; the make command is sent after
-commit by ``payment_settle``.
+row first, then attempt row, everywhere) so it holds with several worker processes on PostgreSQL, deciding with
+the one pure function ``state.decide_payment``. Only the transaction that moves the order to ``make_pending``
+gets ``dispense=True``, and it commits the owed make (``make_state=queued``) with the move; ``payment_settle``
+then sends it as durable work (``coffee_payment.orders.dispense``).
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.orders.dispense import dispense_and_wait
 from coffee_payment.orders.models import Order
-from coffee_payment.orders.services import order_dispense
 from coffee_payment.orders.state import (
     LIVE_ATTEMPT,
     PAYABLE,
     AttemptStatus,
     OrderStatus,
+    PaymentFacts,
     PaymentOutcome,
     attempt_next_status,
-    decide_on_payment,
+    decide_payment,
+    make_state_after_payment,
 )
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.providers import provider_client
@@ -246,46 +249,46 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
     """Apply a verified provider status to an attempt and its order, exactly once (rules 3–6).
 
     Compare-and-set under ``select_for_update``: a repeated or stale status is a no-op; amount/currency must equal
-    the order's or the order is ``failed``; a late success is ``manual_make``."""
+    the order's or the order is ``failed``; a late success is ``manual_make``; a refund beats a late success.
+    The decision is ``state.decide_payment``; a dispense commits ``make_state=queued`` with ``make_pending``."""
     now = timezone.now()
     order_id = PaymentAttempt.objects.values_list("order_id", flat=True).get(pk=attempt_id)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
-        if attempt.provider_payment_id and attempt.provider_payment_id != payment.provider_payment_id:
-            return ApplyResult(str(order.id), order.status, False, False, "payment id differs from the attempt's")
-        new_attempt_status = attempt_next_status(attempt.status, payment.outcome)
-        if new_attempt_status == attempt.status:
-            return ApplyResult(str(order.id), order.status, False, False, "duplicate or stale status")
-        attempt.status = new_attempt_status
-        attempt.provider_payment_id = payment.provider_payment_id
-        attempt.raw_response = payment.raw
-        attempt.create_claimed_at = None
-        attempt.save()
         latest_id = order.attempts.order_by("-created_at").values_list("id", flat=True).first()
-        if payment.outcome is PaymentOutcome.REFUNDED and (
-            order.attempts.filter(status=AttemptStatus.SUCCEEDED).exclude(pk=attempt.pk).exists()
-        ):
-            # A duplicate payment was refunded; the payment the order stands on is still in force.
-            return ApplyResult(str(order.id), order.status, False, False, "refund of a duplicate payment")
-        amount_matches = (
-            payment.amount_kopecks == attempt.amount_kopecks == order.price_kopecks and payment.currency == "RUB"
-        )
-        late = now >= order.expires_at or (now - attempt.created_at).total_seconds() > settings.FAST_TRACK_LIMIT_S
-        decision = decide_on_payment(
-            order.status,
-            payment.outcome,
+        facts = PaymentFacts(
+            order_status=order.status,
+            attempt_id=str(attempt.id),
+            attempt_status=attempt.status,
+            attempt_payment_id=attempt.provider_payment_id,
+            payment_id=payment.provider_payment_id,
+            payment_reference=payment.reference or None,
+            outcome=payment.outcome,
             is_latest_attempt=latest_id == attempt.id,
-            amount_matches=amount_matches,
-            late=late,
+            other_attempt_succeeded=order.attempts.filter(status=AttemptStatus.SUCCEEDED)
+            .exclude(pk=attempt.pk)
+            .exists(),
+            amount_matches=payment.amount_kopecks == attempt.amount_kopecks == order.price_kopecks
+            and payment.currency == "RUB",
+            late=now >= order.expires_at or (now - attempt.created_at).total_seconds() > settings.FAST_TRACK_LIMIT_S,
         )
+        decided = decide_payment(facts)
+        decision = decided.order
+        if decided.attempt_status != attempt.status:
+            attempt.status = decided.attempt_status
+            attempt.provider_payment_id = payment.provider_payment_id
+            attempt.raw_response = payment.raw
+            attempt.create_claimed_at = None
+            attempt.save()
         if decision.status == order.status:
             return ApplyResult(str(order.id), order.status, False, False, decision.reason)
         if payment.outcome is PaymentOutcome.SUCCEEDED:
             order.paid_at = now
+        order.make_state = make_state_after_payment(decision.status, order.make_state, dispense=decision.dispense)
         order.status = decision.status
-        order.save(update_fields=["status", "paid_at", "updated_at"])
-        if not amount_matches and payment.outcome is PaymentOutcome.SUCCEEDED:
+        order.save(update_fields=["status", "paid_at", "make_state", "updated_at"])
+        if not facts.amount_matches and payment.outcome is PaymentOutcome.SUCCEEDED:
             logger.error(
                 "order %s: provider amount %s %s != order %s RUB — marked failed, not dispensed",
                 order.id,
@@ -297,11 +300,12 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
 
 
 async def payment_settle(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
-    """``payment_apply`` then, only if this caller won the move to ``make_pending``, the make command."""
+    """``payment_apply`` then, only if this caller won the move to ``make_pending``, the make command: started as
+    durable work that survives this caller's cancellation (client gone, notifier timeout) and awaited here."""
     result = await sync_to_async(payment_apply)(attempt_id=attempt_id, payment=payment)
     if result.dispense:
-        status = await order_dispense(order_id=result.order_id)
-        result = ApplyResult(result.order_id, status, True, True, result.reason)
+        status = await dispense_and_wait(result.order_id)
+        result = ApplyResult(result.order_id, status or result.order_status, True, True, result.reason)
     return result
 
 

@@ -15,10 +15,8 @@ from coffee_payment.payments.models import NotificationVerdict
 from coffee_payment.payments.notifications import (
     MAX_BODY_BYTES,
     Verdict,
-    notification_record,
+    notification_process,
     notification_store,
-    tbank_process,
-    yookassa_process,
 )
 
 logger = logging.getLogger(__name__)
@@ -26,7 +24,7 @@ logger = logging.getLogger(__name__)
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-real-ip", "content-length")
 
 
-async def _handle(request: HttpRequest, provider: str, process) -> Verdict:
+async def _handle(request: HttpRequest, provider: str) -> Verdict:
     body = request.body
     if len(body) > MAX_BODY_BYTES:
         return Verdict(NotificationVerdict.REJECTED, 413, "body too large")
@@ -38,18 +36,7 @@ async def _handle(request: HttpRequest, provider: str, process) -> Verdict:
     except DatabaseError:
         logger.exception("%s notification could not be stored; asking the provider to retry", provider)
         return Verdict(NotificationVerdict.RETRY, 503, "storage unavailable")
-    try:
-        verdict, attempt_id = await process(body)
-    except DatabaseError:
-        logger.exception("%s notification %s failed on the database; provider will retry", provider, notification_id)
-        verdict, attempt_id = Verdict(NotificationVerdict.RETRY, 503, "database error"), None
-    log = logger.warning if verdict.http_status >= 400 else logger.info
-    log("%s notification %s: %s (%s)", provider, notification_id, verdict.verdict, verdict.detail)
-    try:
-        await sync_to_async(notification_record)(notification_id, verdict, attempt_id)
-    except DatabaseError:
-        logger.exception("could not record the verdict of notification %s", notification_id)
-    return verdict
+    return await notification_process(provider, notification_id, body)
 
 
 def _public_reason(verdict: Verdict) -> str:
@@ -62,7 +49,7 @@ def _public_reason(verdict: Verdict) -> str:
 @require_POST
 async def yookassa_webhook(request: HttpRequest) -> HttpResponse:
     """YooKassa notification. 200 for processed, duplicate, stale or unknown; 400 malformed; 503 retry later."""
-    verdict = await _handle(request, PaymentScenario.YOOKASSA, yookassa_process)
+    verdict = await _handle(request, PaymentScenario.YOOKASSA)
     if verdict.http_status == 200:
         return JsonResponse({"status": "ok"})
     return JsonResponse({"error": _public_reason(verdict)}, status=verdict.http_status)
@@ -72,7 +59,7 @@ async def yookassa_webhook(request: HttpRequest) -> HttpResponse:
 @require_POST
 async def tbank_webhook(request: HttpRequest) -> HttpResponse:
     """TBank notification: answer HTTP 200 with body exactly ``OK`` (duplicates too), else TBank retries."""
-    verdict = await _handle(request, PaymentScenario.TBANK, tbank_process)
+    verdict = await _handle(request, PaymentScenario.TBANK)
     if verdict.http_status == 200:
         return HttpResponse("OK", content_type="text/plain")
     return HttpResponse(_public_reason(verdict), status=verdict.http_status, content_type="text/plain")

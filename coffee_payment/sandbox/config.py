@@ -8,7 +8,8 @@ The configuration is a plain JSON-able dict (it is served as-is by ``GET /_sandb
       "auto_pay": false, "auto_pay_delay_ms": 50,
       "timeout_seconds": 30,                       # how long a "timeout" fault sleeps
       "faults": {"yookassa.create": "timeout" | "500" | "reject", ...},
-      "notifications": {"duplicate": 1, "out_of_order": false, "delay_ms": 0},
+      "notifications": {"duplicate": 1, "out_of_order": false, "delay_ms": 0,
+                        "hold": false},              # hold: queue them until POST /_sandbox/notifications/release
       "offline_devices": ["device-id", ...],
       "prices": [{"deviceId": .., "drinkIdAtDevice"?: .., "drinkSize"?: .., "price": int | null, "name"?: ..}]
     }
@@ -39,7 +40,7 @@ DRINK_SIZES = ("SMALL", "MEDIUM", "BIG")
 DEFAULT_WEBHOOK_BASE = "http://127.0.0.1:8000"
 DEFAULT_AUTO_PAY_DELAY_MS = 50
 DEFAULT_TIMEOUT_SECONDS = 30.0
-DEFAULT_NOTIFICATIONS: dict[str, Any] = {"duplicate": 1, "out_of_order": False, "delay_ms": 0}
+DEFAULT_NOTIFICATIONS: dict[str, Any] = {"duplicate": 1, "out_of_order": False, "delay_ms": 0, "hold": False}
 
 
 class ConfigError(ValueError):
@@ -105,9 +106,9 @@ def _notifications(current: Mapping[str, Any], update: Any) -> dict[str, Any]:
         if key == "duplicate":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
                 raise ConfigError("notifications.duplicate must be an integer 1..20")
-        elif key == "out_of_order":
+        elif key in ("out_of_order", "hold"):
             if not isinstance(value, bool):
-                raise ConfigError("notifications.out_of_order must be a boolean")
+                raise ConfigError(f"notifications.{key} must be a boolean")
         elif key == "delay_ms":
             _number("notifications.delay_ms", value)
         else:

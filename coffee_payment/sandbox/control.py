@@ -43,6 +43,25 @@ async def makes(request: Request) -> Response:
     return JSONResponse(sandbox_state(request).makes)
 
 
+async def make_attempts(request: Request) -> Response:
+    """``GET /_sandbox/tmetr/make-attempts``: every make request with ``arrived_at`` (before latency), then
+    ``answered_at`` and ``http_status`` (null while it is still being answered), and its ``body``."""
+    return JSONResponse(sandbox_state(request).make_attempts)
+
+
+async def release_notifications(request: Request) -> Response:
+    """``POST /_sandbox/notifications/release`` ``{"order": "oldest_first" | "newest_first"}``: deliver the
+    notifications held while ``notifications.hold`` was on, one at a time in that order; returns the records."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    order = body.get("order", "oldest_first") if isinstance(body, dict) else None
+    if order not in ("oldest_first", "newest_first"):
+        return JSONResponse({"error": "order must be oldest_first or newest_first"}, status_code=400)
+    return JSONResponse(await sandbox_state(request).release(reverse=order == "newest_first"))
+
+
 async def deliveries(request: Request) -> Response:
     """``GET /_sandbox/deliveries``: notification deliveries, oldest first."""
     return JSONResponse(sandbox_state(request).deliveries)
@@ -77,6 +96,25 @@ async def notify(request: Request) -> Response:
     return JSONResponse(await state.deliver(notes))
 
 
+async def set_tbank_status(request: Request) -> Response:
+    """``POST /_sandbox/payments/tbank/{payment_id}/status`` ``{"status": "AUTHORIZED", "notify": false}``: put a
+    TBank payment in any status, as if the bank had moved it (GetState answers it); ``notify`` sends (or holds)
+    its notification."""
+    state = sandbox_state(request)
+    payment = state.tbank_payments.get(request.path_params["payment_id"])
+    if payment is None:
+        return JSONResponse({"error": "unknown tbank payment"}, status_code=404)
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict) or body.get("status") not in tbank.KNOWN_STATUSES:
+        return JSONResponse({"error": f"status must be one of {sorted(tbank.KNOWN_STATUSES)}"}, status_code=400)
+    payment.status = body["status"]
+    records = await state.deliver(tbank.current_notifications(state, payment)) if body.get("notify") else []
+    return JSONResponse({"status": payment.status, "deliveries": records})
+
+
 async def health(request: Request) -> Response:
     """``GET /health``."""
     return PlainTextResponse("ok")
@@ -89,8 +127,11 @@ def routes() -> list[Route]:
         Route("/_sandbox/config", update_config, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/tmetr/makes", makes, methods=["GET"]),
+        Route("/_sandbox/tmetr/make-attempts", make_attempts, methods=["GET"]),
+        Route("/_sandbox/notifications/release", release_notifications, methods=["POST"]),
         Route("/_sandbox/deliveries", deliveries, methods=["GET"]),
         Route("/_sandbox/payments", payments, methods=["GET"]),
         Route("/_sandbox/payments/{provider}/{payment_id}/notify", notify, methods=["POST"]),
+        Route("/_sandbox/payments/tbank/{payment_id}/status", set_tbank_status, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
     ]

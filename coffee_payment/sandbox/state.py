@@ -138,7 +138,11 @@ class SandboxState:
         self.idempotence: dict[tuple[str, str, str], tuple[Any, str]] = {}
         self.tbank_payments: dict[str, TBankPayment] = {}
         self.makes: list[dict[str, Any]] = []
+        # Every make request as it arrived (before latency and faults), with when and how it was answered.
+        self.make_attempts: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
+        # Notifications queued while ``notifications.hold`` is on, delivered by release().
+        self.held: list[Notification] = []
 
     def reset(self) -> None:
         """Back to the start-up state: clear records, restore the CLI config, cancel pending auto-pays."""
@@ -177,6 +181,9 @@ class SandboxState:
         are sent concurrently.
         """
         settings = self.config["notifications"]
+        if settings.get("hold"):
+            self.held.extend(notes)
+            return []
         if settings.get("delay_ms"):
             await asyncio.sleep(settings["delay_ms"] / 1000)
         copies = max(1, int(settings.get("duplicate", 1)))
@@ -185,6 +192,17 @@ class SandboxState:
             batch = await asyncio.gather(*(self.notifier.post(note) for _ in range(copies)))
             self.deliveries.extend(batch)
             records.extend(batch)
+        return records
+
+    async def release(self, *, reverse: bool) -> list[dict[str, Any]]:
+        """Deliver the held notifications one by one, oldest first or (``reverse``) newest first; each is sent
+        once (the ``duplicate`` setting does not apply), so a test controls the arrival order exactly."""
+        notes, self.held = self.held, []
+        records: list[dict[str, Any]] = []
+        for note in reversed(notes) if reverse else notes:
+            record = await self.notifier.post(note)
+            self.deliveries.append(record)
+            records.append(record)
         return records
 
     async def latency(self, service: str) -> None:

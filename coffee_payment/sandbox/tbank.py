@@ -29,6 +29,15 @@ from coffee_payment.sandbox.state import (
 SERVICE = "tbank"
 WEBHOOK_PATH = "/v1/tbank-webhook"  # used when Init carries no NotificationURL (the terminal's default URL)
 OPEN_STATUSES = frozenset({"NEW", "FORM_SHOWED"})
+# Every status the real API reports (domain.md §4 status map); the sandbox control may set any of them.
+KNOWN_STATUSES = frozenset(
+    {
+        *OPEN_STATUSES,
+        *("AUTHORIZING", "3DS_CHECKING", "3DS_CHECKED", "AUTHORIZED", "CONFIRMING", "CONFIRMED"),
+        *("REJECTED", "AUTH_FAIL", "DEADLINE_EXPIRED", "ATTEMPTS_EXPIRED", "CANCELED", "REVERSED"),
+        *("REFUNDED", "PARTIAL_REFUNDED"),
+    }
+)
 ORDER_ID_MAX = 36
 DESCRIPTION_MAX = 140
 DECLINE_ERROR_CODE = "1051"  # "insufficient funds": what a declined card produces

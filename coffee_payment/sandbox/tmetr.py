@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from coffee_payment.sandbox import defaults
 from coffee_payment.sandbox.config import DRINK_SIZES, price_for
-from coffee_payment.sandbox.state import ApiError, SandboxState, api_endpoint, utc_now_iso
+from coffee_payment.sandbox.state import ApiError, SandboxState, api_endpoint, sandbox_state, utc_now_iso
 
 SERVICE = "tmetr"
 OFFLINE_AGE_SECONDS = 2 * 60 * 60
@@ -130,6 +130,25 @@ def _endpoint(operation: str, handler: Any) -> Any:
     return api_endpoint(SERVICE, operation, _authorized_body, handler, _fault_error)
 
 
+def _recording_arrivals(endpoint: Any) -> Any:
+    """Record every make request at arrival (before latency and faults), then when and how it was answered, so a
+    test sees a make attempt even when the caller hung up or the sandbox answered with a fault."""
+
+    async def recorded(request: Request) -> Response:
+        attempt: dict[str, Any] = {"arrived_at": utc_now_iso(), "answered_at": None, "http_status": None}
+        try:
+            attempt["body"] = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            attempt["body"] = None
+        sandbox_state(request).make_attempts.append(attempt)
+        response = await endpoint(request)
+        attempt.update(answered_at=utc_now_iso(), http_status=response.status_code)
+        return response
+
+    recorded.__doc__ = endpoint.__doc__
+    return recorded
+
+
 def routes() -> list[Route]:
     """Routes under :data:`defaults.TMETR_PREFIX`."""
     prefix = defaults.TMETR_PREFIX
@@ -140,5 +159,9 @@ def routes() -> list[Route]:
             _endpoint("tmetr.heartbeat", heartbeat_recent),
             methods=["POST"],
         ),
-        Route(f"{prefix}api/commander/v1/command/make", _endpoint("tmetr.make", make_command), methods=["POST"]),
+        Route(
+            f"{prefix}api/commander/v1/command/make",
+            _recording_arrivals(_endpoint("tmetr.make", make_command)),
+            methods=["POST"],
+        ),
     ]

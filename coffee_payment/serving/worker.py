@@ -35,7 +35,7 @@ from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
-from coffee_payment.serving import probes
+from coffee_payment.serving import background, probes
 
 IDLE_GRACE = 1.0
 
@@ -139,6 +139,21 @@ class ServingServer(Server):
             await asyncio.sleep(0.05)
         self._abort_once()
 
+    async def _drain_makes(self, remaining: float) -> None:
+        """Wait for make commands this worker is sending (durable dispense): they outlive their requests."""
+        pending = background.in_flight()
+        if not pending:
+            return
+        self.log.info("Worker %s shutdown 2/3: waiting for %d in-flight make command(s)", self.pid, pending)
+        left = await background.drain(remaining)
+        if left:
+            self.log.error(
+                "Worker %s shutdown: %d make command(s) still in flight at the drain deadline "
+                "(the sweeper flags them make_unknown)",
+                self.pid,
+                left,
+            )
+
     async def shutdown(self, sockets: Any = None) -> None:
         """Log stages around uvicorn's shutdown; mark readiness draining first."""
         probes.mark_shutting_down()
@@ -156,6 +171,8 @@ class ServingServer(Server):
         aborter = asyncio.create_task(self._abort_when_forced())
         try:
             await super().shutdown(sockets)
+            if not self.force_exit:
+                await self._drain_makes(deadline - (time.monotonic() - started))
         finally:
             aborter.cancel()
         if self.force_exit:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from django.utils import timezone
 
 from coffee_payment.devices.models import Device, Merchant, ProviderAccount
 from coffee_payment.orders.models import Order
-from coffee_payment.orders.state import AttemptStatus, OrderStatus, PaymentOutcome
+from coffee_payment.orders.state import AttemptStatus, MakeState, OrderStatus, PaymentOutcome
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.providers.base import ProviderPayment
 from coffee_payment.payments.services import payment_apply
@@ -101,6 +103,7 @@ def test_success_dispenses_once_and_duplicate_is_noop():
     assert first.order_id == str(order.id)
     assert _status(order) == OrderStatus.MAKE_PENDING
     assert order.paid_at is not None
+    assert order.make_state == MakeState.QUEUED  # the owed make is committed with the move (issue 9)
     assert _status(attempt) == AttemptStatus.SUCCEEDED
 
     second = payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED))
@@ -252,13 +255,41 @@ def test_refund_after_make_pending_is_refunded():
     assert _status(order) == OrderStatus.REFUNDED
 
 
-def test_refund_of_unpaid_attempt_is_noop():
+def test_refund_before_success_wins_and_late_success_never_dispenses():
+    """TBank REFUNDED (or a YooKassa refund) that reaches us before the success (issue 9)."""
     order = _order()
     attempt = _attempt(order)
     result = payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.REFUNDED))
-    assert result.changed is False
+    assert result.changed is True and result.dispense is False
+    assert _status(order) == OrderStatus.REFUNDED
+    assert _status(attempt) == AttemptStatus.REFUNDED
+    late = payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED))
+    assert late.dispense is False and late.changed is False
+    assert _status(order) == OrderStatus.REFUNDED
+
+
+def test_refund_of_a_queued_make_cancels_it():
+    order = _order()
+    attempt = _attempt(order)
+    assert payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.SUCCEEDED)).dispense
+    order.refresh_from_db()
+    assert order.make_state == MakeState.QUEUED
+    payment_apply(attempt_id=str(attempt.id), payment=_payment(PaymentOutcome.REFUNDED))
+    order.refresh_from_db()
+    assert (order.status, order.make_state) == (OrderStatus.REFUNDED, MakeState.CANCELED)
+
+
+def test_payment_of_another_attempt_is_noop():
+    """Our reference (metadata) is a cross-check when present: another attempt's reference never moves this one;
+    a payment without one is matched by the stored payment id (issue 9)."""
+    order = _order()
+    attempt = _attempt(order)
+    foreign = replace(_payment(PaymentOutcome.SUCCEEDED), reference=str(uuid.uuid4()))
+    result = payment_apply(attempt_id=str(attempt.id), payment=foreign)
+    assert result.changed is False and result.dispense is False
     assert _status(order) == OrderStatus.PENDING
-    assert _status(attempt) == AttemptStatus.PENDING
+    plain = replace(_payment(PaymentOutcome.SUCCEEDED), reference=None)
+    assert payment_apply(attempt_id=str(attempt.id), payment=plain).dispense is True
 
 
 def test_payment_id_differs_from_attempts_is_noop():

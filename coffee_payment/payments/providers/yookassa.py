@@ -61,6 +61,7 @@ class NotificationClaim:
     provider_payment_id: str
     status: str | None
     attempt_id: str | None
+    refund_id: str | None = None
 
 
 def parse_notification(body: bytes) -> NotificationClaim:
@@ -82,7 +83,22 @@ def parse_notification(body: bytes) -> NotificationClaim:
     metadata = obj.get("metadata")
     attempt_id = metadata.get("attempt_id") if isinstance(metadata, dict) else None
     status = obj.get("status") if isinstance(obj.get("status"), str) else None
-    return NotificationClaim(event, payment_id, status, attempt_id if isinstance(attempt_id, str) else None)
+    refund_id = obj.get("id") if event.startswith("refund.") else None
+    if refund_id is not None and (not isinstance(refund_id, str) or not PAYMENT_ID_RE.fullmatch(refund_id)):
+        raise InvalidNotification("refund notification object has no valid 'id'")
+    return NotificationClaim(
+        event, payment_id, status, attempt_id if isinstance(attempt_id, str) else None, refund_id=refund_id
+    )
+
+
+@dataclass(frozen=True)
+class YooKassaRefund:
+    """A refund as ``GET /v3/refunds/{id}`` reports it; ``amount_kopecks`` int."""
+
+    refund_id: str
+    payment_id: str
+    status: str
+    amount_kopecks: int
 
 
 class YooKassaClient:
@@ -124,6 +140,22 @@ class YooKassaClient:
             raise ProviderRejected(f"not a YooKassa payment id: {provider_payment_id[:70]!r}")
         data = await self._call("GET", f"payments/{quote(provider_payment_id, safe='')}")
         return self._payment(data)
+
+    async def get_refund(self, refund_id: str) -> YooKassaRefund:
+        """``GET refunds/{id}``: confirms a ``refund.succeeded`` notification (they carry no signature).
+        Raises ProviderRejected (unknown refund, malformed id), ProviderUnavailable, ProviderMisconfigured."""
+        if not PAYMENT_ID_RE.fullmatch(refund_id):
+            raise ProviderRejected(f"not a YooKassa refund id: {refund_id[:70]!r}")
+        data = await self._call("GET", f"refunds/{quote(refund_id, safe='')}")
+        try:
+            return YooKassaRefund(
+                refund_id=str(data["id"]),
+                payment_id=str(data["payment_id"]),
+                status=str(data["status"]),
+                amount_kopecks=parse_rubles(data["amount"]["value"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderUnavailable(f"YooKassa refund object malformed: {exc!r}", raw=data) from exc
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

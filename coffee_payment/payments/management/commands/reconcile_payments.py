@@ -4,14 +4,17 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from coffee_payment.orders.dispense import dispense_sweep
+from coffee_payment.orders.management.commands.sweep_dispenses import report_sweep
 from coffee_payment.payments.providers.base import ProviderError
 from coffee_payment.payments.services import attempts_to_reconcile, payment_refresh
 
 
 class Command(BaseCommand):
     help = (
-        "Poll the providers for payment attempts stuck in pending (missed notifications) and apply their status. "
-        "Safe to run concurrently and repeatedly (Kubernetes CronJob)."
+        "Poll the providers for payment attempts stuck in pending (missed notifications) and apply their status, "
+        "then sweep dispenses (owed makes sent, unknown outcomes flagged). Safe to run concurrently and "
+        "repeatedly (Kubernetes CronJob)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -24,6 +27,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, min_age: int, **options) -> None:
         failures = asyncio.run(self._run(min_age))
+        # After the polls: a poll that settled a payment may have owed a make its own send finished already.
+        report_sweep(self, asyncio.run(dispense_sweep()))
         if failures:
             # Non-zero exit so a Kubernetes Job failure alert fires; the next run retries them.
             raise CommandError(f"{failures} attempt(s) could not be polled; they will be retried next run")
