@@ -12,8 +12,8 @@ The send runs in a task of its own (:func:`dispense`), created in a fresh contex
 a client disconnect or a cancelled view cannot abort it, and the worker's graceful drain (TERM, INT, recycle,
 HUP) waits for it (:func:`drain`). What a dying process leaves behind the sweeper (:func:`dispense_sweep`,
 run by ``reconcile_payments`` and ``sweep_dispenses``) finishes: a ``queued`` make is sent (or handed to staff
-as ``manual_make`` past the dispense window); a make stuck in ``sending`` past the Tmetr budget plus a margin
-had its process die mid-call — it becomes ``make_unknown`` with an ERROR line ``dispense.outcome_unknown``,
+as ``manual_make`` past the dispense window); a make stuck in ``sending`` past the Tmetr budget plus the sweep
+grace had its process die mid-call — it becomes ``make_unknown`` with an ERROR line ``dispense.outcome_unknown``,
 never resent (Tmetr's make is not idempotent).
 """
 
@@ -40,15 +40,18 @@ from coffee_payment.serving import background
 
 logger = logging.getLogger(__name__)
 
-# Past the Tmetr budget, a make still ``sending`` had its process die mid-call.
-SEND_MARGIN_S = 10.0
-
 T = TypeVar("T")
 
 
 def send_budget_s() -> float:
     """Seconds one make call may take at most (Tmetr connect + read timeouts + 1 s): the hard bound of the send."""
     return settings.TMETR_CONNECT_TIMEOUT_S + settings.TMETR_READ_TIMEOUT_S + 1.0
+
+
+def stuck_after_s() -> float:
+    """Seconds after which a make still ``sending`` had its process die mid-call: the send budget plus the
+    sweep grace (``DISPENSE_SWEEP_GRACE_S``) as a margin."""
+    return send_budget_s() + settings.DISPENSE_SWEEP_GRACE_S
 
 
 async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -179,7 +182,7 @@ def _sweep_candidates() -> list[str]:
     )
     stuck = Order.objects.filter(
         make_state=MakeState.SENDING,
-        make_requested_at__lt=now - timedelta(seconds=send_budget_s() + SEND_MARGIN_S),
+        make_requested_at__lt=now - timedelta(seconds=stuck_after_s()),
     )
     return [str(pk) for query in (queued, stuck) for pk in query.values_list("id", flat=True)]
 
@@ -197,7 +200,7 @@ def _sweep_one(order_id: str) -> MakeStep | None:
             paid_for_s=(now - (order.paid_at or order.updated_at)).total_seconds(),
             sending_for_s=(now - order.make_requested_at).total_seconds() if order.make_requested_at else 0.0,
             dispense_window_s=settings.FAST_TRACK_LIMIT_S,
-            send_budget_s=send_budget_s() + SEND_MARGIN_S,
+            send_budget_s=stuck_after_s(),
         )
         if step is not None and step.make_state != MakeState.SENDING:
             _apply_step(order, step)

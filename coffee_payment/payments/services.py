@@ -179,7 +179,7 @@ async def _wait_for_url(attempt_id: str) -> str:
     raise PaymentError("The payment is still being created. Please try again.", http_status=503)
 
 
-async def payment_initiate(*, order_id: str, email: str | None = None) -> str:
+async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: bool = False) -> str:
     """Start (or return the live) provider payment for an order; returns the provider's confirmation URL.
 
     A double tap makes one provider payment: the second request gets the first one's URL. After a timeout the
@@ -191,13 +191,11 @@ async def payment_initiate(*, order_id: str, email: str | None = None) -> str:
     if claim.action == "wait":
         return await _wait_for_url(claim.attempt_id)
     try:
-        ctx = await sync_to_async(_attempt_context)(claim.attempt_id)
-        client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
-        if claim.retry and isinstance(client, TBankClient):
-            url = await _tbank_after_ambiguous_init(client, ctx)
-            if url is not None:
-                return url
-        payment = await client.create_payment(ctx.request)
+        payment = await _create_at_provider(claim)
+    except _StartAfresh:
+        if _fresh:  # the fresh attempt's own Init was ambiguous again: let the customer retry later
+            raise PaymentError("The payment service is not answering. Please try again.", http_status=503) from None
+        return await payment_initiate(order_id=order_id, email=email, _fresh=True)
     except ProviderUnavailable as exc:
         logger.warning("create payment for attempt %s: %s (will retry with the same key)", claim.attempt_id, exc.detail)
         await sync_to_async(_release_claim)(claim.attempt_id, error=exc.detail, final=False)
@@ -216,21 +214,43 @@ async def payment_initiate(*, order_id: str, email: str | None = None) -> str:
     return payment.confirmation_url
 
 
-async def _tbank_after_ambiguous_init(client: TBankClient, ctx: _AttemptContext) -> str | None:
+async def _create_at_provider(claim: _Claim) -> ProviderPayment:
+    ctx = await sync_to_async(_attempt_context)(claim.attempt_id)
+    client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
+    if claim.retry and isinstance(client, TBankClient):
+        await _tbank_after_ambiguous_init(client, ctx)
+    return await client.create_payment(ctx.request)
+
+
+async def _tbank_after_ambiguous_init(client: TBankClient, ctx: _AttemptContext) -> None:
     """TBank has no idempotency key: before re-sending Init for an attempt whose Init timed out, ask CheckOrder.
-    A payment found there has no PaymentURL we can recover: a paid one is applied; an unpaid one is left to
-    expire and this attempt is closed, so the customer's next tap creates a fresh attempt (new OrderId)."""
+
+    A payment found there has no PaymentURL we can recover. A paid one is applied (409: already paid). An open one
+    is canceled at TBank — so it can never be paid next to the one the customer will pay — and this attempt is
+    closed; ``_StartAfresh`` tells the caller to start a fresh attempt (new OrderId) at once. Returns when TBank
+    has nothing for this OrderId (Init never reached it: re-send it). Raises PaymentError, ProviderUnavailable
+    (the cancel failed: the attempt stays open and the next tap tries again)."""
     found = await client.check_order(ctx.attempt_id)
     if not found:
-        return None
+        return
     for payment in found:
         if payment.outcome is PaymentOutcome.SUCCEEDED:
             await payment_settle(attempt_id=ctx.attempt_id, payment=payment)
             raise PaymentError("This order is already paid.", http_status=409)
+    for payment in found:
+        if payment.outcome is PaymentOutcome.PENDING:
+            try:
+                await client.cancel(payment.provider_payment_id)
+            except ProviderError as exc:  # never close the attempt while its payment may still be paid
+                raise ProviderUnavailable(f"cancel of the orphan TBank payment failed: {exc.detail}") from exc
     await sync_to_async(_release_claim)(
-        ctx.attempt_id, error="Init outcome was unknown; TBank has the payment but no URL for it", final=True
+        ctx.attempt_id, error="Init outcome was unknown; the orphan payment was canceled at TBank", final=True
     )
-    raise PaymentError("The previous payment attempt could not be resumed. Please tap Pay again.", http_status=503)
+    raise _StartAfresh
+
+
+class _StartAfresh(Exception):
+    """The attempt was closed after an ambiguous create: create a fresh attempt in the same request."""
 
 
 @dataclass(frozen=True)

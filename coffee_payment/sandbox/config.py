@@ -9,7 +9,8 @@ The configuration is a plain JSON-able dict (it is served as-is by ``GET /_sandb
       "timeout_seconds": 30,                       # how long a "timeout" fault sleeps
       "faults": {"yookassa.create": "timeout" | "500" | "reject", ...},
       "notifications": {"duplicate": 1, "out_of_order": false, "delay_ms": 0,
-                        "hold": false},              # hold: queue them until POST /_sandbox/notifications/release
+                        "hold": false,               # hold: queue them until POST /_sandbox/notifications/release
+                        "give_up_ms": null},         # the notifier hangs up after this long (a real one gives up)
       "offline_devices": ["device-id", ...],
       "prices": [{"deviceId": .., "drinkIdAtDevice"?: .., "drinkSize"?: .., "price": int | null, "name"?: ..}]
     }
@@ -40,7 +41,13 @@ DRINK_SIZES = ("SMALL", "MEDIUM", "BIG")
 DEFAULT_WEBHOOK_BASE = "http://127.0.0.1:8000"
 DEFAULT_AUTO_PAY_DELAY_MS = 50
 DEFAULT_TIMEOUT_SECONDS = 30.0
-DEFAULT_NOTIFICATIONS: dict[str, Any] = {"duplicate": 1, "out_of_order": False, "delay_ms": 0, "hold": False}
+DEFAULT_NOTIFICATIONS: dict[str, Any] = {
+    "duplicate": 1,
+    "out_of_order": False,
+    "delay_ms": 0,
+    "hold": False,
+    "give_up_ms": None,
+}
 
 
 class ConfigError(ValueError):
@@ -111,6 +118,9 @@ def _notifications(current: Mapping[str, Any], update: Any) -> dict[str, Any]:
                 raise ConfigError(f"notifications.{key} must be a boolean")
         elif key == "delay_ms":
             _number("notifications.delay_ms", value)
+        elif key == "give_up_ms":  # the notifier hangs up after this long (null: its default timeout)
+            if value is not None:
+                _number("notifications.give_up_ms", value, minimum=1)
         else:
             raise ConfigError(f"notifications: unknown key {key!r}")
         merged[key] = value

@@ -115,6 +115,22 @@ async def set_tbank_status(request: Request) -> Response:
     return JSONResponse({"status": payment.status, "deliveries": records})
 
 
+async def set_yookassa_metadata(request: Request) -> Response:
+    """``POST /_sandbox/payments/yookassa/{payment_id}/metadata`` ``{...}``: replace a payment's ``metadata``, as
+    for a payment created by another system or before a migration (e.g. ``{}``: no attempt id)."""
+    payment = sandbox_state(request).yookassa_payments.get(request.path_params["payment_id"])
+    if payment is None:
+        return JSONResponse({"error": "unknown yookassa payment"}, status_code=404)
+    try:
+        metadata = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        metadata = None
+    if not isinstance(metadata, dict):
+        return JSONResponse({"error": "body must be a JSON object (the new metadata)"}, status_code=400)
+    payment.obj["metadata"] = metadata
+    return JSONResponse(payment.obj)
+
+
 async def health(request: Request) -> Response:
     """``GET /health``."""
     return PlainTextResponse("ok")
@@ -133,5 +149,6 @@ def routes() -> list[Route]:
         Route("/_sandbox/payments", payments, methods=["GET"]),
         Route("/_sandbox/payments/{provider}/{payment_id}/notify", notify, methods=["POST"]),
         Route("/_sandbox/payments/tbank/{payment_id}/status", set_tbank_status, methods=["POST"]),
+        Route("/_sandbox/payments/yookassa/{payment_id}/metadata", set_yookassa_metadata, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
     ]

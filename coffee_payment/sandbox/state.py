@@ -82,8 +82,9 @@ class Notifier:
             self._loop = loop
         return self._client
 
-    async def post(self, note: Notification) -> dict[str, Any]:
-        """POST one notification; return the delivery record (never raises for HTTP/network errors)."""
+    async def post(self, note: Notification, *, timeout: float | None = None) -> dict[str, Any]:
+        """POST one notification, hanging up after ``timeout`` seconds (None: the client's default); return the
+        delivery record (never raises for HTTP/network errors)."""
         record: dict[str, Any] = {
             "provider": note.provider,
             "url": note.url,
@@ -95,7 +96,8 @@ class Notifier:
             "ok": False,
         }
         try:
-            response = await self._get_client().post(note.url, json=note.payload)
+            extra = {"timeout": timeout} if timeout is not None else {}
+            response = await self._get_client().post(note.url, json=note.payload, **extra)
         except Exception as exc:  # noqa: BLE001 — any failure is recorded, the sandbox keeps running
             record["error"] = f"{type(exc).__name__}: {exc}"
         else:
@@ -187,9 +189,11 @@ class SandboxState:
         if settings.get("delay_ms"):
             await asyncio.sleep(settings["delay_ms"] / 1000)
         copies = max(1, int(settings.get("duplicate", 1)))
+        give_up = settings.get("give_up_ms")
+        timeout = give_up / 1000 if give_up else None
         records: list[dict[str, Any]] = []
         for note in notes:
-            batch = await asyncio.gather(*(self.notifier.post(note) for _ in range(copies)))
+            batch = await asyncio.gather(*(self.notifier.post(note, timeout=timeout) for _ in range(copies)))
             self.deliveries.extend(batch)
             records.extend(batch)
         return records

@@ -112,3 +112,38 @@ def wait_makes(
         time.sleep(0.05)
     time.sleep(0.3)
     return makes_for(sandbox, machine_uuid)
+
+
+MAKE_OUTCOMES = ("accepted", "failed", "unknown", "expired", "canceled")
+
+
+def wait_make_outcome(app: httpx.Client, order_id: str, *, timeout: float = 20) -> dict[str, Any]:
+    """Poll the status JSON until the order's make has a recorded outcome (``make_state`` accepted, failed,
+    unknown, expired or canceled); tests count makes only after this, so a late duplicate cannot slip past."""
+    deadline = time.monotonic() + timeout
+    body = status(app, order_id)
+    while body.get("make_state") not in MAKE_OUTCOMES and time.monotonic() < deadline:
+        time.sleep(0.1)
+        body = status(app, order_id)
+    assert body.get("make_state") in MAKE_OUTCOMES, f"order {order_id}: make_state {body.get('make_state')!r}"
+    return body
+
+
+def make_attempts_for(sandbox: httpx.Client, machine_uuid: str) -> list[dict[str, Any]]:
+    """Every make request the sandbox Tmetr saw for ``machine_uuid``, with arrival and answer times."""
+    return [
+        a
+        for a in sandbox.get("/_sandbox/tmetr/make-attempts").json()
+        if isinstance(a.get("body"), list) and any(c.get("orderUuid") == machine_uuid for c in a["body"])
+    ]
+
+
+def wait_make_in_flight(sandbox: httpx.Client, machine_uuid: str, *, timeout: float = 15) -> dict[str, Any]:
+    """Wait until a make for ``machine_uuid`` has reached Tmetr and is not answered yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = [a for a in make_attempts_for(sandbox, machine_uuid) if a["answered_at"] is None]
+        if pending:
+            return pending[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no make in flight for {machine_uuid}")

@@ -136,12 +136,28 @@ def _tbank_notification(payment: dict, **fields) -> dict:
 
 
 def test_amount_mismatch_fails_the_order_without_dispense(stack, app, sandbox):
+    """The provider's (GetState's) amount differs from the order's: failed, no make."""
+    order_id, machine_uuid = scan_with_uuid(app, "tbank")
+    url = initiate(app, order_id)
+    shell(
+        stack,
+        "from coffee_payment.orders.models import Order;"
+        f"Order.objects.filter(pk='{order_id}').update(price_kopecks=14900)",
+    )
+    checkout(url, "pay")
+    wait_status(app, order_id, "failed")
+    assert makes_for(sandbox, machine_uuid) == []
+
+
+def test_signed_confirmed_that_getstate_does_not_confirm_changes_nothing(stack, app, sandbox):
+    """A correctly signed CONFIRMED (with any Amount) is a claim: GetState says the payment is still NEW."""
     order_id, machine_uuid = scan_with_uuid(app, "tbank")
     initiate(app, order_id)
     payment = _tbank_payment(sandbox, order_id)
-    response = app.post("/v1/tbank-webhook", json=_tbank_notification(payment, Amount=payment["amount"] - 100))
-    assert response.status_code == 200 and response.text == "OK"
-    assert status(app, order_id)["status"] == "failed"
+    for amount in (payment["amount"], payment["amount"] - 100):
+        response = app.post("/v1/tbank-webhook", json=_tbank_notification(payment, Amount=amount))
+        assert response.status_code == 200 and response.text == "OK"
+    assert status(app, order_id)["status"] == "pending"
     assert makes_for(sandbox, machine_uuid) == []
 
 
