@@ -98,6 +98,8 @@ def manage(c: Context, command: str) -> None:
         "workers": "GUNICORN_WORKERS of the drill's server",
         "prestop": "k8s event: seconds between the readiness flip and TERM",
         "max_requests": "recycle event: GUNICORN_MAX_REQUESTS (jitter 10)",
+        "dispenses": "paid orders whose make command is in flight at the event (0 = none); each must end with one "
+        "make or an explicit state",
         "url": "target a running server instead (needs --pid; SERVING_TEST_ENDPOINTS=1 for in-flight requests)",
         "pid": "the running server's gunicorn master pid (with --url)",
         "drain_file": "k8s event with --url: the running server's SERVING_DRAIN_FILE (touched to flip readiness)",
@@ -115,12 +117,13 @@ def drill_shutdown(
     workers: int = DrillOptions.workers,
     prestop: float = DrillOptions.prestop,
     max_requests: int = DrillOptions.max_requests,
+    dispenses: int = DrillOptions.dispenses,
     url: str = "",
     pid: int = 0,
     drain_file: str = "",
     json: str = "",
 ) -> None:
-    """Graceful-shutdown drill: load, an event, every request accounted; fails if one is lost."""
+    """Graceful-shutdown drill: load, an event, every request and paid order accounted; fails if one is lost."""
     from devtools.drill import Drill, render
 
     options = DrillOptions(
@@ -133,6 +136,7 @@ def drill_shutdown(
         workers=workers,
         prestop=prestop,
         max_requests=max_requests,
+        dispenses=dispenses,
         url=url or None,
         pid=pid or None,
         drain_file=drain_file or None,

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from coffee_payment.serving.worker import drain_timeout
+from devtools import drill_dispense
 from devtools.processes import child_pids, connection_refused, requests_picked_up
 from devtools.stack import Stack, StackConfig
 
@@ -62,6 +63,7 @@ class DrillOptions:
     workers: int = 2
     prestop: float = 3.0
     max_requests: int = 60
+    dispenses: int = 2
     url: str | None = None
     pid: int | None = None
     drain_file: str | None = None
@@ -97,6 +99,8 @@ class DrillOptions:
                 raise ValueError(f"--{name.replace('_', '-')} must be a number of seconds in 0..3600")
         if self.clients < 1 or self.inflight < 0 or self.workers < 1 or self.graceful_timeout < 1:
             raise ValueError("--clients, --workers and --graceful-timeout must be >= 1, --inflight >= 0")
+        if not 0 <= self.dispenses <= 50:
+            raise ValueError("--dispenses must be in 0..50")
 
 
 def loopback_origin(url: str) -> tuple[str, int]:
@@ -195,6 +199,9 @@ class Drill:
         self._stop = threading.Event()
         self._inflight_tasks: list[asyncio.Task] = []
         self._t0 = 0.0
+        self.dispense_probe: drill_dispense.DispenseProbe | None = None
+        self.dispenses: dict[str, Any] | None = None
+        self._event_monotonic = 0.0
 
     # --- server ---------------------------------------------------------------------------------------------
     def _start_server(self) -> None:
@@ -204,6 +211,7 @@ class Drill:
             "GUNICORN_WORKERS": str(self.o.workers),
             "GUNICORN_GRACEFUL_TIMEOUT": str(self.o.graceful_timeout),
             "GUNICORN_TIMEOUT": str(self.o.worker_timeout),
+            **drill_dispense.STACK_ENV,
         }
         if self.o.event == "recycle":
             env.update(GUNICORN_MAX_REQUESTS=str(self.o.max_requests), GUNICORN_MAX_REQUESTS_JITTER="10")
@@ -212,6 +220,9 @@ class Drill:
         self.stack.start()
         self.base_url = self.stack.base_url
         self.master_pid = self.stack.server.pid
+        # Paid orders whose make is in flight at the event: Tmetr answers them after the in-flight duration.
+        latency = min(self.o.inflight_seconds, drill_dispense.TMETR_READ_S - 1)
+        self.dispense_probe = drill_dispense.DispenseProbe(self.stack, count=self.o.dispenses, latency=latency)
 
     def _server_log(self) -> str:
         if self.stack is None or self.stack.config.log_to is None:
@@ -300,11 +311,17 @@ class Drill:
         while time.monotonic() < deadline and not requests_picked_up(self.port, self.o.clients + self.o.inflight):
             await asyncio.sleep(0.01)
 
+    async def _launch_dispenses(self) -> None:
+        if self.dispense_probe is not None:
+            await self.dispense_probe.launch(wait_s=self.o.inflight_seconds / 2)
+
     async def _deliver_event(self) -> None:
         event = self.o.event
         if event != "k8s":
+            await self._launch_dispenses()
             await self._launch_inflight()
         self.timeline["event_at"] = self._now()
+        self._event_monotonic = time.monotonic()
         if event in SIGNALS:
             os.kill(self.master_pid, SIGNALS[event])
         elif event == "kill-worker":
@@ -319,8 +336,10 @@ class Drill:
             self.timeline["drain_requested_at"] = self._now()
             await self._wait_readiness_draining()
             await asyncio.sleep(self.o.prestop)
+            await self._launch_dispenses()
             await self._launch_inflight()
             self.timeline["term_at"] = self._now()
+            self._event_monotonic = time.monotonic()
             os.kill(self.master_pid, signal.SIGTERM)
         # recycle: nothing to deliver — max_requests does it.
 
@@ -434,6 +453,7 @@ class Drill:
                 )
             if self.exit_code not in (0, None):
                 self.reasons.append(f"the master exited with code {self.exit_code}")
+        self.reasons += drill_dispense.judge(self.dispenses or {})
         if o.event in ("recycle", "hup") and not set(self.workers_before) - set(self.workers_after):
             self.reasons.append("no worker was replaced")
         if o.event == "k8s" and self.steady.refused and self.timeline.get("term_at"):
@@ -460,6 +480,7 @@ class Drill:
                 **self.inflight.summary(),
                 "requests": sorted(self.inflight_results, key=lambda r: r["index"]),
             },
+            "dispenses": self.dispenses,
             "timeline_s": t,
             "server": {
                 "master_pid": self.master_pid,
@@ -482,6 +503,8 @@ class Drill:
             self.workers_before: list[int] = []
             self.workers_after: list[int] = []
             asyncio.run(self._run_load())
+            if self.dispense_probe is not None:
+                self.dispenses = self.dispense_probe.account(event_at=self._event_monotonic)
             self._judge()
         finally:
             if self.stack is not None:
@@ -516,6 +539,7 @@ def render(report: dict[str, Any]) -> str:
             f"{i['completed']}/{o['inflight']} completed {i['codes']} "
             f"({o['inflight_seconds']}s each), {i['lost']} lost {i['lost_kinds'] or ''}",
         ),
+        ("dispenses", drill_dispense.render_row(report.get("dispenses"))),
         ("steady latency", f"p50 {fmt(s['latency_ms']['p50'], ' ms')}, p99 {fmt(s['latency_ms']['p99'], ' ms')}"),
         ("signal → listener closed", fmt(srv["signal_to_listener_closed_s"])),
         ("signal → last in-flight done", fmt(srv["signal_to_last_inflight_completed_s"])),
@@ -527,5 +551,5 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"  {k.ljust(width)}  {v}".rstrip() for k, v in rows]
     lines.append("  server log stages:")
     lines += [f"    {line}" for line in srv["stage_log"][-12:]]
-    verdict = "PASS: no request lost" if report["passed"] else "FAIL: " + "; ".join(report["reasons"])
+    verdict = "PASS: no request or dispense lost" if report["passed"] else "FAIL: " + "; ".join(report["reasons"])
     return "\n".join(["Graceful-shutdown drill", *lines, verdict])

@@ -44,6 +44,7 @@ def test_stop_events_lose_nothing(tmp_path, event):
     assert server["signal_to_master_exit_s"] < 8
     assert server["signal_to_listener_closed_s"] < 1.0
     assert any("Master shutdown 2/2" in line for line in server["stage_log"])
+    _every_dispense_made(report)
     if event == "k8s":
         timeline = report["timeline_s"]
         assert timeline["readiness_503_at"] < timeline["term_at"]
@@ -55,6 +56,26 @@ def test_recycle_replaces_workers_and_loses_nothing(tmp_path):
     assert code == 0, output
     assert report["steady"]["lost"] == 0 and report["inflight"]["completed"] == 3
     assert set(report["server"]["workers_before"]) - set(report["server"]["workers_after"])
+    _every_dispense_made(report)
+
+
+def _every_dispense_made(report: dict) -> None:
+    """The paid orders in flight at the event each got exactly one make, accepted (issue 9)."""
+    dispenses = report["dispenses"]
+    assert dispenses["paid_in_flight"] == 2
+    assert dispenses["lost"] == [] and dispenses["double"] == []
+    assert dispenses["make_states"] == {"accepted": 2}
+    assert all(order["makes"] == 1 for order in dispenses["orders"].values())
+
+
+def test_killed_worker_loses_no_dispense_silently(tmp_path):
+    """The killed worker may hold a make mid-call: it ends ``unknown`` (explicit, for staff), never silently."""
+    code, report, output = drill(tmp_path, event="kill-worker", duration="4")
+    assert code == 0, output
+    dispenses = report["dispenses"]
+    assert dispenses["paid_in_flight"] == 2 and dispenses["lost"] == [] and dispenses["double"] == []
+    assert set(dispenses["make_states"]) <= {"accepted", "unknown"}
+    assert "silently lost" in output
 
 
 def test_inflight_longer_than_graceful_timeout_is_reported_lost(tmp_path):

@@ -1,0 +1,145 @@
+"""The drill's dispense accounting (issue 9): paid orders whose make command is in flight when the event lands.
+
+Before the event the drill pays ``count`` fresh orders through the sandbox (QR scan → Pay → checkout "pay"); the
+sandbox Tmetr answers each make after ``latency`` seconds, so the makes are in flight at the signal. After the run
+every order is read from the database: a make with a recorded outcome (``accepted``/``failed``) or an explicit
+state for staff (``unknown``, ``expired``) is accounted for; one still ``queued``/``sending`` once the send budget
+has passed is swept (``sweep_dispenses``, as the CronJob would) and counted as *recovered by the sweeper*; one
+that is still neither afterwards is **lost** — a paid order silently unmade. More than one make for an order at
+the sandbox Tmetr is a **double** dispense. Either fails the drill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+from devtools.stack import Stack, run_manage
+
+SETTLED = ("accepted", "failed", "unknown", "expired", "canceled")
+# The drill's stack bounds the Tmetr call (connect + read) and the sweep grace at these (seconds).
+TMETR_CONNECT_S, TMETR_READ_S, SWEEP_GRACE_S = 2.0, 5.0, 1.0
+STUCK_AFTER_S = TMETR_CONNECT_S + TMETR_READ_S + 1.0 + SWEEP_GRACE_S
+STACK_ENV = {
+    "TMETR_CONNECT_TIMEOUT_S": str(TMETR_CONNECT_S),
+    "TMETR_READ_TIMEOUT_S": str(TMETR_READ_S),
+    "DISPENSE_SWEEP_GRACE_S": str(SWEEP_GRACE_S),
+}
+_STATES_SCRIPT = (
+    "import json; from coffee_payment.orders.models import Order;"
+    "print(json.dumps({str(o.id): [o.status, o.make_state] for o in Order.objects.filter(pk__in={ids})}))"
+)
+
+
+class DispenseProbe:
+    """Paid orders launched just before the drill's event, and their accounting afterwards."""
+
+    def __init__(self, stack: Stack, *, count: int, latency: float) -> None:
+        self.stack = stack
+        self.count = count
+        self.latency = latency
+        self.orders: dict[str, str] = {}  # order id -> machine uuid
+
+    def _qr_link(self) -> str:
+        """The first demo device's QR link with a fresh machine uuid (a new order)."""
+        parts = urlsplit(self.stack.qr_links[0])
+        query = dict(parse_qsl(parts.query))
+        query["uuid"] = "drill" + secrets.token_hex(8)
+        return f"{self.stack.base_url}{parts.path}?{urlencode(query)}"
+
+    async def _pay_one(self, client: httpx.AsyncClient) -> None:
+        link = self._qr_link()
+        scan = await _once_more(client.get, link)
+        order_id = scan.headers.get("location", "").split("order_id=")[-1]
+        if scan.status_code != 302 or not order_id:
+            raise RuntimeError(f"drill: the QR scan answered {scan.status_code}: {scan.text[:200]}")
+        # Initiate is double-tap safe and the checkout answers a repeated "pay" idempotently: one retry each.
+        start = await _once_more(client.post, f"{self.stack.base_url}/v1/initiate-payment", json={"order_id": order_id})
+        start.raise_for_status()
+        paid = await _once_more(client.post, start.json()["redirect_url"], data={"action": "pay"})
+        if paid.status_code >= 400 and paid.status_code != 409:  # 409: already paid by the first try
+            raise RuntimeError(f"drill: the sandbox checkout answered {paid.status_code}")
+        self.orders[order_id] = dict(parse_qsl(urlsplit(link).query))["uuid"]
+
+    async def launch(self, *, wait_s: float) -> None:
+        """Pay the orders; return once their makes reached Tmetr (or after ``wait_s``: then they are queued)."""
+        if not self.count:
+            return
+        async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=15) as sandbox:
+            await sandbox.post("/_sandbox/config", json={"latency_ms": {"tmetr": self.latency * 1000}})
+            async with httpx.AsyncClient(timeout=15) as client:
+                await asyncio.gather(*(self._pay_one(client) for _ in range(self.count)))
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline and len(await self._arrived(sandbox)) < self.count:
+                await asyncio.sleep(0.02)
+
+    async def _arrived(self, sandbox: httpx.AsyncClient) -> set[str]:
+        attempts = (await sandbox.get("/_sandbox/tmetr/make-attempts")).json()
+        uuids = set(self.orders.values())
+        return {c["orderUuid"] for a in attempts for c in (a.get("body") or []) if c.get("orderUuid") in uuids}
+
+    def _states(self) -> dict[str, list[str]]:
+        code = _STATES_SCRIPT.replace("{ids}", repr(list(self.orders)))
+        return json.loads(run_manage("shell", "--no-imports", "-c", code, env=self.stack.env).strip().splitlines()[-1])
+
+    def account(self, *, event_at: float) -> dict[str, Any]:
+        """Read every order's final state (sweeping once past the send budget if needed) and the makes Tmetr got.
+        ``event_at`` is the ``time.monotonic()`` of the event."""
+        if not self.orders:
+            return {"paid_in_flight": 0}
+        states = self._states()
+        swept: list[str] = []
+        if any(make not in SETTLED for _status, make in states.values()):
+            time.sleep(max(0.0, event_at + STUCK_AFTER_S + 0.5 - time.monotonic()))
+            run_manage("sweep_dispenses", env=self.stack.env)
+            after = self._states()
+            swept = [o for o in after if states[o][1] not in SETTLED and after[o][1] in SETTLED]
+            states = after
+        makes = httpx.get(f"{self.stack.sandbox_url}/_sandbox/tmetr/makes", timeout=10).json()
+        per_order = {o: sum(m.get("orderUuid") == u for m in makes) for o, u in self.orders.items()}
+        lost = sorted(o for o, (_s, make) in states.items() if make not in SETTLED)
+        double = sorted(o for o, n in per_order.items() if n > 1)
+        return {
+            "paid_in_flight": len(self.orders),
+            "make_states": dict(sorted(Counter(make or "none" for _s, make in states.values()).items())),
+            "recovered_by_sweeper": len(swept),
+            "lost": lost,
+            "double": double,
+            "orders": {o: {"status": s, "make_state": m, "makes": per_order[o]} for o, (s, m) in states.items()},
+        }
+
+
+async def _once_more(send: Any, url: str, **kwargs: Any) -> httpx.Response:
+    """Send; on a connection closed before any answer (a keep-alive race), send once more on a new one."""
+    try:
+        return await send(url, **kwargs)
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        return await send(url, **kwargs)
+
+
+def judge(summary: dict[str, Any]) -> list[str]:
+    """The drill's reasons to fail on dispenses (empty when every paid order was accounted for)."""
+    reasons = []
+    if summary.get("lost"):
+        reasons.append(f"{len(summary['lost'])} paid order(s) silently unmade: {summary['lost']}")
+    if summary.get("double"):
+        reasons.append(f"{len(summary['double'])} order(s) got more than one make: {summary['double']}")
+    return reasons
+
+
+def render_row(summary: dict[str, Any] | None) -> str:
+    """The report table's "dispenses" row."""
+    if not summary or not summary.get("paid_in_flight"):
+        return "not measured (needs the drill's own server)"
+    return (
+        f"{summary['paid_in_flight']} paid with the make in flight: {summary['make_states']}, "
+        f"{summary['recovered_by_sweeper']} recovered by the sweeper, {len(summary['lost'])} silently lost, "
+        f"{len(summary['double'])} double"
+    )
