@@ -44,6 +44,11 @@ def serve(
     )
     if stack.secret_generated:
         print(f"Generated a local SECRET_KEY in {stack.config.var_dir / 'secret_key'} (set SECRET_KEY to override).")
+    if stack.field_key_generated:
+        print(
+            f"Generated a local FIELD_ENCRYPTION_KEYS key in {stack.config.var_dir / 'field_encryption_key'} "
+            "(provider secrets are encrypted with it; set FIELD_ENCRYPTION_KEYS to override)."
+        )
     # Ctrl-C (even when started with SIGINT ignored, e.g. from a script's background job) and TERM both stop
     # the stack gracefully.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -77,7 +82,7 @@ def serve(
     help={"command": 'manage.py command line, quoted, e.g. "createsuperuser" or "check --deploy"'},
 )
 def manage(c: Context, command: str) -> None:
-    """Run a manage.py command with the environment `invoke serve --prod` uses (local SECRET_KEY, var/ database)."""
+    """Run a manage.py command with the environment `invoke serve --prod` uses (local keys, var/ database)."""
     import shlex
 
     env = Stack(StackConfig(mode="prod", port=8000, sandbox_port=8001)).env

@@ -70,6 +70,10 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production"
 
+# Fernet keys for provider secrets at rest, newest first (coffee_payment/devices/encryption.py; rotation in
+# docs/operations.md). Required when DEBUG is off (check --deploy: coffee_payment.E007).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 BASE_URL = env.str("BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -204,6 +208,9 @@ YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default=f"{_SANDBOX}/yookassa/v3/
 TBANK_API_URL = env.str("TBANK_API_URL", default=f"{_SANDBOX}/tbank/v2/")
 PROVIDER_CONNECT_TIMEOUT_S = _number("PROVIDER_CONNECT_TIMEOUT_S", 3.0, cast=float, minimum=0.1)
 PROVIDER_READ_TIMEOUT_S = _number("PROVIDER_READ_TIMEOUT_S", 10.0, cast=float, minimum=0.1)
+
+# Error pages and reports cleanse marked POST fields and secret-like settings with DEBUG on too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "coffee_payment.devices.reporting.AlwaysSafeExceptionReporterFilter"
 
 # --- Logging: everything to stdout/stderr (12-factor; gunicorn and Kubernetes collect it) ------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()

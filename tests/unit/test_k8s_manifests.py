@@ -31,7 +31,7 @@ KUBERNETES_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version()]
 GRACE_MARGIN_S = 5
 # Connections held by the migration Job and the reconcile CronJob: one process (one pool) each.
 ONE_OFF_PROCESSES = 2
-SECRET_KEYS = {"SECRET_KEY", "DATABASE_URL", "TMETR_TOKEN"}
+SECRET_KEYS = {"SECRET_KEY", "DATABASE_URL", "TMETR_TOKEN", "FIELD_ENCRYPTION_KEYS"}
 LB_IDLE_TIMEOUT_S = 60  # ingress-nginx upstream-keepalive-timeout default; most cloud LBs use 60 s too
 
 
