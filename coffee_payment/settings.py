@@ -183,9 +183,16 @@ STORAGES = {
 SERVESTATIC_USE_FINDERS = True  # serve admin assets even when collectstatic was not run
 
 # --- Behind a proxy ---------------------------------------------------------------------------------------
-# Only trust X-Forwarded-Proto when the ingress is known to set it (ops-notes: it is trusted from anyone).
+# No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from any peer. Under gunicorn + Uvicorn workers
+# the request scheme (and REMOTE_ADDR) already come from X-Forwarded-* of peers in GUNICORN_FORWARDED_ALLOW_IPS
+# only (uvicorn's proxy-headers middleware sets the ASGI scope, which request.is_secure() reads). Issue 11.
 if _flag("TRUST_X_FORWARDED_PROTO", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    _warn(
+        "TRUST_X_FORWARDED_PROTO",
+        os.environ["TRUST_X_FORWARDED_PROTO"],
+        "is ignored (X-Forwarded-Proto counts only from GUNICORN_FORWARDED_ALLOW_IPS, applied by uvicorn)",
+        "the scheme uvicorn resolved",
+    )
 
 # --- Business settings --------------------------------------------------------------------------------------
 ORDER_EXPIRATION_MINUTES = _number("ORDER_EXPIRATION_MINUTES", 15, minimum=1)
