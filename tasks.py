@@ -42,6 +42,8 @@ def serve(
             mode=mode, host=host, port=port, sandbox_port=sandbox_port, auto_pay=auto_pay, latency_ms=latency_ms
         )
     )
+    for warning in stack.warnings:
+        print(warning, file=sys.stderr)
     if stack.secret_generated:
         print(f"Generated a local SECRET_KEY in {stack.config.var_dir / 'secret_key'} (set SECRET_KEY to override).")
     if stack.field_key_generated:

@@ -115,7 +115,7 @@ class StackConfig:
     host: str = "127.0.0.1"
     port: int = 0
     sandbox_port: int = 0
-    var_dir: Path = ROOT / "var"
+    var_dir: Path = field(default_factory=lambda: Path(os.environ.get("VAR_DIR") or ROOT / "var"))
     env: dict[str, str] = field(default_factory=dict)
     auto_pay: bool = False
     latency_ms: int = 0
@@ -138,12 +138,19 @@ class Stack:
         self.qr_links: list[str] = []
         self.secret_generated = False
         self.field_key_generated = False
+        self.warnings: list[str] = []  # about the caller's environment; `invoke serve` prints them
         self._files: list[IO] = []
         self.env = self._app_env()
 
     def _app_env(self) -> dict[str, str]:
         cfg = self.config
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+        if "WEB_CONCURRENCY" in os.environ:
+            # gunicorn parses it before gunicorn.conf.py runs and crashes on a non-integer (issue 11).
+            self.warnings.append(
+                f"WARNING: WEB_CONCURRENCY={os.environ['WEB_CONCURRENCY']!r} is not passed to the server: gunicorn "
+                "would parse it before gunicorn.conf.py (and crash on a non-integer); use GUNICORN_WORKERS"
+            )
         env.update(
             DJANGO_SETTINGS_MODULE="coffee_payment.settings",
             VAR_DIR=str(cfg.var_dir),
