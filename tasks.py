@@ -12,6 +12,7 @@ from invoke import Context, Exit, task
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from coffee_payment.serving.admin_url import admin_url_prefix  # noqa: E402
 from devtools.drill import DrillOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 
@@ -66,7 +67,8 @@ def serve(
     print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
     for link in stack.qr_links:
         print(f"  {link}")
-    print(f"Admin: {stack.base_url}/admin/ (create a login: uv run invoke manage createsuperuser)", flush=True)
+    admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn
+    print(f"Admin: {stack.base_url}/{admin_prefix}/ (create a login: uv run invoke manage createsuperuser)", flush=True)
     print("Ctrl-C to stop\n", flush=True)
     try:
         code = stack.server.wait()

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from coffee_payment.serving.admin_url import admin_url_prefix
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -85,6 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # admin login throttling (see "Admin" below)
     "coffee_payment.devices",
     "coffee_payment.orders",
     "coffee_payment.payments",
@@ -101,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its 429 page
 ]
 
 # Customer paths (/v1/…) under ASGI: async-native middleware only (coffee_payment/serving/lean.py).
@@ -243,3 +248,17 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", 0)
 SECURE_SSL_REDIRECT = _flag("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$", r"^readyz$"]
+
+# --- Admin: URL prefix, session lifetime, login throttling (django-axes) ------------------------------------------
+# Only the admin uses sessions and logins (the customer paths have neither).
+ADMIN_URL_PREFIX = admin_url_prefix(os.environ.get("ADMIN_URL_PREFIX"), warn=_warn)
+SESSION_COOKIE_AGE = _number("ADMIN_SESSION_AGE_S", 8 * 3600, minimum=60)
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# The failure-limit-th wrong password locks (429) that username and that address; every later login of either is
+# refused unchecked (429) until the cool-off has passed since the last attempt. Default: at most 5 passwords tried.
+AXES_FAILURE_LIMIT = _number("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_number("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, cast=float, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+# The address uvicorn resolved (X-Forwarded-For only from GUNICORN_FORWARDED_ALLOW_IPS), never a raw header.
+AXES_CLIENT_IP_CALLABLE = "coffee_payment.serving.client_address.client_ip"

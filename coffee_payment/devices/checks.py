@@ -28,7 +28,8 @@ def check_encryption_keys_valid(app_configs=None, **kwargs) -> list:
     return [
         Error(
             f"{problem}.",
-            hint="Generate one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'",
+            hint="Generate one: python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
             id="coffee_payment.E008",
         )
         for problem in key_problems(configured_keys())
