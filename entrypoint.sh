@@ -19,6 +19,8 @@
 #                            (django/utils/autoreload.py run_with_reloader); with --noreload, Python as PID 1
 #                            would ignore TERM and `docker stop` would end in SIGKILL.
 #   RUN_MODE=anything else   `gunicorn -c gunicorn.conf.py coffee_payment.asgi:application`
+#   WEB_CONCURRENCY          unset before gunicorn starts (a platform's value must not crash it); a digits-only
+#                            value becomes GUNICORN_WORKERS when that is unset; a warning names it either way
 # The server is exec'd, so it is PID 1 in a container and receives the orchestrator's TERM itself.
 set -eu
 
@@ -90,6 +92,26 @@ if [ "${RUN_MODE:-production}" = development ]; then
     host=${GUNICORN_BIND_HOST:-0.0.0.0}
     case "$host" in *:*) host="[$host]" ;; esac # IPv6 literal
     exec python manage.py runserver "$host:${GUNICORN_PORT:-8000}" "$@"
+fi
+# WEB_CONCURRENCY (set by some platforms) is gunicorn's default worker count, parsed before gunicorn.conf.py
+# runs: an empty or non-integer value would crash the start. A digits-only value becomes GUNICORN_WORKERS when
+# that is unset (gunicorn.conf.py range-checks it); the variable is then unset, with a warning either way.
+if [ -n "${WEB_CONCURRENCY+set}" ]; then
+    case "$WEB_CONCURRENCY" in
+        '' | *[!0-9]*)
+            log "WARNING: WEB_CONCURRENCY='$WEB_CONCURRENCY' is not an integer: unset (use GUNICORN_WORKERS)"
+            ;;
+        *)
+            if [ -z "${GUNICORN_WORKERS+set}" ]; then
+                log "WARNING: WEB_CONCURRENCY=$WEB_CONCURRENCY taken as GUNICORN_WORKERS and unset (use GUNICORN_WORKERS)"
+                GUNICORN_WORKERS=$WEB_CONCURRENCY
+                export GUNICORN_WORKERS
+            else
+                log "WARNING: WEB_CONCURRENCY=$WEB_CONCURRENCY unset: GUNICORN_WORKERS=$GUNICORN_WORKERS applies"
+            fi
+            ;;
+    esac
+    unset WEB_CONCURRENCY
 fi
 log "starting gunicorn"
 exec gunicorn -c gunicorn.conf.py coffee_payment.asgi:application "$@"

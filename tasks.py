@@ -12,6 +12,7 @@ from invoke import Context, Exit, task
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from coffee_payment.serving.admin_url import admin_url_prefix  # noqa: E402
 from devtools.drill import DrillOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 
@@ -42,8 +43,15 @@ def serve(
             mode=mode, host=host, port=port, sandbox_port=sandbox_port, auto_pay=auto_pay, latency_ms=latency_ms
         )
     )
+    for warning in stack.warnings:
+        print(warning, file=sys.stderr)
     if stack.secret_generated:
         print(f"Generated a local SECRET_KEY in {stack.config.var_dir / 'secret_key'} (set SECRET_KEY to override).")
+    if stack.field_key_generated:
+        print(
+            f"Generated a local FIELD_ENCRYPTION_KEYS key in {stack.config.var_dir / 'field_encryption_key'} "
+            "(provider secrets are encrypted with it; set FIELD_ENCRYPTION_KEYS to override)."
+        )
     # Ctrl-C (even when started with SIGINT ignored, e.g. from a script's background job) and TERM both stop
     # the stack gracefully.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -59,7 +67,8 @@ def serve(
     print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
     for link in stack.qr_links:
         print(f"  {link}")
-    print(f"Admin: {stack.base_url}/admin/ (create a login: uv run invoke manage createsuperuser)", flush=True)
+    admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn
+    print(f"Admin: {stack.base_url}/{admin_prefix}/ (create a login: uv run invoke manage createsuperuser)", flush=True)
     print("Ctrl-C to stop\n", flush=True)
     try:
         code = stack.server.wait()
@@ -77,7 +86,7 @@ def serve(
     help={"command": 'manage.py command line, quoted, e.g. "createsuperuser" or "check --deploy"'},
 )
 def manage(c: Context, command: str) -> None:
-    """Run a manage.py command with the environment `invoke serve --prod` uses (local SECRET_KEY, var/ database)."""
+    """Run a manage.py command with the environment `invoke serve --prod` uses (local keys, var/ database)."""
     import shlex
 
     env = Stack(StackConfig(mode="prod", port=8000, sandbox_port=8001)).env

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from coffee_payment.serving.admin_url import admin_url_prefix
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -70,6 +73,10 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production"
 
+# Fernet keys for provider secrets at rest, newest first (coffee_payment/devices/encryption.py; rotation in
+# docs/operations.md). Required when DEBUG is off (check --deploy: coffee_payment.E007).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 BASE_URL = env.str("BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -81,6 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # admin login throttling (see "Admin" below)
     "coffee_payment.devices",
     "coffee_payment.orders",
     "coffee_payment.payments",
@@ -97,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its 429 page
 ]
 
 # Customer paths (/v1/…) under ASGI: async-native middleware only (coffee_payment/serving/lean.py).
@@ -179,9 +188,16 @@ STORAGES = {
 SERVESTATIC_USE_FINDERS = True  # serve admin assets even when collectstatic was not run
 
 # --- Behind a proxy ---------------------------------------------------------------------------------------
-# Only trust X-Forwarded-Proto when the ingress is known to set it (ops-notes: it is trusted from anyone).
+# No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from any peer. Under gunicorn + Uvicorn workers
+# the request scheme (and REMOTE_ADDR) already come from X-Forwarded-* of peers in GUNICORN_FORWARDED_ALLOW_IPS
+# only (uvicorn's proxy-headers middleware sets the ASGI scope, which request.is_secure() reads). Issue 11.
 if _flag("TRUST_X_FORWARDED_PROTO", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    _warn(
+        "TRUST_X_FORWARDED_PROTO",
+        os.environ["TRUST_X_FORWARDED_PROTO"],
+        "is ignored (X-Forwarded-Proto counts only from GUNICORN_FORWARDED_ALLOW_IPS, applied by uvicorn)",
+        "the scheme uvicorn resolved",
+    )
 
 # --- Business settings --------------------------------------------------------------------------------------
 ORDER_EXPIRATION_MINUTES = _number("ORDER_EXPIRATION_MINUTES", 15, minimum=1)
@@ -211,6 +227,9 @@ TBANK_API_URL = env.str("TBANK_API_URL", default=f"{_SANDBOX}/tbank/v2/")
 PROVIDER_CONNECT_TIMEOUT_S = _number("PROVIDER_CONNECT_TIMEOUT_S", 3.0, cast=float, minimum=0.1)
 PROVIDER_READ_TIMEOUT_S = _number("PROVIDER_READ_TIMEOUT_S", 10.0, cast=float, minimum=0.1)
 
+# Error pages and reports cleanse marked POST fields and secret-like settings with DEBUG on too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "coffee_payment.devices.reporting.AlwaysSafeExceptionReporterFilter"
+
 # --- Logging: everything to stdout/stderr (12-factor; gunicorn and Kubernetes collect it) ------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -235,3 +254,17 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", 0)
 SECURE_SSL_REDIRECT = _flag("SECURE_SSL_REDIRECT", False)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$", r"^readyz$"]
+
+# --- Admin: URL prefix, session lifetime, login throttling (django-axes) ------------------------------------------
+# Only the admin uses sessions and logins (the customer paths have neither).
+ADMIN_URL_PREFIX = admin_url_prefix(os.environ.get("ADMIN_URL_PREFIX"), warn=_warn)
+SESSION_COOKIE_AGE = _number("ADMIN_SESSION_AGE_S", 8 * 3600, minimum=60)
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# The failure-limit-th wrong password locks (429) that username and that address; every later login of either is
+# refused unchecked (429) until the cool-off has passed since the last attempt. Default: at most 5 passwords tried.
+AXES_FAILURE_LIMIT = _number("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_number("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, cast=float, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+# The address uvicorn resolved (X-Forwarded-For only from GUNICORN_FORWARDED_ALLOW_IPS), never a raw header.
+AXES_CLIENT_IP_CALLABLE = "coffee_payment.serving.client_address.client_ip"

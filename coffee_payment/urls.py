@@ -1,5 +1,6 @@
 """URL map. The customer paths are printed in QR codes already: keep their shapes (domain.md §1)."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import path
 
@@ -13,5 +14,5 @@ urlpatterns = [
     path("v1/initiate-payment", orders.initiate_payment, name="initiate-payment"),
     path("v1/yook-pay-webhook", payments.yookassa_webhook, name="yookassa-webhook"),
     path("v1/tbank-webhook", payments.tbank_webhook, name="tbank-webhook"),
-    path("admin/", admin.site.urls),
+    path(f"{settings.ADMIN_URL_PREFIX}/", admin.site.urls),  # ADMIN_URL_PREFIX, default admin
 ]

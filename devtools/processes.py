@@ -126,7 +126,8 @@ def child_pids(pid: int) -> list[int]:
 
 def serving_env(port: int, overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """Environment for a test server: the caller's, minus any GUNICORN_*/SERVING_*/WEB_CONCURRENCY, plus a
-    loopback bind on ``port``, the test endpoints and a throwaway SECRET_KEY; ``overrides`` last (None unsets).
+    loopback bind on ``port``, the test endpoints, a throwaway SECRET_KEY and FIELD_ENCRYPTION_KEYS;
+    ``overrides`` last (None unsets).
     """
     env = {
         key: value
@@ -142,6 +143,7 @@ def serving_env(port: int, overrides: Mapping[str, str | None] | None = None) ->
         }
     )
     env.setdefault("SECRET_KEY", "test-only-secret-key-for-serving-tests")
+    env.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWtleS1zZXJ2aW5nLXRlc3Q=")  # Fernet, tests only
     env["DJANGO_SETTINGS_MODULE"] = "coffee_payment.settings"  # not the test process's tests.settings
     for key, value in (overrides or {}).items():
         if value is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from cryptography.fernet import Fernet
 
 from devtools.processes import free_port, kill_group
 
@@ -83,16 +84,26 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
     return done.stdout
 
 
-def local_secret_key(var_dir: Path) -> tuple[str, bool]:
-    """The SECRET_KEY for local prod mode, kept in ``var_dir/secret_key``; returns (key, newly_generated)."""
-    path = var_dir / "secret_key"
+def _local_key(path: Path, generate) -> tuple[str, bool]:
+    """A key kept in ``path`` (mode 0600), made by ``generate()`` on first use; returns (key, newly_generated)."""
     if path.exists():
         return path.read_text().strip(), False
-    var_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = generate()
     path.write_text(key)
     path.chmod(0o600)
     return key, True
+
+
+def local_secret_key(var_dir: Path) -> tuple[str, bool]:
+    """The SECRET_KEY for local prod mode, kept in ``var_dir/secret_key``; returns (key, newly_generated)."""
+    return _local_key(var_dir / "secret_key", lambda: secrets.token_urlsafe(50))
+
+
+def local_field_key(var_dir: Path) -> tuple[str, bool]:
+    """The FIELD_ENCRYPTION_KEYS for local runs (dev and prod mode alike, so both read the same var/ database),
+    kept in ``var_dir/field_encryption_key``; returns (key, newly_generated)."""
+    return _local_key(var_dir / "field_encryption_key", lambda: Fernet.generate_key().decode())
 
 
 @dataclass
@@ -104,7 +115,7 @@ class StackConfig:
     host: str = "127.0.0.1"
     port: int = 0
     sandbox_port: int = 0
-    var_dir: Path = ROOT / "var"
+    var_dir: Path = field(default_factory=lambda: Path(os.environ.get("VAR_DIR") or ROOT / "var"))
     env: dict[str, str] = field(default_factory=dict)
     auto_pay: bool = False
     latency_ms: int = 0
@@ -126,12 +137,20 @@ class Stack:
         self.sandbox: subprocess.Popen | None = None
         self.qr_links: list[str] = []
         self.secret_generated = False
+        self.field_key_generated = False
+        self.warnings: list[str] = []  # about the caller's environment; `invoke serve` prints them
         self._files: list[IO] = []
         self.env = self._app_env()
 
     def _app_env(self) -> dict[str, str]:
         cfg = self.config
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+        if "WEB_CONCURRENCY" in os.environ:
+            # gunicorn parses it before gunicorn.conf.py runs and crashes on a non-integer (issue 11).
+            self.warnings.append(
+                f"WARNING: WEB_CONCURRENCY={os.environ['WEB_CONCURRENCY']!r} is not passed to the server: gunicorn "
+                "would parse it before gunicorn.conf.py (and crash on a non-integer); use GUNICORN_WORKERS"
+            )
         env.update(
             DJANGO_SETTINGS_MODULE="coffee_payment.settings",
             VAR_DIR=str(cfg.var_dir),
@@ -142,6 +161,8 @@ class Stack:
             GUNICORN_BIND_HOST=cfg.host,
             PYTHONUNBUFFERED="1",
         )
+        if not os.environ.get("FIELD_ENCRYPTION_KEYS"):
+            env["FIELD_ENCRYPTION_KEYS"], self.field_key_generated = local_field_key(cfg.var_dir)
         if cfg.mode == "dev":
             env["DEBUG"] = "1"
         else:

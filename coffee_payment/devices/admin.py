@@ -1,9 +1,13 @@
-"""Admin for merchants, devices and provider accounts. Provider secrets are write-only: never rendered back."""
+"""Admin for merchants, devices and provider accounts. Provider secrets are write-only: never rendered back, never
+filtered, sorted or searched on (a filter would be an oracle: issue 11)."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db.models.constants import LOOKUP_SEP
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from coffee_payment.devices.models import Device, Merchant, ProviderAccount
 
@@ -14,6 +18,8 @@ class ProviderAccountForm(forms.ModelForm):
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
+        max_length=255,
+        strip=False,
         help_text="Write-only. Leave blank to keep the current secret.",
     )
 
@@ -30,15 +36,25 @@ class ProviderAccountForm(forms.ModelForm):
         return secret
 
 
+SECRET_FIELDS = frozenset({"secret"})
+
+
 @admin.register(ProviderAccount)
+@method_decorator(sensitive_post_parameters(*SECRET_FIELDS), name="changeform_view")
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
     list_display = ["merchant", "provider", "account_id", "masked_secret"]
     list_filter = ["provider"]
 
+    def lookup_allowed(self, lookup: str, value: str, request=None) -> bool:
+        """Refuse any querystring lookup on a secret (``?secret__startswith=…`` → 400 for every user and value)."""
+        if SECRET_FIELDS.intersection(lookup.split(LOOKUP_SEP)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="Secret")
     def masked_secret(self, obj: ProviderAccount) -> str:
-        return "••••" + obj.secret[-2:] if len(obj.secret) > 6 else "••••"
+        return "•••• (set)" if obj.secret else "— (missing)"
 
 
 class DeviceInline(admin.TabularInline):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from coffee_payment.devices.fields import EncryptedTextField
+
 
 class PaymentScenario(models.TextChoices):
     """Which provider a device takes payments through."""
@@ -47,12 +49,13 @@ class Device(models.Model):
 class ProviderAccount(models.Model):
     """A merchant's credentials at one provider: YooKassa ``shopId``/secret key or TBank ``TerminalKey``/Password.
 
-    ``secret`` is never shown back in the admin (write-only field)."""
+    ``secret`` is encrypted at rest (``EncryptedTextField``, key from ``FIELD_ENCRYPTION_KEYS``) and never shown back
+    in the admin (write-only field, no lookups)."""
 
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="provider_accounts")
     provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
     account_id = models.CharField(max_length=64, help_text="YooKassa shopId or TBank TerminalKey")
-    secret = models.CharField(max_length=255, help_text="YooKassa secret key or TBank terminal Password")
+    secret = EncryptedTextField(help_text="YooKassa secret key or TBank terminal Password (encrypted at rest)")
 
     class Meta:
         constraints = [

@@ -18,6 +18,7 @@ from coffee_payment.payments.notifications import (
     notification_process,
     notification_store,
 )
+from coffee_payment.serving.client_address import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def _handle(request: HttpRequest, provider: str) -> Verdict:
     headers = {k: v for k, v in request.headers.items() if k.lower() in _KEPT_HEADERS}
     try:
         notification_id = await sync_to_async(notification_store)(
-            provider=provider, body=body, headers=headers, remote_addr=request.META.get("REMOTE_ADDR") or None
+            provider=provider, body=body, headers=headers, remote_addr=client_ip(request)
         )
     except DatabaseError:
         logger.exception("%s notification could not be stored; asking the provider to retry", provider)

@@ -1,5 +1,6 @@
 """Fixtures for integration tests: the real stack (sandbox + gunicorn with 2 Uvicorn workers) on SQLite and on
-PostgreSQL, on free loopback ports, always stopped."""
+PostgreSQL, on free loopback ports, always stopped. Every app response, the server log and the database are
+scanned for the demo provider secrets (tests/integration/secret_scan.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 from devtools.pg import temporary_database
 from devtools.stack import Stack, StackConfig
+from tests.integration.secret_scan import assert_no_secret, assert_no_secret_in_files
+from tools.container.testsupport import query
 
 # Short outbound budgets so timeout faults resolve quickly; the sandbox's "timeout" fault sleeps longer.
 FAST_TIMEOUTS = {
@@ -36,10 +39,15 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
                 running.backend = request.param
                 yield running
+            rows = query(url, "SELECT * FROM devices_provideraccount")
+            assert rows, "the demo merchant's provider accounts"
+            assert_no_secret(repr(rows), "the devices_provideraccount table")
     else:
         with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
             running.backend = request.param
             yield running
+        assert_no_secret_in_files([var_dir / "coffee.sqlite3", var_dir / "coffee.sqlite3-wal"])
+    assert_no_secret_in_files([var_dir / "logs" / "server.log"])
 
 
 @pytest.fixture
@@ -55,5 +63,10 @@ def sandbox(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def app(stack: Stack) -> Iterator[httpx.Client]:
     """A client for the app (redirects not followed, so tests see them)."""
-    with httpx.Client(base_url=stack.base_url, timeout=30) as client:
+
+    def scan(response: httpx.Response) -> None:
+        response.read()
+        assert_no_secret(response.content, f"the response to {response.request.method} {response.request.url}")
+
+    with httpx.Client(base_url=stack.base_url, timeout=30, event_hooks={"response": [scan]}) as client:
         yield client

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,16 @@ def _cmdline(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
 
 
-def _start_and_stop(mode: str, database_url: str, tmp_path: Path, run: int) -> str:
-    """One start of entrypoint.sh: wait for /health, check PID 1, TERM it, expect exit 0. Returns its log."""
+def _start_and_stop(
+    mode: str,
+    database_url: str,
+    tmp_path: Path,
+    run: int,
+    extra_env: dict[str, str | None] | None = None,
+    check_pid1: Callable[[int], None] | None = None,
+) -> str:
+    """One start of entrypoint.sh: wait for /health, check PID 1 (and ``check_pid1(host pid)``), TERM it, expect
+    exit 0. ``extra_env`` overrides the environment last (None unsets). Returns its log."""
     port = free_port()
     env = {
         **os.environ,
@@ -73,6 +82,11 @@ def _start_and_stop(mode: str, database_url: str, tmp_path: Path, run: int) -> s
     }
     for key in ("SKIP_MIGRATIONS", "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "DJANGO_SETTINGS_MODULE"):
         env.pop(key, None)
+    for key, value in (extra_env or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     log_path = tmp_path / f"{mode}-{run}.log"
     with open(log_path, "wb") as log:
         unshare = subprocess.Popen(
@@ -91,6 +105,8 @@ def _start_and_stop(mode: str, database_url: str, tmp_path: Path, run: int) -> s
             assert any(Path(a).name == "gunicorn" for a in argv[:2]), argv  # exec'd: same pid as the sh
         else:
             assert argv[1:3] == ["manage.py", "runserver"], argv
+        if check_pid1 is not None:
+            check_pid1(pid1)
         started = time.monotonic()
         os.kill(pid1, signal.SIGTERM)
         returncode = unshare.wait(timeout=GRACEFUL_TIMEOUT + 10)
@@ -128,6 +144,40 @@ def test_entrypoint_as_pid1(mode: str, tmp_path: Path) -> None:
         assert f"superuser '{SUPERUSER}' exists: left unchanged" in second
         assert "creating superuser" not in second
         assert query(database_url, "SELECT count(*) FROM auth_user")[0][0] == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("web_concurrency", "gunicorn_workers", "workers", "warning"),
+    [
+        ("abc", "2", 2, "WEB_CONCURRENCY='abc' is not an integer: unset"),
+        ("", "2", 2, "WEB_CONCURRENCY='' is not an integer: unset"),
+        ("3", None, 3, "WEB_CONCURRENCY=3 taken as GUNICORN_WORKERS and unset"),
+        ("3", "1", 1, "WEB_CONCURRENCY=3 unset: GUNICORN_WORKERS=1 applies"),
+    ],
+)
+def test_a_platforms_web_concurrency_never_crashes_the_start(
+    tmp_path: Path, web_concurrency: str, gunicorn_workers: str | None, workers: int, warning: str
+) -> None:
+    """gunicorn parses WEB_CONCURRENCY before gunicorn.conf.py and exits on a non-integer: the entrypoint
+    neutralises it (issue 11). No database is touched: migrations skipped, no superuser."""
+
+    def has_workers(pid1: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(child_pids(pid1)) != workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(child_pids(pid1)) == workers
+
+    extra = {
+        "WEB_CONCURRENCY": web_concurrency,
+        "GUNICORN_WORKERS": gunicorn_workers,
+        "SKIP_MIGRATIONS": "1",
+        "DJANGO_SUPERUSER_USERNAME": None,
+    }
+    database_url = f"sqlite:///{tmp_path / 'untouched.sqlite3'}"
+    output = _start_and_stop("production", database_url, tmp_path, 1, extra, has_workers)
+    assert f"entrypoint: WARNING: {warning}" in output
+    assert "is ignored; using GUNICORN_WORKERS" not in output  # gunicorn.conf.py never saw WEB_CONCURRENCY
 
 
 @pytest.mark.timeout(120)

@@ -31,7 +31,7 @@ KUBERNETES_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version()]
 GRACE_MARGIN_S = 5
 # Connections held by the migration Job and the reconcile CronJob: one process (one pool) each.
 ONE_OFF_PROCESSES = 2
-SECRET_KEYS = {"SECRET_KEY", "DATABASE_URL", "TMETR_TOKEN"}
+SECRET_KEYS = {"SECRET_KEY", "DATABASE_URL", "TMETR_TOKEN", "FIELD_ENCRYPTION_KEYS"}
 LB_IDLE_TIMEOUT_S = 60  # ingress-nginx upstream-keepalive-timeout default; most cloud LBs use 60 s too
 
 
@@ -330,8 +330,10 @@ def test_timeouts_fit_the_heartbeat_and_keepalive_outlives_the_proxy(name):
 def test_forwarded_headers_are_trusted_only_from_a_network(name):
     data = config_data(rendered(name))
     assert data["GUNICORN_FORWARDED_ALLOW_IPS"] != "*"
-    if data.get("TRUST_X_FORWARDED_PROTO") == "1":
-        assert by_kind(rendered(name), "NetworkPolicy"), "X-Forwarded-Proto trusted from any pod"
+    # The pod CIDR is trusted: only the ingress controller may connect (NetworkPolicy); Django never re-reads the
+    # raw header (TRUST_X_FORWARDED_PROTO is ignored, issue 11).
+    assert by_kind(rendered(name), "NetworkPolicy"), "X-Forwarded-* trusted from any pod of the CIDR"
+    assert "TRUST_X_FORWARDED_PROTO" not in data
 
 
 def test_production_resources_are_the_seeds():
