@@ -12,6 +12,7 @@ from invoke import Context, Exit, task
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.banner import admin_line  # noqa: E402
 from devtools.drill import DrillOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 
@@ -59,7 +60,7 @@ def serve(
     print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
     for link in stack.qr_links:
         print(f"  {link}")
-    print(f"Admin: {stack.base_url}/admin/ (create a login: uv run invoke manage createsuperuser)", flush=True)
+    print(admin_line(stack.base_url, stack.env), flush=True)
     print("Ctrl-C to stop\n", flush=True)
     try:
         code = stack.server.wait()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from coffee_payment.devices.models import Device
 from coffee_payment.orders.state import OrderStatus
 
 
 class DrinkSize(models.IntegerChoices):
-    SMALL = 0, "small"
-    MEDIUM = 1, "medium"
-    LARGE = 2, "large"
+    SMALL = 0, _("small")
+    MEDIUM = 1, _("medium")
+    LARGE = 2, _("large")
 
 
 class Order(models.Model):
@@ -36,6 +37,8 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     make_requested_at = models.DateTimeField(null=True, blank=True)
     make_result = models.CharField(max_length=500, blank=True)
+    # Staff refunds through the admin (coffee_payment/payments/refunds.py): who, when, what the provider said.
+    refund_result = models.CharField(max_length=500, blank=True)
     # Signature parameters of the QR link (algorithm unknown): stored, not verified.
     qr_ts = models.CharField(max_length=64, blank=True)
     qr_random = models.CharField(max_length=64, blank=True)
@@ -43,6 +46,23 @@ class Order(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"])]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
 
     def __str__(self) -> str:
-        return f"Order {self.id} ({self.status})"
+        from coffee_payment.orders.display import order_reference
+
+        return f"{order_reference(self.id)} ({self.get_status_display()})"
+
+
+# Statuses where a paid order waits for staff: check the machine, then mark it made or refund it.
+NEEDS_ATTENTION = (OrderStatus.MAKE_FAILED, OrderStatus.MAKE_UNKNOWN, OrderStatus.MANUAL_MAKE)
+
+
+class OrderNeedingAttention(Order):
+    """The admin's "needs attention" list: orders in :data:`NEEDS_ATTENTION` (a proxy: same table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("order needing attention")
+        verbose_name_plural = _("orders needing attention")

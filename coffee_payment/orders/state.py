@@ -10,21 +10,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class OrderStatus(models.TextChoices):
-    """Order statuses, kept from the previous service (plus ``refunded``)."""
+    """Order statuses, kept from the previous service (plus ``refunded``, and ``make_unknown`` of issue 9).
+    Labels are staff-facing (admin); the customer's words are in ``coffee_payment/orders/display.py``."""
 
-    CREATED = "created", "Waiting for payment"
-    PENDING = "pending", "Payment in progress"
-    PAID = "paid", "Paid"
-    MAKE_PENDING = "make_pending", "Your drink is being made"
-    SUCCESSFUL = "successful", "Done — enjoy your drink"
-    NOT_PAID = "not_paid", "Payment declined — you can try again"
-    FAILED = "failed", "Payment problem — please contact support"
-    MAKE_FAILED = "make_failed", "The machine could not make the drink — please contact support"
-    MANUAL_MAKE = "manual_make", "Paid late — staff will make or refund your drink"
-    REFUNDED = "refunded", "Refunded"
+    CREATED = "created", _("Unpaid")
+    PENDING = "pending", _("Payment pending")
+    PAID = "paid", _("Paid, make not sent")
+    MAKE_PENDING = "make_pending", _("Make command sent")
+    SUCCESSFUL = "successful", _("Made")
+    NOT_PAID = "not_paid", _("Payment declined")
+    FAILED = "failed", _("Payment problem")
+    MAKE_FAILED = "make_failed", _("Make failed")
+    MAKE_UNKNOWN = "make_unknown", _("Make outcome unknown")
+    MANUAL_MAKE = "manual_make", _("Paid late: make or refund")
+    REFUNDED = "refunded", _("Refunded")
 
 
 class PaymentOutcome(StrEnum):
@@ -56,6 +59,7 @@ MONEY_TAKEN = frozenset(
         OrderStatus.MAKE_PENDING,
         OrderStatus.SUCCESSFUL,
         OrderStatus.MAKE_FAILED,
+        OrderStatus.MAKE_UNKNOWN,
         OrderStatus.MANUAL_MAKE,
         OrderStatus.FAILED,
     }
@@ -71,6 +75,7 @@ RANK = {
     OrderStatus.MANUAL_MAKE: 3,
     OrderStatus.FAILED: 3,
     OrderStatus.MAKE_FAILED: 4,
+    OrderStatus.MAKE_UNKNOWN: 4,
     OrderStatus.SUCCESSFUL: 4,
     OrderStatus.REFUNDED: 5,
 }

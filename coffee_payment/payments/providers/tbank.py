@@ -98,6 +98,12 @@ class TBankClient:
             if isinstance(item, dict) and "PaymentId" in item
         ]
 
+    async def cancel_payment(self, provider_payment_id: str, *, amount_kopecks: int) -> str:
+        """``Cancel`` ``{PaymentId, Amount}``: a refund of a CONFIRMED payment (a reversal of an AUTHORIZED one).
+        Returns TBank's new ``Status`` (``REFUNDED``, ``REVERSED``…). Raises ProviderError."""
+        data = await self._call("Cancel", {"PaymentId": provider_payment_id, "Amount": amount_kopecks})
+        return str(data.get("Status", ""))
+
     def verify_notification(self, data: dict[str, Any]) -> ProviderPayment:
         """Check a notification's TerminalKey and Token (over whatever scalar fields arrived; constant-time
         compare) and return the payment it reports. Raises InvalidNotification."""
