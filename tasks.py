@@ -230,3 +230,17 @@ def image(c: Context, tag: str = "", engine: str | None = None) -> None:
             code=1,
         ) from exc
     print(f"Built {tag}")
+
+
+@task
+def messages(c: Context) -> None:
+    """Update locale/ru/LC_MESSAGES/django.po from the code and compile django.mo (needs Debian's gettext).
+    Both files are committed: the image and `serve` need no gettext; tests/unit/test_translations.py checks them."""
+    import shutil
+
+    if shutil.which("xgettext") is None or shutil.which("msgfmt") is None:
+        raise Exit("gettext is missing: apt-get install gettext")
+    env = Stack(StackConfig(mode="prod", port=8000, sandbox_port=8001)).env
+    ignore = [f"--ignore={name}" for name in (".venv", ".nox", "tests", "loadtests", "devtools", "var", "staticfiles")]
+    for command in (["makemessages", "-l", "ru", "--no-location", *ignore], ["compilemessages", "-l", "ru", *ignore]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
