@@ -241,6 +241,7 @@ def messages(c: Context) -> None:
     if shutil.which("xgettext") is None or shutil.which("msgfmt") is None:
         raise Exit("gettext is missing: apt-get install gettext")
     env = Stack(StackConfig(mode="prod", port=8000, sandbox_port=8001)).env
-    ignore = [f"--ignore={name}" for name in (".venv", ".nox", "tests", "loadtests", "devtools", "var", "staticfiles")]
+    skipped = (".venv", ".nox", "tests", "loadtests", "devtools", "var", "staticfiles", "reports")
+    ignore = [f"--ignore={name}" for name in skipped]
     for command in (["makemessages", "-l", "ru", "--no-location", *ignore], ["compilemessages", "-l", "ru", *ignore]):
         subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)

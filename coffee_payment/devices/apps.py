@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DevicesConfig(AppConfig):
     name = "coffee_payment.devices"
     label = "devices"
-    verbose_name = "Merchants and devices"
+    verbose_name = _("Merchants and devices")

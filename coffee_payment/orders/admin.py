@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -57,9 +58,12 @@ class OrderAdmin(admin.ModelAdmin):
     actions = ["mark_made", "refund_through_provider"]
     list_per_page = 50
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders come from QR scans only
+
     @admin.display(description=gettext_lazy("Order"), ordering="id")
     def reference(self, obj: Order) -> str:
-        return order_reference(obj.id)
+        return format_html('<span style="white-space:nowrap">{}</span>', order_reference(obj.id))
 
     @admin.display(description=gettext_lazy("Created"), ordering="created_at")
     def created(self, obj: Order) -> str:
@@ -136,6 +140,3 @@ class OrderNeedingAttentionAdmin(OrderAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(status__in=NEEDS_ATTENTION)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

@@ -42,12 +42,12 @@ class PaymentOutcome(StrEnum):
 class AttemptStatus(models.TextChoices):
     """Status of one payment attempt (one provider payment)."""
 
-    CREATING = "creating", "Being created at the provider"
-    PENDING = "pending", "Pending at the provider"
-    SUCCEEDED = "succeeded", "Succeeded"
-    CANCELED = "canceled", "Canceled / declined"
-    REFUNDED = "refunded", "Refunded"
-    ERROR = "error", "Rejected by the provider"
+    CREATING = "creating", _("Being created at the provider")
+    PENDING = "pending", _("Pending at the provider")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    CANCELED = "canceled", _("Canceled / declined")
+    REFUNDED = "refunded", _("Refunded")
+    ERROR = "error", _("Rejected by the provider")
 
 
 PAYABLE = frozenset({OrderStatus.CREATED, OrderStatus.NOT_PAID})
