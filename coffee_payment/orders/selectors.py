@@ -44,8 +44,11 @@ def order_status_json(order: Order) -> dict[str, Any]:
     from coffee_payment.payments.money import format_rubles
 
     device = order.device
-    expired = order_is_expired(order.status, order.expires_at, timezone.now())
-    continue_url = _live_payment_url(order) if order.status == OrderStatus.PENDING and not expired else ""
+    now = timezone.now()
+    expired = order_is_expired(order.status, order.expires_at, now)
+    # Past expiry a payment would arrive too late to dispense automatically: no "continue payment" then.
+    live = order.status == OrderStatus.PENDING and order.expires_at > now
+    continue_url = _live_payment_url(order) if live else ""
     shown = customer_status(order.status, expired=expired, can_continue=bool(continue_url))
     return {
         "order_id": str(order.id),

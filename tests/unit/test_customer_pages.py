@@ -170,3 +170,17 @@ def test_money_and_reference_formats() -> None:
     assert order_reference("1a2b3c4d-0000-4000-8000-000000000000") == "1A2B-3C4D"
     assert reference_prefix(" 1a2b-3C4D ") == "1a2b3c4d" and reference_prefix("1A2B3C4D") == "1a2b3c4d"
     assert reference_prefix("machine-uuid") is None
+
+
+def test_no_continue_payment_after_expiry(client: Client) -> None:
+    order = _order(status=OrderStatus.PENDING, expires_in=timedelta(seconds=-5))
+    PaymentAttempt.objects.create(
+        order=order,
+        provider="yookassa",
+        provider_payment_id="p2",
+        amount_kopecks=15000,
+        status=AttemptStatus.PENDING,
+        confirmation_url="http://127.0.0.1:8001/_sandbox/checkout/yookassa/p2",
+    )
+    body = client.get(f"/v1/order-status/{order.id}").json()
+    assert body["action"] == "" and body["continue_url"] == "" and body["next_step"] and not body["final"]
