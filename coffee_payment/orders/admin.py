@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from coffee_payment.orders.display import format_money, order_reference, reference_prefix
-from coffee_payment.orders.models import NEEDS_ATTENTION, Order, OrderNeedingAttention
-from coffee_payment.orders.state import MONEY_TAKEN, OrderStatus
+from coffee_payment.orders.models import Order, OrderNeedingAttention
+from coffee_payment.orders.state import MONEY_TAKEN, NEEDS_ATTENTION, OrderStatus
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.refunds import RefundError, payment_refund
 

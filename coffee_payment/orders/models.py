@@ -55,12 +55,8 @@ class Order(models.Model):
         return f"{order_reference(self.id)} ({self.get_status_display()})"
 
 
-# Statuses where a paid order waits for staff: check the machine, then mark it made or refund it.
-NEEDS_ATTENTION = (OrderStatus.MAKE_FAILED, OrderStatus.MAKE_UNKNOWN, OrderStatus.MANUAL_MAKE)
-
-
 class OrderNeedingAttention(Order):
-    """The admin's "needs attention" list: orders in :data:`NEEDS_ATTENTION` (a proxy: same table)."""
+    """The admin's "needs attention" list: orders in ``state.NEEDS_ATTENTION`` (a proxy: same table)."""
 
     class Meta:
         proxy = True

@@ -25,8 +25,8 @@ class OrderStatus(models.TextChoices):
     NOT_PAID = "not_paid", _("Payment declined")
     FAILED = "failed", _("Payment problem")
     MAKE_FAILED = "make_failed", _("Make failed")
-    MAKE_UNKNOWN = "make_unknown", _("Make outcome unknown")
     MANUAL_MAKE = "manual_make", _("Paid late: make or refund")
+    MAKE_UNKNOWN = "make_unknown", _("Make outcome unknown")
     REFUNDED = "refunded", _("Refunded")
 
 
@@ -59,11 +59,13 @@ MONEY_TAKEN = frozenset(
         OrderStatus.MAKE_PENDING,
         OrderStatus.SUCCESSFUL,
         OrderStatus.MAKE_FAILED,
-        OrderStatus.MAKE_UNKNOWN,
         OrderStatus.MANUAL_MAKE,
+        OrderStatus.MAKE_UNKNOWN,
         OrderStatus.FAILED,
     }
 )
+# Paid orders that only staff can settle: make by hand, or refund (docs/operations.md "Needs attention").
+NEEDS_ATTENTION = frozenset({OrderStatus.MAKE_FAILED, OrderStatus.MANUAL_MAKE, OrderStatus.MAKE_UNKNOWN})
 
 # Progress rank: a provider event never lowers it (pending <-> not_paid share a rank: Pay again is allowed).
 RANK = {

@@ -4,7 +4,7 @@ provider, then apply the provider's answer through the one path every status tak
 
 YooKassa: ``POST /v3/refunds`` with an ``Idempotence-Key`` derived from the attempt's own key, so a repeated
 refund of the same payment (a double click, a retry after a timeout) is the same refund (domain.md §3).
-TBank: ``Cancel`` with the full amount (domain.md §4); a second Cancel of a refunded payment is refused by TBank.
+TBank: ``Cancel`` of the full amount (domain.md §4); a second Cancel of a refunded payment is refused by TBank.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def _ask_provider(target: _Target) -> str:
         return await client.refund_payment(
             target.provider_payment_id, amount_kopecks=target.amount_kopecks, idempotency_key=target.idempotency_key
         )
-    return await client.cancel_payment(target.provider_payment_id, amount_kopecks=target.amount_kopecks)
+    return (await client.cancel(target.provider_payment_id)).provider_status  # full amount
 
 
 async def payment_refund(*, order: Order, actor: str) -> RefundResult:

@@ -75,7 +75,7 @@ def test_tbank_refund_is_a_cancel_then_applied(transport) -> None:
     transport.reply = reply
     result = run(payment_refund(order=order, actor="olga"))
     assert [r.url.path.rsplit("/", 1)[1] for r in transport.requests] == ["Cancel", "GetState"]
-    assert json.loads(transport.requests[0].content)["Amount"] == 15000
+    assert json.loads(transport.requests[0].content)["PaymentId"] == "7001"  # full amount: no Amount
     order.refresh_from_db()
     assert result.order_status == order.status == OrderStatus.REFUNDED
     assert "olga: tbank refund of 7001: REFUNDED" in order.refund_result

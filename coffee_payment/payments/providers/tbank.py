@@ -98,11 +98,18 @@ class TBankClient:
             if isinstance(item, dict) and "PaymentId" in item
         ]
 
-    async def cancel_payment(self, provider_payment_id: str, *, amount_kopecks: int) -> str:
-        """``Cancel`` ``{PaymentId, Amount}``: a refund of a CONFIRMED payment (a reversal of an AUTHORIZED one).
-        Returns TBank's new ``Status`` (``REFUNDED``, ``REVERSED``…). Raises ProviderError."""
-        data = await self._call("Cancel", {"PaymentId": provider_payment_id, "Amount": amount_kopecks})
-        return str(data.get("Status", ""))
+    async def cancel(self, provider_payment_id: str) -> ProviderPayment:
+        """``Cancel`` (full amount): NEW → CANCELED, AUTHORIZED → REVERSED, CONFIRMED → REFUNDED. Raises
+        ProviderUnavailable / ProviderRejected / ProviderMisconfigured."""
+        data = await self._call("Cancel", {"PaymentId": provider_payment_id})
+        return ProviderPayment(
+            provider_payment_id=str(data.get("PaymentId", provider_payment_id)),
+            outcome=map_status(data.get("Status")),
+            provider_status=str(data.get("Status")),
+            amount_kopecks=int(data.get("OriginalAmount") or data.get("Amount") or 0),
+            reference=data.get("OrderId"),
+            raw=data,
+        )
 
     def verify_notification(self, data: dict[str, Any]) -> ProviderPayment:
         """Check a notification's TerminalKey and Token (over whatever scalar fields arrived; constant-time
