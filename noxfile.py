@@ -60,6 +60,10 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("hadolint", "Dockerfile")
+    # The committed Russian catalog must compile with GNU gettext (format strings checked); the .mo beside it is
+    # compared with the .po by tests/unit/test_translations.py.
+    ensure_debian_packages(session, {"msgfmt": "gettext"})
+    session.run("msgfmt", "--check", "-o", os.devnull, "locale/ru/LC_MESSAGES/django.po", external=True)
 
 
 @nox.session(python=PYTHON)

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from coffee_payment.serving.admin_url import admin_url_prefix  # noqa: E402
+from devtools.banner import admin_line  # noqa: E402
 from devtools.drill import DrillOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 
@@ -68,7 +69,7 @@ def serve(
     for link in stack.qr_links:
         print(f"  {link}")
     admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn
-    print(f"Admin: {stack.base_url}/{admin_prefix}/ (create a login: uv run invoke manage createsuperuser)", flush=True)
+    print(admin_line(f"{stack.base_url}/{admin_prefix}/", stack.env), flush=True)
     print("Ctrl-C to stop\n", flush=True)
     try:
         code = stack.server.wait()
@@ -242,3 +243,18 @@ def image(c: Context, tag: str = "", engine: str | None = None) -> None:
             code=1,
         ) from exc
     print(f"Built {tag}")
+
+
+@task
+def messages(c: Context) -> None:
+    """Update locale/ru/LC_MESSAGES/django.po from the code and compile django.mo (needs Debian's gettext).
+    Both files are committed: the image and `serve` need no gettext; tests/unit/test_translations.py checks them."""
+    import shutil
+
+    if shutil.which("xgettext") is None or shutil.which("msgfmt") is None:
+        raise Exit("gettext is missing: apt-get install gettext")
+    env = Stack(StackConfig(mode="prod", port=8000, sandbox_port=8001)).env
+    skipped = (".venv", ".nox", "tests", "loadtests", "devtools", "var", "staticfiles", "reports")
+    ignore = [f"--ignore={name}" for name in skipped]
+    for command in (["makemessages", "-l", "ru", "--no-location", *ignore], ["compilemessages", "-l", "ru", *ignore]):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)

@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # Accept-Language picks ru (default) or en
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -109,7 +110,10 @@ MIDDLEWARE = [
 ]
 
 # Customer paths (/v1/…) under ASGI: async-native middleware only (coffee_payment/serving/lean.py).
-LEAN_MIDDLEWARE = ["coffee_payment.serving.lean.LeanSecurityMiddleware"]
+LEAN_MIDDLEWARE = [
+    "coffee_payment.serving.lean.LeanSecurityMiddleware",
+    "coffee_payment.serving.lean.LeanLocaleMiddleware",
+]
 
 ROOT_URLCONF = "coffee_payment.urls"
 TEMPLATES = [
@@ -169,7 +173,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# Russian first (the machines are in Russia), English on request through Accept-Language (coffee_payment/i18n.py).
+LANGUAGE_CODE = "ru"
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

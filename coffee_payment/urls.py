@@ -9,6 +9,9 @@ from coffee_payment.payments import views as payments
 
 urlpatterns = [
     path("v1/pay", orders.pay, name="pay"),
+    # Legacy aliases: QR codes printed for the previous service use them with the same query (domain.md §1).
+    path("v1/yook-pay", orders.pay, name="pay-legacy-yookassa"),
+    path("v1/tbank-pay", orders.pay, name="pay-legacy-tbank"),
     path("v1/order-status-page", orders.order_status_page, name="order-status-page"),
     path("v1/order-status/<str:order_id>", orders.order_status, name="order-status"),
     path("v1/initiate-payment", orders.initiate_payment, name="initiate-payment"),

@@ -74,6 +74,7 @@ def seed_demo() -> list[Device]:
                     "status": demo.status,
                     "payment_scenario": demo.scenario,
                     "location": "Sandbox",
+                    "help_line": "+7 800 000-00-00",
                 },
             )
             devices.append(device)

@@ -41,6 +41,13 @@ class Device(models.Model):
     location = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=DeviceStatus.choices, default=DeviceStatus.ACTIVE)
     payment_scenario = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    # Display settings of the customer's page.
+    help_line = models.CharField(
+        max_length=100, blank=True, help_text="Phone or contact shown to customers for help, e.g. +7 800 000-00-00"
+    )
+    show_provider_name = models.BooleanField(
+        default=False, help_text="Show the payment provider's name on the customer's page"
+    )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.device_uuid})"

@@ -1,13 +1,29 @@
-"""Admin for orders, with the manual actions staff need after a failure."""
+"""Admin for orders: a list that fits a 1280 px screen, prices in rubles, staff status names, search by the
+customer's order reference, machine uuid or provider payment id, and the "needs attention" list with the actions
+staff take after a failure (mark made; refund through the provider after a confirmation page)."""
 
 from __future__ import annotations
 
+import uuid
+
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from coffee_payment.orders.models import Order
-from coffee_payment.orders.state import NEEDS_ATTENTION, OrderStatus
+from coffee_payment.orders.display import format_money, order_reference, reference_prefix
+from coffee_payment.orders.models import Order, OrderNeedingAttention
+from coffee_payment.orders.state import MONEY_TAKEN, NEEDS_ATTENTION, OrderStatus
 from coffee_payment.payments.models import PaymentAttempt
+from coffee_payment.payments.refunds import RefundError, payment_refund
+
+# Orders staff may mark made after checking the machine.
+MAKE_STATES = (OrderStatus.MAKE_PENDING, *NEEDS_ATTENTION)
 
 
 class PaymentAttemptInline(admin.TabularInline):
@@ -18,28 +34,109 @@ class PaymentAttemptInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    title = gettext_lazy("needs attention")
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Make failed, outcome unknown or paid late"))]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status__in=NEEDS_ATTENTION) if self.value() == "yes" else queryset
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "machine_uuid",
-        "device",
-        "drink_name",
-        "size",
-        "price_kopecks",
-        "status",
-        "make_state",
-        "created_at",
-    ]
-    list_filter = ["status", "make_state", "device__payment_scenario"]
-    search_fields = ["id", "machine_uuid", "attempts__provider_payment_id"]
+    list_display = ["reference", "created", "machine", "drink", "price", "status_name"]
+    list_display_links = ["reference"]
+    list_filter = [NeedsAttentionFilter, "status", "make_state", "device__payment_scenario"]
+    list_select_related = ["device"]
+    search_fields = ["machine_uuid", "device__device_uuid", "attempts__provider_payment_id"]
+    search_help_text = gettext_lazy("Order reference (1A2B-3C4D), machine order uuid or provider payment id")
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [PaymentAttemptInline]
-    actions = ["mark_successful"]
+    actions = ["mark_made", "refund_through_provider"]
+    list_per_page = 50
 
-    @admin.action(description="Mark as made (successful) — after checking the machine")
-    def mark_successful(self, request, queryset) -> None:
-        allowed = (OrderStatus.MAKE_PENDING, *NEEDS_ATTENTION)
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders come from QR scans only
+
+    @admin.display(description=gettext_lazy("Order"), ordering="id")
+    def reference(self, obj: Order) -> str:
+        return format_html('<span style="white-space:nowrap">{}</span>', order_reference(obj.id))
+
+    @admin.display(description=gettext_lazy("Created"), ordering="created_at")
+    def created(self, obj: Order) -> str:
+        return obj.created_at.strftime("%d.%m %H:%M")
+
+    @admin.display(description=gettext_lazy("Machine"), ordering="device__name")
+    def machine(self, obj: Order) -> str:
+        return obj.device.location or obj.device.name
+
+    @admin.display(description=gettext_lazy("Drink"), ordering="drink_name")
+    def drink(self, obj: Order) -> str:
+        return f"{obj.drink_name} · {obj.get_size_display()}"
+
+    @admin.display(description=gettext_lazy("Price"), ordering="price_kopecks")
+    def price(self, obj: Order) -> str:
+        return format_money(obj.price_kopecks)
+
+    @admin.display(description=gettext_lazy("Status"), ordering="status")
+    def status_name(self, obj: Order) -> str:
+        return obj.get_status_display()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        """Also find orders by the customer's short reference (the order id's first 8 hex digits)."""
+        prefix = reference_prefix(search_term)
+        if prefix is None:
+            return super().get_search_results(request, queryset, search_term)
+        # UUIDs are stored as 32 hex digits (SQLite) or native uuid (PostgreSQL): compare the id range.
+        low, high = int(prefix + "0" * 24, 16), int(prefix + "f" * 24, 16)
+        by_reference = Q(id__gte=uuid.UUID(int=low), id__lte=uuid.UUID(int=high))
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return found | queryset.filter(by_reference), may_have_duplicates
+
+    @admin.action(description=gettext_lazy("Mark as made (after checking the machine)"))
+    def mark_made(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():
-            changed = queryset.select_for_update().filter(status__in=allowed).update(status=OrderStatus.SUCCESSFUL)
-        messages.info(request, f"{changed} order(s) marked successful; others were not in a make state.")
+            changed = queryset.select_for_update().filter(status__in=MAKE_STATES).update(status=OrderStatus.SUCCESSFUL)
+        self.message_user(
+            request, _("%(count)d order(s) marked made; others were not waiting for a make.") % {"count": changed}
+        )
+
+    @admin.action(description=gettext_lazy("Refund through the provider…"))
+    def refund_through_provider(self, request: HttpRequest, queryset: QuerySet):
+        """First a confirmation page listing the orders; on "Yes, refund" each is refunded at its provider and
+        the result recorded on the order (coffee_payment/payments/refunds.py)."""
+        orders = list(queryset.select_related("device"))
+        refundable = [o for o in orders if o.status in MONEY_TAKEN]
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Refund through the provider?"),
+                "opts": self.model._meta,
+                "orders": [(o, order_reference(o.id), format_money(o.price_kopecks)) for o in refundable],
+                "skipped": [order_reference(o.id) for o in orders if o.status not in MONEY_TAKEN],
+                "action_name": "refund_through_provider",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/orders/refund_confirmation.html", context)
+        actor = request.user.get_username()
+        for order in refundable:
+            try:
+                result = async_to_sync(payment_refund)(order=order, actor=actor)
+            except RefundError as exc:
+                self.message_user(request, f"{order_reference(order.id)}: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(request, f"{order_reference(order.id)}: {result.detail} → {result.order_status}")
+        return None
+
+
+@admin.register(OrderNeedingAttention)
+class OrderNeedingAttentionAdmin(OrderAdmin):
+    """Only the paid orders that wait for staff: check the machine, then mark made or refund."""
+
+    list_filter = ["status", "device__payment_scenario"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(status__in=NEEDS_ATTENTION)

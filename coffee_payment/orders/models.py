@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from coffee_payment.devices.models import Device
 from coffee_payment.orders.state import MakeState, OrderStatus
 
 
 class DrinkSize(models.IntegerChoices):
-    SMALL = 0, "small"
-    MEDIUM = 1, "medium"
-    LARGE = 2, "large"
+    SMALL = 0, _("small")
+    MEDIUM = 1, _("medium")
+    LARGE = 2, _("large")
 
 
 class Order(models.Model):
@@ -39,6 +40,8 @@ class Order(models.Model):
     make_state = models.CharField(max_length=16, choices=MakeState.choices, default=MakeState.NONE, blank=True)
     make_requested_at = models.DateTimeField(null=True, blank=True, help_text="when sending the make started")
     make_result = models.CharField(max_length=500, blank=True)
+    # Staff refunds through the admin (coffee_payment/payments/refunds.py): who, when, what the provider said.
+    refund_result = models.CharField(max_length=500, blank=True)
     # Signature parameters of the QR link (algorithm unknown): stored, not verified.
     qr_ts = models.CharField(max_length=64, blank=True)
     qr_random = models.CharField(max_length=64, blank=True)
@@ -49,6 +52,19 @@ class Order(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["make_state", "status"], name="orders_make_state_idx"),
         ]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
 
     def __str__(self) -> str:
-        return f"Order {self.id} ({self.status})"
+        from coffee_payment.orders.display import order_reference
+
+        return f"{order_reference(self.id)} ({self.get_status_display()})"
+
+
+class OrderNeedingAttention(Order):
+    """The admin's "needs attention" list: orders in ``state.NEEDS_ATTENTION`` (a proxy: same table)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("order needing attention")
+        verbose_name_plural = _("orders needing attention")

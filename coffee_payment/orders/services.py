@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from coffee_payment.devices.models import Device, DeviceStatus
 from coffee_payment.integrations.tmetr import TmetrError, tmetr_client
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 class OrderError(Exception):
-    """An order request we refuse; ``http_status`` and the customer-facing ``message``."""
+    """An order request we refuse; ``http_status`` and the customer-facing ``message`` (in the active language)."""
 
     def __init__(self, message: str, *, http_status: int) -> None:
         super().__init__(message)
@@ -76,23 +77,23 @@ async def order_get_or_create(*, qr: QrParams) -> Order:
     existing = await sync_to_async(_existing_order)(qr.machine_uuid)
     if existing is not None:
         if not _same_purchase(existing, qr):
-            raise OrderError("This order code was already used for another drink or machine.", http_status=400)
+            raise OrderError(_("This order code was already used for another drink or machine."), http_status=400)
         return existing
     device = await sync_to_async(_device)(qr.device_uuid)
     if device is None or device.status == DeviceStatus.DISABLED:
-        raise OrderError("Unknown coffee machine.", http_status=404)
+        raise OrderError(_("Unknown coffee machine."), http_status=404)
     tmetr = tmetr_client()
     try:
         if device.status != DeviceStatus.TEST:
             heartbeat = await tmetr.last_heartbeat(device_id=device.tmetr_device_id)
             threshold = timedelta(minutes=settings.DEVICE_ONLINE_THRESHOLD_MINUTES)
             if heartbeat is None or timezone.now() - heartbeat > threshold:
-                raise OrderError("This coffee machine is offline right now.", http_status=409)
+                raise OrderError(_("This coffee machine is offline right now."), http_status=409)
         price = await tmetr.drink_price(device_id=device.tmetr_device_id, drink_no=qr.drink_no, size=qr.size)
     except TmetrError as exc:
         logger.warning("no price for device %s drink %s: %s", device.device_uuid, qr.drink_no, exc.detail)
-        raise OrderError("The price of this drink is not available right now.", http_status=502) from exc
+        raise OrderError(_("The price of this drink is not available right now."), http_status=502) from exc
     order = await sync_to_async(_create_order)(device=device, qr=qr, price_kopecks=price)
     if not _same_purchase(order, qr):
-        raise OrderError("This order code was already used for another drink or machine.", http_status=400)
+        raise OrderError(_("This order code was already used for another drink or machine."), http_status=400)
     return order

@@ -10,22 +10,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class OrderStatus(models.TextChoices):
-    """Order statuses, kept from the previous service (plus ``refunded``)."""
+    """Order statuses, kept from the previous service (plus ``refunded``, and ``make_unknown`` of issue 9).
+    Labels are staff-facing (admin); the customer's words are in ``coffee_payment/orders/display.py``."""
 
-    CREATED = "created", "Waiting for payment"
-    PENDING = "pending", "Payment in progress"
-    PAID = "paid", "Paid"
-    MAKE_PENDING = "make_pending", "Your drink is being made"
-    SUCCESSFUL = "successful", "Done — enjoy your drink"
-    NOT_PAID = "not_paid", "Payment declined — you can try again"
-    FAILED = "failed", "Payment problem — please contact support"
-    MAKE_FAILED = "make_failed", "The machine could not make the drink — please contact support"
-    MANUAL_MAKE = "manual_make", "Paid late — staff will make or refund your drink"
-    MAKE_UNKNOWN = "make_unknown", "Paid — staff are checking that the machine got your order"
-    REFUNDED = "refunded", "Refunded"
+    CREATED = "created", _("Unpaid")
+    PENDING = "pending", _("Payment pending")
+    PAID = "paid", _("Paid, make not sent")
+    MAKE_PENDING = "make_pending", _("Make command sent")
+    SUCCESSFUL = "successful", _("Made")
+    NOT_PAID = "not_paid", _("Payment declined")
+    FAILED = "failed", _("Payment problem")
+    MAKE_FAILED = "make_failed", _("Make failed")
+    MANUAL_MAKE = "manual_make", _("Paid late: make or refund")
+    MAKE_UNKNOWN = "make_unknown", _("Make outcome unknown")
+    REFUNDED = "refunded", _("Refunded")
 
 
 class PaymentOutcome(StrEnum):
@@ -40,12 +42,12 @@ class PaymentOutcome(StrEnum):
 class AttemptStatus(models.TextChoices):
     """Status of one payment attempt (one provider payment)."""
 
-    CREATING = "creating", "Being created at the provider"
-    PENDING = "pending", "Pending at the provider"
-    SUCCEEDED = "succeeded", "Succeeded"
-    CANCELED = "canceled", "Canceled / declined"
-    REFUNDED = "refunded", "Refunded"
-    ERROR = "error", "Rejected by the provider"
+    CREATING = "creating", _("Being created at the provider")
+    PENDING = "pending", _("Pending at the provider")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    CANCELED = "canceled", _("Canceled / declined")
+    REFUNDED = "refunded", _("Refunded")
+    ERROR = "error", _("Rejected by the provider")
 
 
 PAYABLE = frozenset({OrderStatus.CREATED, OrderStatus.NOT_PAID})

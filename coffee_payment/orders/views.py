@@ -11,10 +11,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from coffee_payment.jsonbody import BadJson, parse_json
+from coffee_payment.orders.display import order_is_expired
 from coffee_payment.orders.qr import QrError, parse_qr
 from coffee_payment.orders.selectors import order_find, order_status_json
 from coffee_payment.orders.services import OrderError, order_get_or_create
@@ -24,24 +27,40 @@ from coffee_payment.payments.services import PaymentError, payment_initiate, pay
 logger = logging.getLogger(__name__)
 
 
-def _error_page(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, "orders/error.html", {"message": message}, status=status)
+def _error_page(request: HttpRequest, message: str, status: int, *, title: str = "", hint: str = "") -> HttpResponse:
+    """The customer's error page (in the request's language): ``title``, ``message`` and what to do next."""
+    context = {"title": title or _("Sorry"), "message": message, "hint": hint or _DEFAULT_HINT}
+    return render(request, "orders/error.html", context, status=status)
+
+
+_DEFAULT_HINT = gettext_lazy("Please scan the QR code on the machine again, or call the help line of the venue.")
 
 
 @csrf_exempt  # GET-only: let require_GET answer other methods with 405 (CSRF would say 403 first)
 @require_GET
 async def pay(request: HttpRequest) -> HttpResponse:
-    """``GET /v1/pay?deviceUuid=&drinkNo=&drinkName=&size=&uuid=[&ts=&random=&salt=]``: validate, get-or-create the
-    order keyed by ``uuid``, redirect (302) to the status page. Errors are HTML pages: 400 bad parameters or uuid
-    reused, 404 unknown device, 409 device offline, 502 price unavailable."""
+    """``GET /v1/pay?deviceUuid=&drinkNo=&drinkName=&size=&uuid=[&ts=&random=&salt=]`` (also the legacy
+    ``/v1/yook-pay`` and ``/v1/tbank-pay``): validate, get-or-create the order keyed by ``uuid``, redirect (302)
+    to the status page. Errors are HTML pages: 400 bad, repeated or ambiguous parameters or uuid reused, 404
+    unknown device, 409 device offline, 410 the order of this code expired (never revived), 502 price
+    unavailable."""
     try:
         qr = parse_qr(request.GET)
     except QrError as exc:
-        return await sync_to_async(_error_page)(request, f"This QR link is not valid: {exc}.", 400)
+        message = _("This QR link is not valid: %(problem)s.") % {"problem": exc}
+        return await sync_to_async(_error_page)(request, message, 400)
     try:
         order = await order_get_or_create(qr=qr)
     except OrderError as exc:
         return await sync_to_async(_error_page)(request, exc.message, exc.http_status)
+    if order_is_expired(order.status, order.expires_at, timezone.now()):
+        return await sync_to_async(_error_page)(
+            request,
+            _("This order has expired."),
+            410,
+            title=_("Order expired"),
+            hint=_("Please order again at the machine: it will show a new QR code."),
+        )
     return HttpResponseRedirect(f"{reverse('order-status-page')}?order_id={order.id}")
 
 
@@ -51,8 +70,23 @@ def order_status_page(request: HttpRequest) -> HttpResponse:
     """The mobile status page (also the providers' return URL). It polls the JSON and shows the Pay button."""
     order = order_find(request.GET.get("order_id", ""))
     if order is None:
-        return _error_page(request, "Order not found.", 404)
-    return render(request, "orders/status.html", {"order": order, "initial": order_status_json(order)})
+        return _error_page(request, _("Order not found."), 404)
+    context = {"order": order, "initial": order_status_json(order), "page_text": _page_messages()}
+    return render(request, "orders/status.html", context)
+
+
+def _page_messages() -> dict[str, str]:
+    """Texts the page's script shows, in the request's language (initiate-payment errors by HTTP status)."""
+    return {
+        "pay": str(_("Pay")),
+        "pay_again": str(_("Pay again")),
+        "starting": str(_("Opening the payment page…")),
+        "409": str(_("This order can no longer be paid.")),
+        "503": str(_("The payment service is not answering. Please try again.")),
+        "502": str(_("The payment could not be started. Please try again or call the help line.")),
+        "error": str(_("The payment could not be started. Please try again.")),
+        "offline": str(_("No connection. Please try again.")),
+    }
 
 
 @csrf_exempt  # GET-only, see pay()

@@ -4,27 +4,55 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
+from coffee_payment.orders.display import format_money, order_reference
 from coffee_payment.payments.models import Notification, PaymentAttempt
 from coffee_payment.payments.notifications import notification_replay
 
 
 @admin.register(PaymentAttempt)
 class PaymentAttemptAdmin(admin.ModelAdmin):
-    list_display = ["id", "order", "provider", "provider_payment_id", "status", "amount_kopecks", "created_at"]
+    list_display = ["provider_payment_id", "order_ref", "provider", "status", "amount", "created_at"]
     list_filter = ["provider", "status"]
-    search_fields = ["id", "provider_payment_id", "order__id"]
+    list_select_related = ["order"]
+    search_fields = ["provider_payment_id", "order__machine_uuid"]
     readonly_fields = [f.name for f in PaymentAttempt._meta.fields]
+
+    @admin.display(description=_("Order"))
+    def order_ref(self, obj: PaymentAttempt) -> str:
+        return order_reference(obj.order_id)
+
+    @admin.display(description=_("Amount"), ordering="amount_kopecks")
+    def amount(self, obj: PaymentAttempt) -> str:
+        return format_money(obj.amount_kopecks)
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "provider", "received_at", "remote_addr", "verdict", "detail"]
-    list_filter = ["provider", "verdict"]
+    """The inbox: when, from which provider, what we decided (verdict), for which order, and why."""
+
+    list_display = ["received_at", "provider", "verdict_name", "order_ref", "short_detail"]
+    list_filter = ["verdict", "provider"]
+    list_select_related = ["attempt"]
+    search_fields = ["attempt__provider_payment_id", "attempt__order__machine_uuid", "detail"]
     readonly_fields = [f.name for f in Notification._meta.fields]
+    date_hierarchy = "received_at"
     actions = ["reprocess"]
 
-    @admin.action(description="Re-process (same checks as on arrival; an applied notification is a no-op)")
+    @admin.display(description=_("Verdict"), ordering="verdict")
+    def verdict_name(self, obj: Notification) -> str:
+        return obj.get_verdict_display()
+
+    @admin.display(description=_("Order"))
+    def order_ref(self, obj: Notification) -> str:
+        return order_reference(obj.attempt.order_id) if obj.attempt else "—"
+
+    @admin.display(description=_("Detail"))
+    def short_detail(self, obj: Notification) -> str:
+        return obj.detail if len(obj.detail) <= 90 else obj.detail[:89] + "…"
+
+    @admin.action(description=_("Re-process (same checks as on arrival; an applied notification is a no-op)"))
     def reprocess(self, request, queryset) -> None:
         for notification_id in queryset.values_list("pk", flat=True):
             verdict = async_to_sync(notification_replay)(notification_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from coffee_payment.devices.models import PaymentScenario
 from coffee_payment.orders.models import Order
@@ -49,14 +50,14 @@ class PaymentAttempt(models.Model):
 
 
 class NotificationVerdict(models.TextChoices):
-    RECEIVED = "received", "Received, not processed yet"
-    APPLIED = "applied", "Applied (state changed)"
-    NO_CHANGE = "no_change", "Verified; duplicate or stale, no change"
-    UNKNOWN_PAYMENT = "unknown_payment", "Payment not ours; ignored"
-    REJECTED = "rejected", "Rejected (bad body, token or data)"
-    MISMATCH = "mismatch", "Re-fetch disagreed with the notification"
-    RETRY = "retry", "Failed transiently; provider will retry"
-    ERROR = "error", "Processing raised an error; provider will retry (replayable from the admin)"
+    RECEIVED = "received", _("Received, not processed yet")
+    APPLIED = "applied", _("Applied (state changed)")
+    NO_CHANGE = "no_change", _("Verified; duplicate or stale, no change")
+    UNKNOWN_PAYMENT = "unknown_payment", _("Payment not ours; ignored")
+    REJECTED = "rejected", _("Rejected (bad body, token or data)")
+    MISMATCH = "mismatch", _("Re-fetch disagreed with the notification")
+    RETRY = "retry", _("Failed transiently; provider will retry")
+    ERROR = "error", _("Processing raised an error; provider will retry (replayable from the admin)")
 
 
 class Notification(models.Model):

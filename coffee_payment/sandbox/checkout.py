@@ -20,6 +20,17 @@ from coffee_payment.sandbox.state import Notification, SandboxState, sandbox_sta
 
 PATH = "/_sandbox/checkout/{provider}/{payment_id}"
 PROVIDER_TITLES = {"yookassa": "ЮKassa", "tbank": "T-Bank"}
+# The page speaks the customer's language, as the providers' pages do: Russian unless the browser prefers English.
+TEXTS = {
+    "ru": {"title": "Оплата", "payment": "Платёж", "status": "статус", "pay": "Оплатить", "decline": "Отклонить"},
+    "en": {"title": "Payment", "payment": "Payment", "status": "status", "pay": "Pay", "decline": "Decline"},
+}
+
+
+def page_language(accept_language: str) -> str:
+    """``en`` when the first language the browser asks for is English, else ``ru``."""
+    first = accept_language.split(",", 1)[0].strip().lower()
+    return "en" if first.startswith("en") else "ru"
 
 
 @dataclass
@@ -57,9 +68,9 @@ def _view(state: SandboxState, provider: str, payment_id: str) -> CheckoutView |
     return None
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+def _page(title: str, body: str, status_code: int = 200, lang: str = "ru") -> HTMLResponse:
     html = f"""<!doctype html>
-<html lang="ru"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
 <style>
@@ -78,15 +89,16 @@ def _rubles(kopecks: int) -> str:
     return f"{kopecks // 100}.{kopecks % 100:02d}"
 
 
-def _render(view: CheckoutView, url: str, status_code: int = 200, note: str = "") -> HTMLResponse:
-    title = f"Оплата — {PROVIDER_TITLES[view.provider]} (sandbox)"
+def _render(view: CheckoutView, url: str, status_code: int = 200, note: str = "", lang: str = "ru") -> HTMLResponse:
+    text = TEXTS[lang]
+    title = f"{text['title']} — {PROVIDER_TITLES[view.provider]} (sandbox)"
     parts = [
         f"<h1>{escape(title)}</h1>",
         f'<p class="amount" id="amount">{_rubles(view.amount_kopecks)} ₽</p>',
         f'<p id="description">{escape(view.description)}</p>',
         (
-            f'<p class="muted">Платёж <span id="payment-id">{escape(view.payment_id)}</span>, '
-            f'статус <span id="status">{escape(view.status)}</span></p>'
+            f'<p class="muted">{text["payment"]} <span id="payment-id">{escape(view.payment_id)}</span>, '
+            f'{text["status"]} <span id="status">{escape(view.status)}</span></p>'
         ),
     ]
     if note:
@@ -94,11 +106,11 @@ def _render(view: CheckoutView, url: str, status_code: int = 200, note: str = ""
     if not view.final:
         parts.append(
             f'<form method="post" action="{escape(url)}">'
-            '<button type="submit" name="action" value="pay" id="pay">Pay · Оплатить</button>'
-            '<button type="submit" name="action" value="decline" id="decline">Decline · Отклонить</button>'
+            f'<button type="submit" name="action" value="pay" id="pay">{text["pay"]}</button>'
+            f'<button type="submit" name="action" value="decline" id="decline">{text["decline"]}</button>'
             "</form>"
         )
-    return _page(title, "\n".join(parts), status_code)
+    return _page(title, "\n".join(parts), status_code, lang)
 
 
 def _not_found(provider: str, payment_id: str) -> HTMLResponse:
@@ -116,7 +128,7 @@ async def show(request: Request) -> Response:
     view = _view(state, provider, payment_id)
     if view is None:
         return _not_found(provider, payment_id)
-    return _render(view, request.url.path)
+    return _render(view, request.url.path, lang=page_language(request.headers.get("accept-language", "")))
 
 
 async def submit(request: Request) -> Response:
@@ -130,7 +142,7 @@ async def submit(request: Request) -> Response:
     if action not in ("pay", "decline"):
         return _page("Неверное действие", "<h1>action должен быть pay или decline</h1>", 400)
     if view.final:
-        return _render(view, request.url.path, 409, "Платёж уже завершён.")
+        return _render(view, request.url.path, 409, "Платёж уже завершён · The payment is already final.")
     pay = action == "pay"
     notes: list[Notification]
     return_url: str | None

@@ -20,6 +20,8 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
 LEAN_PREFIX = "/v1/"
@@ -44,6 +46,32 @@ class LeanSecurityMiddleware(SecurityMiddleware):
         response = self.process_request(request) or await self.get_response(request)
         response = self.process_response(request, response)
         return self.x_frame_options.process_response(request, response)
+
+
+class LeanLocaleMiddleware:
+    """``LocaleMiddleware`` for the lean handler: the language from the ``django_language`` cookie or
+    ``Accept-Language`` (``LANGUAGE_CODE`` = ``ru`` otherwise), activated for the request (a context-local, so the
+    views' ``sync_to_async`` threads see it), ``Content-Language`` and ``Vary: Accept-Language`` on the response.
+    Pure in-memory work called inline: no thread hop (``get_language_from_request`` caches its lookups)."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        language = translation.get_language_from_request(request)
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+        try:
+            response = await self.get_response(request)
+        finally:
+            translation.deactivate()
+        patch_vary_headers(response, ("Accept-Language",))
+        response.headers.setdefault("Content-Language", language)
+        return response
 
 
 class LeanASGIHandler(ASGIHandler):

@@ -9,20 +9,10 @@ import tempfile
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.integration.browser import CHROMIUM_ARGS
 from tests.integration.flow import scan_with_uuid, wait_makes
 
 pytestmark = pytest.mark.timeout(120)
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)  # the flow itself runs on both backends elsewhere
@@ -38,7 +28,7 @@ def test_pay_from_the_status_page(stack, app, sandbox, provider, tmp_path):
         try:
             page = browser.new_page()
             page.goto(f"{stack.base_url}/v1/order-status-page?order_id={order_id}")
-            assert page.locator("#status").inner_text() == "Waiting for payment"
+            assert page.locator("#status").inner_text() == "Waiting for payment"  # Chromium asks for en-US
             page.locator("#pay").click()
             page.wait_for_url(f"{stack.sandbox_url}/_sandbox/checkout/**", timeout=15_000)
             page.locator("#pay").click()

@@ -79,7 +79,7 @@ def test_rescan_returns_the_same_order_and_reused_uuid_is_400(stack, app, sandbo
     other_drink = app.get(
         f"/v1/pay?deviceUuid={DEVICES['tbank'].device_uuid}&drinkNo=abc&drinkName=Tea&size=0&uuid={machine_uuid}"
     )
-    assert other_drink.status_code == 400 and "already used" in other_drink.text
+    assert other_drink.status_code == 400 and "уже использован" in other_drink.text  # Russian by default
 
 
 @pytest.mark.parametrize("provider", ["yookassa", "tbank"])
@@ -250,7 +250,7 @@ def test_missing_price_is_an_error_page_and_no_order(stack, app, sandbox):
     response = app.get(
         f"/v1/pay?deviceUuid={device.device_uuid}&drinkNo={device.drink_no}&drinkName=X&size=1&uuid={machine_uuid}"
     )
-    assert response.status_code == 502 and "price" in response.text
+    assert response.status_code == 502 and "Цена этого напитка" in response.text
     count = shell(
         stack,
         "from coffee_payment.orders.models import Order;"
@@ -268,10 +268,10 @@ def order_suffix() -> str:
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
-        ("", "missing parameter 'deviceUuid'"),
-        ("deviceUuid=x&drinkNo=1&drinkName=T&size=7&uuid=u1", "size must be 0, 1 or 2"),
-        ("deviceUuid=x&drinkNo=1&drinkName=T&size=1", "missing parameter 'uuid'"),
-        ("deviceUuid=bad%20id&drinkNo=1&drinkName=T&size=1&uuid=u", "deviceUuid must be"),
+        ("", "нет параметра «deviceUuid»"),
+        ("deviceUuid=x&drinkNo=1&drinkName=T&size=7&uuid=u1", "неверный параметр «size»: нужно 0, 1 или 2"),
+        ("deviceUuid=x&drinkNo=1&drinkName=T&size=1", "нет параметра «uuid»"),
+        ("deviceUuid=bad%20id&drinkNo=1&drinkName=T&size=1&uuid=u", "неверный параметр «deviceUuid»"),
     ],
 )
 def test_bad_qr_parameters_are_a_400_page(stack, app, query, reason):
@@ -282,7 +282,7 @@ def test_bad_qr_parameters_are_a_400_page(stack, app, query, reason):
 
 def test_unknown_device_is_a_404_page(stack, app):
     response = app.get("/v1/pay?deviceUuid=00000000-0000-0000-0000-000000000000&drinkNo=1&drinkName=T&size=1&uuid=zz1")
-    assert response.status_code == 404 and "Unknown coffee machine" in response.text
+    assert response.status_code == 404 and "Неизвестный кофейный автомат" in response.text
 
 
 @pytest.mark.parametrize(

@@ -160,3 +160,38 @@ def test_signature_param_with_trailing_newline_rejected(name):
     # "printable characters" only: a regex anchored with `$` also matches before a trailing "\n"
     with pytest.raises(QrError, match=name):
         parse_qr(_query(**{name: "abc\n"}))
+
+
+# --- issue 12: an ambiguous query is refused (domain.md §1) ---------------------------------------------------------
+
+
+def _querydict(query: str):
+    from django.http import QueryDict
+
+    return QueryDict(query)
+
+
+@pytest.mark.parametrize("name", ["deviceUuid", "drinkNo", "drinkName", "size", "uuid", "ts", "salt", "unknownExtra"])
+def test_repeated_parameter_is_refused_naming_it(name):
+    query = urlsplit(REAL_LINK).query + f"&{name}=again&{name}=and-again"
+    with pytest.raises(QrError, match=name):
+        parse_qr(_querydict(query))
+
+
+def test_real_link_as_querydict_is_accepted():
+    assert parse_qr(_querydict(urlsplit(REAL_LINK).query)).machine_uuid == "20261129104512a1b2c3-4d5e-f6a7"
+
+
+@pytest.mark.parametrize(
+    "uuid", ["a/b", "a?b", "a#b", "a%2Fb", "a%b", "a\\b", "a b", "a\tb", "a\x7fb", "a\x00b", ".", "..", "ü", 'a"b']
+)
+def test_path_unsafe_uuid_is_refused(uuid):
+    with pytest.raises(QrError, match="uuid"):
+        parse_qr(_query(uuid=uuid))
+
+
+@pytest.mark.parametrize(
+    "uuid", ["20261129104512a1b2c3-4d5e-f6a7", "A.b_c~d", "x:1@2", "a!$&'()*+,;=b", "...", "x" * 255]
+)
+def test_path_safe_uuid_is_accepted(uuid):
+    assert parse_qr(_query(uuid=uuid)).machine_uuid == uuid

@@ -209,6 +209,15 @@ async def test_yookassa_checkout_pay_redirects_and_notifies() -> None:
         assert delivery["event"] == "payment.succeeded" and delivery["http_status"] == 200 and delivery["ok"]
 
 
+async def test_checkout_speaks_the_browsers_language() -> None:
+    async with sandbox() as sb:
+        page_url = (await yk_create(sb)).json()["confirmation"]["confirmation_url"]
+        ru = (await sb.client.get(page_url)).text
+        assert '<html lang="ru">' in ru and ">Оплатить</button>" in ru and ">Отклонить</button>" in ru
+        en = (await sb.client.get(page_url, headers={"Accept-Language": "en-US,en;q=0.9,ru;q=0.8"})).text
+        assert '<html lang="en">' in en and ">Pay</button>" in en and ">Decline</button>" in en
+
+
 async def test_yookassa_checkout_decline_and_bad_action() -> None:
     async with sandbox() as sb:
         payment = (await yk_create(sb)).json()

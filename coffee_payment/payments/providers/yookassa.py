@@ -157,6 +157,16 @@ class YooKassaClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderUnavailable(f"YooKassa refund object malformed: {exc!r}", raw=data) from exc
 
+    async def refund_payment(self, provider_payment_id: str, *, amount_kopecks: int, idempotency_key: str) -> str:
+        """``POST refunds`` ``{payment_id, amount}`` with ``Idempotence-Key`` (the same key on a retry of the same
+        refund). Returns the refund's status (``succeeded``/``pending``/``canceled``). Raises ProviderError."""
+        body = {
+            "payment_id": provider_payment_id,
+            "amount": {"value": format_rubles(amount_kopecks), "currency": "RUB"},
+        }
+        data = await self._call("POST", "refunds", json=body, headers={"Idempotence-Key": idempotency_key})
+        return str(data.get("status", ""))
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._http.request(
