@@ -4,9 +4,9 @@ Before the event the drill pays ``count`` fresh orders through the sandbox (QR s
 sandbox Tmetr answers each make after ``latency`` seconds, so the makes are in flight at the signal. After the run
 every order is read from the database: a make with a recorded outcome (``accepted``/``failed``) or an explicit
 state for staff (``unknown``, ``expired``) is accounted for; one still ``queued``/``sending`` once the send budget
-has passed is swept (``sweep_dispenses``, as the CronJob would) and counted as *recovered by the sweeper*; one
-that is still neither afterwards is **lost** — a paid order silently unmade. More than one make for an order at
-the sandbox Tmetr is a **double** dispense. Either fails the drill.
+has passed is swept (``sweep_dispenses``, as the CronJob would) and counted as *settled by the sweeper* (sent, or
+flagged for staff); one that is still neither afterwards is **lost** — a paid order silently unmade. More than
+one make for an order at the sandbox Tmetr is a **double** dispense. Either fails the drill.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class DispenseProbe:
         self.count = count
         self.latency = latency
         self.orders: dict[str, str] = {}  # order id -> machine uuid
+        self.launch_error: str | None = None
 
     def _qr_link(self) -> str:
         """The first demo device's QR link with a fresh machine uuid (a new order)."""
@@ -69,12 +70,19 @@ class DispenseProbe:
         self.orders[order_id] = dict(parse_qsl(urlsplit(link).query))["uuid"]
 
     async def launch(self, *, wait_s: float) -> None:
-        """Pay the orders; return once their makes reached Tmetr (or after ``wait_s``: then they are queued)."""
+        """Pay the orders; return once their makes reached Tmetr (or after ``wait_s``: then they are queued).
+        A failure to pay them is kept in ``launch_error`` (the drill fails with it), not raised."""
         if not self.count:
             return
-        async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=15) as sandbox:
+        try:
+            await self._launch(wait_s)
+        except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
+            self.launch_error = f"{type(exc).__name__}: {exc}"
+
+    async def _launch(self, wait_s: float) -> None:
+        async with httpx.AsyncClient(base_url=self.stack.sandbox_url, timeout=30) as sandbox:
             await sandbox.post("/_sandbox/config", json={"latency_ms": {"tmetr": self.latency * 1000}})
-            async with httpx.AsyncClient(timeout=15) as client:
+            async with httpx.AsyncClient(timeout=30) as client:
                 await asyncio.gather(*(self._pay_one(client) for _ in range(self.count)))
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline and len(await self._arrived(sandbox)) < self.count:
@@ -93,7 +101,7 @@ class DispenseProbe:
         """Read every order's final state (sweeping once past the send budget if needed) and the makes Tmetr got.
         ``event_at`` is the ``time.monotonic()`` of the event."""
         if not self.orders:
-            return {"paid_in_flight": 0}
+            return {"paid_in_flight": 0, "launch_error": self.launch_error}
         states = self._states()
         swept: list[str] = []
         if any(make not in SETTLED for _status, make in states.values()):
@@ -107,9 +115,10 @@ class DispenseProbe:
         lost = sorted(o for o, (_s, make) in states.items() if make not in SETTLED)
         double = sorted(o for o, n in per_order.items() if n > 1)
         return {
+            "launch_error": self.launch_error,
             "paid_in_flight": len(self.orders),
             "make_states": dict(sorted(Counter(make or "none" for _s, make in states.values()).items())),
-            "recovered_by_sweeper": len(swept),
+            "settled_by_sweeper": len(swept),
             "lost": lost,
             "double": double,
             "orders": {o: {"status": s, "make_state": m, "makes": per_order[o]} for o, (s, m) in states.items()},
@@ -127,6 +136,8 @@ async def _once_more(send: Any, url: str, **kwargs: Any) -> httpx.Response:
 def judge(summary: dict[str, Any]) -> list[str]:
     """The drill's reasons to fail on dispenses (empty when every paid order was accounted for)."""
     reasons = []
+    if summary.get("launch_error"):
+        reasons.append(f"the drill could not pay its orders: {summary['launch_error']}")
     if summary.get("lost"):
         reasons.append(f"{len(summary['lost'])} paid order(s) silently unmade: {summary['lost']}")
     if summary.get("double"):
@@ -140,6 +151,6 @@ def render_row(summary: dict[str, Any] | None) -> str:
         return "not measured (needs the drill's own server)"
     return (
         f"{summary['paid_in_flight']} paid with the make in flight: {summary['make_states']}, "
-        f"{summary['recovered_by_sweeper']} recovered by the sweeper, {len(summary['lost'])} silently lost, "
-        f"{len(summary['double'])} double"
+        f"{summary['settled_by_sweeper']} settled by the sweeper (sent, or flagged for staff), "
+        f"{len(summary['lost'])} silently lost, {len(summary['double'])} double"
     )
