@@ -19,6 +19,11 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
   a log line instead of killing the worker by the signal's default action.
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
+* Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
+  accept. Its boot CPU time is logged once it accepts (with preload: a fork, not a Django boot).
+* The heartbeat outlives the event loop (:func:`heartbeat_until_exit`): a sync view's executor thread blocked
+  in the database keeps the process alive after ``serve()`` returns; the database-side statement/lock timeout
+  ends it, and the heartbeat goes on until the process really exits (bounded), so no WORKER TIMEOUT.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -36,6 +42,7 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from coffee_payment.serving import probes
+from coffee_payment.serving.stagger import RecycleGate, shared_directory
 
 IDLE_GRACE = 1.0
 
@@ -89,15 +96,72 @@ def draining_protocol(grace: float) -> type:
     return DrainingHttpToolsProtocol
 
 
+def heartbeat_until_exit(notify_fd: int, *, interval: float, budget: float, log: Any) -> threading.Thread:
+    """Keep the arbiter's heartbeat file fresh from a daemon thread until the process exits, at most ``budget`` s.
+
+    After ``serve()`` returns, gunicorn closes the worker's heartbeat file and the interpreter waits for the
+    executor threads of sync views (concurrent.futures joins them at exit); a thread blocked in the database
+    would let the arbiter see a stale heartbeat and SIGABRT the worker (WORKER TIMEOUT). ``notify_fd`` is a dup
+    of the heartbeat file's descriptor (``os.utime`` on it is gunicorn's notify). Past ``budget`` the process
+    logs the threads still running and exits 1 itself.
+    """
+
+    def beat() -> None:
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            os.utime(notify_fd, (now, now))
+            time.sleep(interval)
+        busy = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+        log.error(
+            "Worker %s still not exited %.0fs after its server stopped (threads: %s): exit 1", os.getpid(), budget, busy
+        )
+        os._exit(1)
+
+    thread = threading.Thread(target=beat, name="heartbeat-until-exit", daemon=True)
+    thread.start()
+    return thread
+
+
 class ServingServer(Server):
     """uvicorn ``Server`` that records why it stops, logs the shutdown stages and supports a quick exit."""
 
-    def __init__(self, config: Config, *, log: Any) -> None:
+    def __init__(self, config: Config, *, log: Any, gate: RecycleGate | None = None) -> None:
         super().__init__(config)
         self.log = log
         self.cause: str | None = None
         self.pid = os.getpid()
         self._aborted = False
+        self.gate = gate
+        # The limit is checked here (on_tick), not by uvicorn: a worker waits for its turn to recycle.
+        self.recycle_at = self.limit_max_requests
+        self.__dict__["limit_max_requests"] = None  # uvicorn's cached_property: off
+        self._waiting_logged = False
+
+    async def startup(self, sockets: Any = None) -> None:
+        """uvicorn's startup, then: accepting (for the stagger), and the boot CPU time logged once."""
+        await super().startup(sockets)
+        if self.gate is not None:
+            self.gate.mark_accepting()
+        self.log.info("Worker %s accepting: boot took %.3fs CPU", self.pid, time.process_time())
+
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's tick; at the request limit, recycle only when the stagger gate gives this worker its turn."""
+        if await super().on_tick(counter):
+            return True
+        if self.recycle_at is None or self.server_state.total_requests < self.recycle_at:
+            return False
+        allowed, others = self.gate.try_begin_recycle() if self.gate is not None else (True, -1)
+        if not allowed and not self._waiting_logged:
+            self._waiting_logged = True
+            self.log.info(
+                "Worker %s reached max requests (%d); recycle waits: %d of %d other worker(s) accepting",
+                self.pid,
+                self.recycle_at,
+                others,
+                self.gate.workers - 1 if self.gate is not None else 0,
+            )
+        return allowed
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Signal handler for INT/TERM (installed by uvicorn's ``capture_signals``): record only, no logging."""
@@ -142,7 +206,9 @@ class ServingServer(Server):
     async def shutdown(self, sockets: Any = None) -> None:
         """Log stages around uvicorn's shutdown; mark readiness draining first."""
         probes.mark_shutting_down()
-        cause = self.cause or f"max requests ({self.limit_max_requests}) reached, recycling"
+        if self.gate is not None:
+            self.gate.mark_stopped()
+        cause = self.cause or f"max requests ({self.recycle_at}) reached, recycling"
         deadline = self.config.timeout_graceful_shutdown
         self.log.info("Worker %s shutdown 1/3: stop accepting new connections (cause: %s)", self.pid, cause)
         self.log.info(
@@ -238,9 +304,13 @@ class ServingUvicornWorker(UvicornWorker):
             self.notify()
             await asyncio.sleep(interval)
 
+    def _recycle_gate(self) -> RecycleGate:
+        directory = shared_directory(self.ppid, self.cfg.worker_tmp_dir)
+        return RecycleGate(directory, pid=self.pid, workers=self.cfg.workers)
+
     async def _serve(self) -> None:
         self.config.app = self.wsgi
-        self.server = ServingServer(config=self.config, log=self.log)
+        self.server = ServingServer(config=self.config, log=self.log, gate=self._recycle_gate())
         self._install_sigquit_handler()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -249,5 +319,7 @@ class ServingUvicornWorker(UvicornWorker):
             await self.server.serve(sockets=[getattr(s, "sock", s) for s in self.sockets])
         finally:
             heartbeat.cancel()
+            interval = max(0.1, min(1.0, self.cfg.timeout / 4))
+            heartbeat_until_exit(os.dup(self.tmp.fileno()), interval=interval, budget=self.cfg.timeout, log=self.log)
         if not self.server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
