@@ -141,9 +141,10 @@ class ServingServer(Server):
     async def startup(self, sockets: Any = None) -> None:
         """uvicorn's startup, then: accepting (for the stagger), and the boot CPU time logged once."""
         await super().startup(sockets)
+        # Logged before the marker exists, so the log never shows a sibling's recycle before this line.
+        self.log.info("Worker %s accepting: boot took %.3fs CPU", self.pid, time.process_time())
         if self.gate is not None:
             self.gate.mark_accepting()
-        self.log.info("Worker %s accepting: boot took %.3fs CPU", self.pid, time.process_time())
 
     async def on_tick(self, counter: int) -> bool:
         """uvicorn's tick; at the request limit, recycle only when the stagger gate gives this worker its turn."""
