@@ -96,9 +96,7 @@ def test_provider_call_and_query_work_in_every_worker_after_recycle_and_hup(stac
 
     before_hup = _workers(stack)
     os.kill(stack.server.pid, signal.SIGHUP)
-    wait_until(
-        lambda: len(_workers(stack)) == 2 and not _workers(stack) & before_hup, timeout=40, what="new workers"
-    )
+    wait_until(lambda: len(_workers(stack)) == 2 and not _workers(stack) & before_hup, timeout=40, what="new workers")
     _flow_on_every_worker(stack)
     logs = _logs(stack)
     assert [line for line in logs.splitlines() if any(bad in line for bad in BAD_LOG_LINES)] == []
