@@ -335,7 +335,11 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
                 f"{RECYCLE_TARGET}+max_requests={args.max_requests}",
                 RECYCLE_TARGET,
                 args,
-                {"GUNICORN_MAX_REQUESTS": str(args.max_requests)},
+                # The design's jitter is a tenth of the limit (1000 + 0..100); recycles are staggered by the worker.
+                {
+                    "GUNICORN_MAX_REQUESTS": str(args.max_requests),
+                    "GUNICORN_MAX_REQUESTS_JITTER": str(args.max_requests // 10),
+                },
             )
         )
     with ExitStack() as resources:
