@@ -21,7 +21,7 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
 * Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
   accept. Its boot CPU time is logged once it accepts (with preload: a fork, not a Django boot).
-* The heartbeat outlives the event loop (:func:`heartbeat_until_exit`): a sync view's executor thread blocked
+* The heartbeat outlives the event loop (``heartbeat.py``): a sync view's executor thread blocked
   in the database keeps the process alive after ``serve()`` returns; the database-side statement/lock timeout
   ends it, and the heartbeat goes on until the process really exits (bounded), so no WORKER TIMEOUT.
 """
@@ -32,7 +32,6 @@ import asyncio
 import os
 import signal
 import sys
-import threading
 import time
 from typing import Any, ClassVar
 
@@ -42,6 +41,7 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from coffee_payment.serving import probes
+from coffee_payment.serving.heartbeat import heartbeat_until_exit
 from coffee_payment.serving.stagger import RecycleGate, shared_directory
 
 IDLE_GRACE = 1.0
@@ -94,33 +94,6 @@ def draining_protocol(grace: float) -> type:
                 self.cycle.keep_alive = False
 
     return DrainingHttpToolsProtocol
-
-
-def heartbeat_until_exit(notify_fd: int, *, interval: float, budget: float, log: Any) -> threading.Thread:
-    """Keep the arbiter's heartbeat file fresh from a daemon thread until the process exits, at most ``budget`` s.
-
-    After ``serve()`` returns, gunicorn closes the worker's heartbeat file and the interpreter waits for the
-    executor threads of sync views (concurrent.futures joins them at exit); a thread blocked in the database
-    would let the arbiter see a stale heartbeat and SIGABRT the worker (WORKER TIMEOUT). ``notify_fd`` is a dup
-    of the heartbeat file's descriptor (``os.utime`` on it is gunicorn's notify). Past ``budget`` the process
-    logs the threads still running and exits 1 itself.
-    """
-
-    def beat() -> None:
-        deadline = time.monotonic() + budget
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            os.utime(notify_fd, (now, now))
-            time.sleep(interval)
-        busy = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-        log.error(
-            "Worker %s still not exited %.0fs after its server stopped (threads: %s): exit 1", os.getpid(), budget, busy
-        )
-        os._exit(1)
-
-    thread = threading.Thread(target=beat, name="heartbeat-until-exit", daemon=True)
-    thread.start()
-    return thread
 
 
 class ServingServer(Server):
