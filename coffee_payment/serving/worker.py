@@ -294,6 +294,8 @@ class ServingUvicornWorker(UvicornWorker):
         finally:
             heartbeat.cancel()
             interval = max(0.1, min(1.0, self.cfg.timeout / 4))
-            heartbeat_until_exit(os.dup(self.tmp.fileno()), interval=interval, budget=self.cfg.timeout, log=self.log)
+            # Bounded like a stop: the master gives a stopping worker graceful_timeout before its SIGKILL.
+            budget = max(self.cfg.timeout, self.cfg.graceful_timeout)
+            heartbeat_until_exit(os.dup(self.tmp.fileno()), interval=interval, budget=budget, log=self.log)
         if not self.server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

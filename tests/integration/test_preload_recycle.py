@@ -132,3 +132,53 @@ def test_request_blocked_on_a_lock_while_its_worker_recycles_ends_in_503(stack: 
     wait_until(lambda: f"Worker exiting (pid: {pid})" in _logs(stack), timeout=20, what="the worker exited")
     logs = _logs(stack)
     assert "WORKER TIMEOUT" not in logs and f"Worker (pid:{pid}) exited with code" not in logs
+
+
+@pytest.fixture(scope="module")
+def over_drain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """1 worker whose lock bound (9 s) outlasts its drain (3 s) plus its heartbeat timeout (4 s): a misconfiguration
+    (check --deploy E010) that shows the heartbeat carrying the worker until its blocked thread ends (within
+    GUNICORN_GRACEFUL_TIMEOUT, 12 s). Without it the arbiter would kill the worker ~7 s after the drain began."""
+    var_dir: Path = tmp_path_factory.mktemp("var-over-drain")
+    env = {
+        **FAST_TIMEOUTS,
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_TIMEOUT": "4",
+        "GUNICORN_GRACEFUL_TIMEOUT": "12",
+        "GUNICORN_MAX_REQUESTS": str(MAX_REQUESTS),
+        "GUNICORN_MAX_REQUESTS_JITTER": "0",
+        "PROVIDER_READ_TIMEOUT_S": "1",
+        "TMETR_READ_TIMEOUT_S": "1",
+        "DB_STATEMENT_TIMEOUT_S": "11",
+        "DB_LOCK_TIMEOUT_S": "9",
+        "DB_POOL_TIMEOUT_S": "2",
+    }
+    with temporary_database("coffee_overdrain") as url:
+        env["DATABASE_URL"] = url
+        with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
+            running.database_url = url
+            yield running
+
+
+@pytest.mark.timeout(120)
+def test_thread_blocked_past_the_drain_keeps_the_heartbeat_no_worker_timeout(over_drain_stack: Stack):
+    stack = over_drain_stack
+    with httpx.Client(base_url=stack.base_url, timeout=20) as app:
+        order_id = scan(app, "yookassa")
+    (pid,) = _workers(stack)
+    with httpx.Client(base_url=stack.base_url, timeout=30) as blocked_client:
+        with psycopg.connect(stack.database_url) as locker:
+            locker.execute("LOCK TABLE orders_order IN ACCESS EXCLUSIVE MODE")
+            thread = threading.Thread(target=lambda: blocked_client.get(f"/v1/order-status/{order_id}"))
+            thread.start()
+            _push_requests(stack, MAX_REQUESTS + 5)  # one worker: these recycle it while the request waits
+            wait_until(lambda: f"Worker {pid} shutdown 3/3" in _logs(stack), timeout=10, what="drain ended")
+            # Drain over (3 s), the executor thread still waits for the lock (9 s); heartbeat timeout 4 s.
+            wait_until(lambda: f"Worker exiting (pid: {pid})" in _logs(stack), timeout=20, what="worker exited")
+            locker.rollback()
+        thread.join(timeout=20)
+    wait_until(lambda: len(_workers(stack) - {pid}) == 1, timeout=20, what="replacement")
+    time.sleep(1)
+    logs = _logs(stack)
+    assert "WORKER TIMEOUT" not in logs and f"Worker (pid:{pid}) was sent" not in logs, logs[-3000:]
+    assert "still not exited" not in logs
