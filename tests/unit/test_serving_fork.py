@@ -1,0 +1,55 @@
+"""Preload's fork hooks: nothing fork-unsafe crosses (database connections closed), shared pages frozen."""
+
+from __future__ import annotations
+
+import gc
+import random
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+
+from coffee_payment.serving import fork
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(20)]
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str, *args: object) -> None:
+        self.warnings.append(message % args)
+
+
+def _server(preload: bool) -> SimpleNamespace:
+    return SimpleNamespace(cfg=SimpleNamespace(preload_app=preload), log=_Log())
+
+
+@pytest.fixture
+def unfrozen():
+    yield
+    gc.unfreeze()
+
+
+def test_before_fork_with_preload_closes_connections_and_freezes(unfrozen):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    gc.unfreeze()
+    fork.before_fork(_server(True), worker=None)
+    assert gc.get_freeze_count() > 0
+    assert connection.connection is None
+
+
+def test_before_fork_without_preload_touches_nothing(unfrozen):
+    gc.unfreeze()
+    fork.before_fork(_server(False), worker=None)
+    assert gc.get_freeze_count() == 0
+
+
+def test_after_fork_reseeds_random():
+    random.seed(1)
+    expected_if_shared = random.random()
+    random.seed(1)
+    fork.after_fork(_server(True), worker=None)
+    assert random.random() != expected_if_shared
