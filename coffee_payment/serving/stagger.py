@@ -24,8 +24,10 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _LOCK = ".lock"
 
@@ -53,11 +55,14 @@ def _alive(pid: int) -> bool:
 class RecycleGate:
     """The accepting-worker registry of one worker: ``pid`` in a master's directory sized for ``workers``."""
 
-    def __init__(self, directory: Path, *, pid: int, workers: int) -> None:
+    def __init__(self, directory: Path, *, pid: int, workers: int, max_wait: float = 60.0) -> None:
         self.directory = directory
         self.pid = pid
         self.workers = workers
+        # Waiting is bounded: a gate that never opens (e.g. fewer workers after a TTOU) must not stop recycling.
+        self.max_wait = max_wait
         self._marker = directory / str(pid)
+        self._waiting_since: float | None = None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -106,3 +111,28 @@ class RecycleGate:
                 return True, others
         except OSError:  # the shared directory is unusable: recycle as stock gunicorn would
             return True, -1
+
+    def take_turn(self, *, limit: int, log: Any) -> bool:
+        """Called on every tick once this worker reached its request ``limit``: True = start recycling now.
+
+        Logs once when the worker has to wait; after ``max_wait`` seconds of waiting it recycles anyway, with a
+        warning.
+        """
+        allowed, others = self.try_begin_recycle()
+        if allowed:
+            return True
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+            log.info(
+                "Worker %s reached max requests (%d); recycle waits: %d of %d other worker(s) accepting",
+                self.pid,
+                limit,
+                others,
+                self.workers - 1,
+            )
+        elif now - self._waiting_since > self.max_wait:
+            log.warning("Worker %s waited %.0fs for its recycle turn: recycling now", self.pid, self.max_wait)
+            self.mark_stopped()
+            return True
+        return False

@@ -109,7 +109,6 @@ class ServingServer(Server):
         # The limit is checked here (on_tick), not by uvicorn: a worker waits for its turn to recycle.
         self.recycle_at = self.limit_max_requests
         self.__dict__["limit_max_requests"] = None  # uvicorn's cached_property: off
-        self._waiting_logged = False
 
     async def startup(self, sockets: Any = None) -> None:
         """uvicorn's startup, then: accepting (for the stagger), and the boot CPU time logged once."""
@@ -125,17 +124,7 @@ class ServingServer(Server):
             return True
         if self.recycle_at is None or self.server_state.total_requests < self.recycle_at:
             return False
-        allowed, others = self.gate.try_begin_recycle() if self.gate is not None else (True, -1)
-        if not allowed and not self._waiting_logged:
-            self._waiting_logged = True
-            self.log.info(
-                "Worker %s reached max requests (%d); recycle waits: %d of %d other worker(s) accepting",
-                self.pid,
-                self.recycle_at,
-                others,
-                self.gate.workers - 1 if self.gate is not None else 0,
-            )
-        return allowed
+        return self.gate is None or self.gate.take_turn(limit=self.recycle_at, log=self.log)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Signal handler for INT/TERM (installed by uvicorn's ``capture_signals``): record only, no logging."""
@@ -280,7 +269,8 @@ class ServingUvicornWorker(UvicornWorker):
 
     def _recycle_gate(self) -> RecycleGate:
         directory = shared_directory(self.ppid, self.cfg.worker_tmp_dir)
-        return RecycleGate(directory, pid=self.pid, workers=self.cfg.workers)
+        # A sibling's turn takes its drain plus its replacement's boot: wait up to twice the heartbeat timeout.
+        return RecycleGate(directory, pid=self.pid, workers=self.cfg.workers, max_wait=2.0 * self.cfg.timeout)
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,36 @@ def test_shared_directory_is_per_master(tmp_path: Path) -> None:
     remove_shared_directory(4242, str(tmp_path))
     assert not directory.exists()
     remove_shared_directory(4242, str(tmp_path))  # no error when gone
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: object) -> None:
+        self.lines.append(message % args)
+
+    warning = info
+
+
+def test_waiting_worker_logs_once_then_takes_its_turn(tmp_path: Path, live: list[int]) -> None:
+    a, _b_draining, b_next = (RecycleGate(tmp_path, pid=pid, workers=2) for pid in live)
+    a.mark_accepting()
+    log = _Log()
+    assert a.take_turn(limit=50, log=log) is False
+    assert a.take_turn(limit=50, log=log) is False
+    assert log.lines == [f"Worker {live[0]} reached max requests (50); recycle waits: 0 of 1 other worker(s) accepting"]
+    b_next.mark_accepting()
+    assert a.take_turn(limit=50, log=log) is True
+
+
+def test_waiting_is_bounded(tmp_path: Path, live: list[int]) -> None:
+    gate = RecycleGate(tmp_path, pid=live[0], workers=3, max_wait=0.2)  # e.g. after a TTOU: one sibling fewer
+    RecycleGate(tmp_path, pid=live[1], workers=3).mark_accepting()
+    gate.mark_accepting()
+    log = _Log()
+    assert gate.take_turn(limit=50, log=log) is False
+    time.sleep(0.3)
+    assert gate.take_turn(limit=50, log=log) is True
+    assert log.lines[-1] == f"Worker {live[0]} waited 0s for its recycle turn: recycling now"
+    assert not (tmp_path / str(live[0])).exists()
