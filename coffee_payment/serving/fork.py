@@ -14,6 +14,10 @@ import and boot. Whatever holds a socket, a thread, an event loop or random stat
   reseeds again from ``os.urandom`` so the guarantee does not rest on an implementation detail; ``secrets`` and
   ``uuid4`` read ``os.urandom`` and share nothing.
 
+What every worker would otherwise do lazily on its first request is done once in the master (:func:`warm_up`):
+the URL resolver (importing every view module and the admin: ~0.4 s of CPU measured here) and the translation
+catalogs. Shared with every worker, it is neither paid per recycle nor on a customer's first request.
+
 ``gc.freeze()`` before the fork moves every object the master holds to the permanent generation, so a worker's
 garbage collections never write to (and copy) the pages it shares with the master (Python docs, ``gc.freeze``).
 """
@@ -49,9 +53,27 @@ def close_database_connections() -> int:
     return pools
 
 
+def warm_up() -> None:
+    """Populate the URL resolver and load the translation catalogs of this process (the master, once)."""
+    from django.conf import settings
+    from django.urls import get_resolver
+    from django.utils import translation
+
+    get_resolver().reverse_dict  # noqa: B018 - the property populates the resolver (imports every view)
+    translation.activate(settings.LANGUAGE_CODE)
+    translation.deactivate()
+
+
+_warmed = False
+
+
 def before_fork(server: Any, worker: Any) -> None:
     """gunicorn ``pre_fork`` (master): nothing fork-unsafe crosses; shared heap pages stay shared."""
+    global _warmed
     if server.cfg.preload_app:
+        if not _warmed:
+            warm_up()
+            _warmed = True
         pools = close_database_connections()
         if pools:
             server.log.warning("Closed %d database pool(s) opened in the master before forking a worker", pools)

@@ -56,3 +56,11 @@ def test_after_fork_reseeds_random():
     random.seed(1)
     fork.after_fork(_server(True), worker=None)
     assert random.random() != expected_if_shared
+
+
+def test_warm_up_populates_the_url_resolver():
+    from django.urls import get_resolver
+
+    get_resolver.cache_clear()
+    fork.warm_up()
+    assert get_resolver()._populated
