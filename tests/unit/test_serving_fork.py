@@ -59,8 +59,8 @@ def test_after_fork_reseeds_random():
 
 
 def test_warm_up_populates_the_url_resolver():
-    from django.urls import get_resolver
+    from django.urls import clear_url_caches, get_resolver
 
-    get_resolver.cache_clear()
+    clear_url_caches()
     fork.warm_up()
     assert get_resolver()._populated
