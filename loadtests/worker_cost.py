@@ -56,7 +56,7 @@ def boot_cpu(logs: str) -> list[float]:
     return [float(seconds) for _pid, seconds in _BOOT.findall(logs)]
 
 
-def _fresh_qr_path(link: str) -> str:
+def fresh_qr_path(link: str) -> str:
     """The path of a demo QR ``link`` with a new machine ``uuid`` (a new order)."""
     parts = urlsplit(link)
     params = dict(parse_qsl(parts.query))
@@ -67,7 +67,7 @@ def _fresh_qr_path(link: str) -> str:
 def _warm_up(stack: Stack, flows: int) -> None:
     for n in range(flows):
         with httpx.Client(base_url=stack.base_url, timeout=20) as app:  # fresh connection: spread over workers
-            response = app.get(_fresh_qr_path(stack.qr_links[n % len(stack.qr_links)]))
+            response = app.get(fresh_qr_path(stack.qr_links[n % len(stack.qr_links)]))
             assert response.status_code == 302, response.text[:200]
             order_id = response.headers["location"].split("order_id=", 1)[1]
             assert app.get(f"/v1/order-status/{order_id}").status_code == 200
