@@ -75,8 +75,8 @@ class RecycleGate:
             os.close(fd)  # releases the flock
 
     def mark_accepting(self) -> None:
-        """This worker accepts connections from now on."""
-        with self._locked():
+        """This worker accepts connections from now on (an unusable directory only loses the stagger)."""
+        with contextlib.suppress(OSError), self._locked():
             self._marker.touch()
 
     def mark_stopped(self) -> None:

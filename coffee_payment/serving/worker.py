@@ -267,8 +267,12 @@ class ServingUvicornWorker(UvicornWorker):
             self.notify()
             await asyncio.sleep(interval)
 
-    def _recycle_gate(self) -> RecycleGate:
-        directory = shared_directory(self.ppid, self.cfg.worker_tmp_dir)
+    def _recycle_gate(self) -> RecycleGate | None:
+        try:
+            directory = shared_directory(self.ppid, self.cfg.worker_tmp_dir)
+        except OSError as exc:  # no usable temporary directory (tempfile.gettempdir)
+            self.log.warning("Worker %s: recycles not staggered (%s)", self.pid, exc)
+            return None
         # A sibling's turn takes its drain plus its replacement's boot: wait up to twice the heartbeat timeout.
         return RecycleGate(directory, pid=self.pid, workers=self.cfg.workers, max_wait=2.0 * self.cfg.timeout)
 

@@ -114,3 +114,11 @@ def test_waiting_is_bounded(tmp_path: Path, live: list[int]) -> None:
     assert gate.take_turn(limit=50, log=log) is True
     assert log.lines[-1] == f"Worker {live[0]} waited 0s for its recycle turn: recycling now"
     assert not (tmp_path / str(live[0])).exists()
+
+
+def test_unusable_directory_never_breaks_a_worker(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    gate = RecycleGate(blocker / "sub", pid=1, workers=2)
+    gate.mark_accepting()
+    gate.mark_stopped()
