@@ -4,8 +4,8 @@ One stack (sandbox + gunicorn on a fresh PostgreSQL database, ``--workers`` work
 with a tenth as jitter) serves ``--clients`` keep-alive clients doing customer steps (QR scan, status JSON,
 probes) for ``--minutes``. Every ``--every`` seconds it samples each worker's RSS/PSS/USS and the master's
 (``/proc/<pid>/smaps_rollup``); the pod's memory is the master's RSS plus the workers' USS. Flat means: the
-median worker RSS and the pod total of each sample within ±5 % of their first sample after the warm-up. Writes
-``soak.json`` and prints the series.
+median worker RSS and the pod total of each sample (samples with every worker live, for the total) within ±5 %
+of their first sample after the warm-up. Writes ``soak.json`` and prints the series.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                 thread.join(timeout=60)
             recycles = (Path(var) / "logs" / "server.log").read_text(errors="replace").count("reached, recycling")
     rss = [s["median_worker_rss_mib"] for s in samples if s["median_worker_rss_mib"]]
-    pod = [s["pod_mib"] for s in samples]
+    # A sample taken while a worker is being replaced counts one worker fewer: the pod total compares full samples.
+    pod = [s["pod_mib"] for s in samples if sum(1 for m in s["workers"].values() if m) == args.workers]
     result = {
         "parameters": vars(args) | {"out": str(args.out)},
         "client_rounds": counts,
