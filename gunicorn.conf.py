@@ -48,7 +48,7 @@ def on_starting(server):
 
 
 def pre_fork(server, worker):
-    """Master, before each fork: close database connections/pools, ``gc.freeze()`` (preload only)."""
+    """Master, before each fork (preload only): warm the URL resolver once, close DB connections/pools, gc.freeze()."""
     _fork.before_fork(server, worker)
 
 

@@ -161,7 +161,7 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
     }
     # Every statement bounded on the server side (issue 9 item 6): a sync view blocked on a lock or a slow query
     # ends with an error (503 via coffee_payment.dbtimeouts) instead of outliving its worker's drain. Both must
-    # stay below the drain budget (system check coffee_payment.E007).
+    # stay below the drain budget (system check coffee_payment.E010, check --deploy).
     _options = _db["OPTIONS"].get("options", "")
     _db["OPTIONS"]["options"] = " ".join(
         part
