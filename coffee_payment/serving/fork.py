@@ -53,8 +53,17 @@ def close_database_connections() -> int:
     return pools
 
 
-def warm_up() -> None:
-    """Populate the URL resolver and load the translation catalogs of this process (the master, once)."""
+def warm_up() -> bool:
+    """Populate the URL resolver and load the translation catalogs of this process (the master, once).
+
+    False, doing nothing, when the preloaded app did not set Django up (e.g. the load suite's bare ASGI app).
+    """
+    if "django.apps" not in sys.modules:
+        return False
+    from django.apps import apps
+
+    if not apps.ready:
+        return False
     from django.conf import settings
     from django.urls import get_resolver
     from django.utils import translation
@@ -62,6 +71,7 @@ def warm_up() -> None:
     get_resolver().reverse_dict  # noqa: B018 - the property populates the resolver (imports every view)
     translation.activate(settings.LANGUAGE_CODE)
     translation.deactivate()
+    return True
 
 
 _warmed = False

@@ -64,3 +64,20 @@ def test_warm_up_populates_the_url_resolver():
     clear_url_caches()
     fork.warm_up()
     assert get_resolver()._populated
+
+
+def test_preload_of_a_non_django_app_forks_without_warm_up(tmp_path):
+    """The load suite's bare ASGI app under gunicorn.conf.py: the master must not touch Django."""
+    import subprocess
+    import sys
+
+    from devtools.processes import PROJECT_ROOT
+
+    code = (
+        "import sys; from types import SimpleNamespace as N; from coffee_payment.serving import fork; "
+        "print(fork.warm_up()); fork.before_fork(N(cfg=N(preload_app=True), log=None), None)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
