@@ -12,7 +12,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from coffee_payment.serving import fork as _fork
 from coffee_payment.serving import hooks as _hooks
+from coffee_payment.serving import stagger as _stagger
 from coffee_payment.serving.env import resolve as _resolve
 
 _serving = _resolve(os.environ)
@@ -35,10 +37,26 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm
 control_socket_disable = _serving.control_socket is None
 if _serving.control_socket is not None:
     control_socket = _serving.control_socket
-preload_app = False
+# Import the app once in the master: a worker (re)start is a fork, not a Django boot (serving/fork.py).
+preload_app = _serving.preload
 
 
 def on_starting(server):
     """Master start: INT as graceful as TERM, truthful stop logs, the effective config logged once."""
     _hooks.install_signal_semantics(server)
     _hooks.log_effective_config(server, _serving.as_dict())
+
+
+def pre_fork(server, worker):
+    """Master, before each fork (preload only): warm the URL resolver once, close DB connections/pools, gc.freeze()."""
+    _fork.before_fork(server, worker)
+
+
+def post_fork(server, worker):
+    """Worker, right after fork: fresh random state."""
+    _fork.after_fork(server, worker)
+
+
+def on_exit(server):
+    """Master exit: remove the workers' shared recycle-stagger directory."""
+    _stagger.remove_shared_directory(server.pid, server.cfg.worker_tmp_dir)

@@ -131,6 +131,44 @@ def check_test_faults(app_configs=None, **kwargs) -> list:
         Error(
             f"SERVING_TEST_FAULTS={','.join(settings.SERVING_TEST_FAULTS)} is set: test fault hooks are active.",
             hint="Unset SERVING_TEST_FAULTS; it exists for the test suite and drills only.",
+            id="coffee_payment.E011",
+        )
+    ]
+
+
+def _drain_budget() -> float:
+    """The worker's drain budget in seconds, from GUNICORN_TIMEOUT/GUNICORN_GRACEFUL_TIMEOUT as gunicorn.conf.py
+    resolves them (coffee_payment/serving/worker.py ``drain_timeout``)."""
+    from coffee_payment.serving.worker import drain_timeout
+
+    quiet = {"minimum": 1, "maximum": 3600, "warn": lambda _message: None}
+    timeout = parse_int(os.environ, "GUNICORN_TIMEOUT", default=30, **quiet)
+    graceful = parse_int(os.environ, "GUNICORN_GRACEFUL_TIMEOUT", default=timeout, **quiet)
+    return drain_timeout(timeout, graceful)
+
+
+@register(Tags.compatibility, deploy=True)
+def check_database_bounds(app_configs=None, **kwargs) -> list:
+    """Every database wait must end inside the worker's drain budget, or a recycle/stop cuts the request off.
+
+    Deploy-time only (``manage.py check --deploy``): drills and load runs use short drains on purpose, and the
+    migrate Job may raise DB_STATEMENT_TIMEOUT_S for a long migration.
+    """
+    drain = _drain_budget()
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        bounds = {"SQLITE_BUSY_TIMEOUT_S": settings.DATABASES["default"]["OPTIONS"]["timeout"]}
+    else:
+        bounds = {
+            "DB_STATEMENT_TIMEOUT_S": settings.DB_STATEMENT_TIMEOUT_S,
+            "DB_LOCK_TIMEOUT_S": settings.DB_LOCK_TIMEOUT_S,
+            "DB_POOL_TIMEOUT_S": settings.DATABASES["default"]["OPTIONS"]["pool"]["timeout"],
+        }
+    return [
+        Error(
+            f"{name}={value:g} s is not below the worker's drain budget ({drain:g} s).",
+            hint=f"Lower {name} or raise GUNICORN_TIMEOUT/GUNICORN_GRACEFUL_TIMEOUT.",
             id="coffee_payment.E010",
         )
+        for name, value in bounds.items()
+        if value >= drain
     ]

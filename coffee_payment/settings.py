@@ -106,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: a view whose database work hit a timeout answers 503 with a reason (process_exception only).
+    "coffee_payment.dbtimeouts.DatabaseTimeoutMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into its 429 page
 ]
 
@@ -113,6 +115,7 @@ MIDDLEWARE = [
 LEAN_MIDDLEWARE = [
     "coffee_payment.serving.lean.LeanSecurityMiddleware",
     "coffee_payment.serving.lean.LeanLocaleMiddleware",
+    "coffee_payment.dbtimeouts.DatabaseTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "coffee_payment.urls"
@@ -146,6 +149,9 @@ except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
         "postgres://user:password@host:5432/name or sqlite:////absolute/path/db.sqlite3"
     ) from exc
 _db = DATABASES["default"]
+# Seconds; PostgreSQL only (SQLite has its busy timeout). Read for every backend so the system check sees them.
+DB_STATEMENT_TIMEOUT_S = _number("DB_STATEMENT_TIMEOUT_S", 15.0, cast=float, minimum=0.1)
+DB_LOCK_TIMEOUT_S = _number("DB_LOCK_TIMEOUT_S", 5.0, cast=float, minimum=0.1)
 _db["CONN_MAX_AGE"] = 0  # under ASGI each sync view runs in its own thread: persistent connections leak
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -164,6 +170,19 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
         "max_size": _pool_max,
         "timeout": _number("DB_POOL_TIMEOUT_S", 10.0, cast=float, minimum=0.1),
     }
+    # Every statement bounded on the server side (issue 9 item 6): a sync view blocked on a lock or a slow query
+    # ends with an error (503 via coffee_payment.dbtimeouts) instead of outliving its worker's drain. Both must
+    # stay below the drain budget (system check coffee_payment.E010, check --deploy).
+    _options = _db["OPTIONS"].get("options", "")
+    _db["OPTIONS"]["options"] = " ".join(
+        part
+        for part in (
+            _options,
+            f"-c statement_timeout={round(DB_STATEMENT_TIMEOUT_S * 1000)}",
+            f"-c lock_timeout={round(DB_LOCK_TIMEOUT_S * 1000)}",
+        )
+        if part
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

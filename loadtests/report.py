@@ -343,13 +343,16 @@ def markdown(data: dict[str, Any]) -> str:
             "## Recycling",
             "",
             f"{data['recycling'].get('label')}: {_f(rec.get('customer_rps'), '{:.1f}')} customer req/s vs "
-            f"{_f(prod.get('customer_rps'), '{:.1f}')} without; {rec.get('workers_replaced')} worker(s) "
-            f"replaced inside the measured window. A worker's boot costs "
-            f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s of CPU on the server core; at "
-            f"{_f(prod.get('total_rps'), '{:.0f}')} req/s one boot per max_requests requests costs "
-            f"{_f((data.get('ratios') or {}).get('recycling.cost_model'), '{:.1%}')} of the core (model). "
-            "The /health ceiling under recycling shows the extreme: near max_requests req/s, every worker "
-            "recycles about once a second, and each boot costs about that much CPU.",
+            f"{_f(prod.get('customer_rps'), '{:.1f}')} without (ratio "
+            f"{_f((data.get('ratios') or {}).get('recycling.rps_kept'), '{:.2f}')}); status-JSON ceiling "
+            f"{_f(rec.get('status_ceiling_rps'), '{:.0f}')} vs {_f(prod.get('status_ceiling_rps'), '{:.0f}')} req/s; "
+            f"recycles counted in the server log: {rec.get('recycles_in_window')} in the measured windows, "
+            f"{rec.get('recycles_in_ceilings')} during the wrk ceilings ({rec.get('workers_replaced')} new worker "
+            f"pid(s) seen in the windows). A recycled worker's boot costs "
+            f"{_f(rec.get('boot_cpu_s'), '{:.3f}')} s of CPU (its own log line; "
+            f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s for the first boot as sampled from /proc); a "
+            f"worker's own memory (USS) at the end of a window: {_f(rec.get('worker_uss_mib'), '{:.1f}')} MiB "
+            f"with recycling, {_f(prod.get('worker_uss_mib'), '{:.1f}')} MiB without.",
         ]
     check = data.get("baseline_check")
     if check:

@@ -46,6 +46,7 @@ from loadtests.measure import (  # noqa: E402
     run_wrk,
     wait_idle,
 )
+from loadtests.worker_cost import boot_cpu, smaps_rollup  # noqa: E402
 
 # name → (Stack mode, gunicorn worker class for the bare-app ceiling; None = no bare comparison)
 TARGETS: dict[str, tuple[str, str | None]] = {
@@ -261,6 +262,8 @@ class TargetRun:
             extra=[f"--{opt.replace('_', '-')}={getattr(args, opt)}" for opt in PROFILE_OPTIONS],
         )
         record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg()}
+        server_log = self.logs / "server.log"
+        offsets = [_size(server_log)]
         window, first, last = run_locust(
             stack.base_url,
             profile,
@@ -270,8 +273,10 @@ class TargetRun:
             log=self.logs / "locust.log",
             watch={"sandbox": stack.sandbox.pid},
         )
+        offsets.append(_size(server_log))
         record["locust"] = window
         record["samples"] = {"start": first.as_dict() if first else None, "end": last.as_dict()}
+        record["memory_end"] = {str(pid): smaps_rollup(pid) for pid in last.workers}
         if first is not None:
             record["cpu_s"] = last.cpu_s - first.cpu_s
         # Requests still queued from the window (runserver's backlog, notifications, make commands) would
@@ -284,6 +289,13 @@ class TargetRun:
             record["wrk_status"] = run_wrk(
                 self.status_url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
             )
+        offsets.append(_size(server_log))
+        # The server logs at info for the recycling target only: its recycles and boots are counted from it.
+        record["recycles"] = {
+            "window": _log_slice(server_log, offsets[0], offsets[1]).count("reached, recycling"),
+            "ceilings": _log_slice(server_log, offsets[1], offsets[2]).count("reached, recycling"),
+        }
+        record["boot_cpu_s"] = boot_cpu(_log_slice(server_log, offsets[0], offsets[2]))
         self.result["rounds"].append(record)
         return record
 
@@ -312,6 +324,23 @@ class TargetRun:
 FAILURES = (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError, KeyError)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_slice(path: Path, start: int, end: int) -> str:
+    """The bytes ``start..end`` of a log file, decoded (empty when the file is missing)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(start)
+            return log.read(max(0, end - start)).decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def bare_server(worker_class: str, args: argparse.Namespace) -> PinnedGunicorn:
     """The bare ASGI app under ``worker_class`` with the same workers, core and settings (a context manager)."""
     custom = None if worker_class.endswith("ServingUvicornWorker") else worker_class  # conf default otherwise
@@ -335,7 +364,12 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
                 f"{RECYCLE_TARGET}+max_requests={args.max_requests}",
                 RECYCLE_TARGET,
                 args,
-                {"GUNICORN_MAX_REQUESTS": str(args.max_requests)},
+                # The design's jitter is a tenth of the limit (1000 + 0..100); recycles are staggered by the worker.
+                {
+                    "GUNICORN_MAX_REQUESTS": str(args.max_requests),
+                    "GUNICORN_MAX_REQUESTS_JITTER": str(args.max_requests // 10),
+                    "GUNICORN_LOG_LEVEL": "info",  # recycles and boot CPU are counted from the log
+                },
             )
         )
     with ExitStack() as resources:

@@ -87,7 +87,11 @@ class LeanASGIHandler(ASGIHandler):
             middleware = import_string(path)
             if not getattr(middleware, "async_capable", False):
                 raise TypeError(f"{path} in LEAN_MIDDLEWARE must be async-capable")
-            handler = convert_exception_to_response(middleware(handler))
+            instance = middleware(handler)
+            if hasattr(instance, "process_exception"):
+                # Called by Django only when a view raised (e.g. coffee_payment.dbtimeouts: 503 on a DB timeout).
+                self._exception_middleware.insert(0, instance.process_exception)
+            handler = convert_exception_to_response(instance)
         self._middleware_chain = handler
 
 

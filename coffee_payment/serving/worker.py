@@ -19,6 +19,11 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
   a log line instead of killing the worker by the signal's default action.
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
+* Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
+  accept. Its boot CPU time is logged once it accepts (with preload: a fork, not a Django boot).
+* The heartbeat outlives the event loop (``heartbeat.py``): a sync view's executor thread blocked
+  in the database keeps the process alive after ``serve()`` returns; the database-side statement/lock timeout
+  ends it, and the heartbeat goes on until the process really exits (bounded), so no WORKER TIMEOUT.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from coffee_payment.serving import background, probes
+from coffee_payment.serving.heartbeat import heartbeat_until_exit
+from coffee_payment.serving.stagger import RecycleGate, shared_directory
 
 IDLE_GRACE = 1.0
 
@@ -92,12 +99,32 @@ def draining_protocol(grace: float) -> type:
 class ServingServer(Server):
     """uvicorn ``Server`` that records why it stops, logs the shutdown stages and supports a quick exit."""
 
-    def __init__(self, config: Config, *, log: Any) -> None:
+    def __init__(self, config: Config, *, log: Any, gate: RecycleGate | None = None) -> None:
         super().__init__(config)
         self.log = log
         self.cause: str | None = None
         self.pid = os.getpid()
         self._aborted = False
+        self.gate = gate
+        # The limit is checked here (on_tick), not by uvicorn: a worker waits for its turn to recycle.
+        self.recycle_at = self.limit_max_requests
+        self.__dict__["limit_max_requests"] = None  # uvicorn's cached_property: off
+
+    async def startup(self, sockets: Any = None) -> None:
+        """uvicorn's startup, then: accepting (for the stagger), and the boot CPU time logged once."""
+        await super().startup(sockets)
+        # Logged before the marker exists, so the log never shows a sibling's recycle before this line.
+        self.log.info("Worker %s accepting: boot took %.3fs CPU", self.pid, time.process_time())
+        if self.gate is not None:
+            self.gate.mark_accepting()
+
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's tick; at the request limit, recycle only when the stagger gate gives this worker its turn."""
+        if await super().on_tick(counter):
+            return True
+        if self.recycle_at is None or self.server_state.total_requests < self.recycle_at:
+            return False
+        return self.gate is None or self.gate.take_turn(limit=self.recycle_at, log=self.log)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Signal handler for INT/TERM (installed by uvicorn's ``capture_signals``): record only, no logging."""
@@ -157,7 +184,9 @@ class ServingServer(Server):
     async def shutdown(self, sockets: Any = None) -> None:
         """Log stages around uvicorn's shutdown; mark readiness draining first."""
         probes.mark_shutting_down()
-        cause = self.cause or f"max requests ({self.limit_max_requests}) reached, recycling"
+        if self.gate is not None:
+            self.gate.mark_stopped()
+        cause = self.cause or f"max requests ({self.recycle_at}) reached, recycling"
         deadline = self.config.timeout_graceful_shutdown
         self.log.info("Worker %s shutdown 1/3: stop accepting new connections (cause: %s)", self.pid, cause)
         self.log.info(
@@ -255,9 +284,18 @@ class ServingUvicornWorker(UvicornWorker):
             self.notify()
             await asyncio.sleep(interval)
 
+    def _recycle_gate(self) -> RecycleGate | None:
+        try:
+            directory = shared_directory(self.ppid, self.cfg.worker_tmp_dir)
+        except OSError as exc:  # no usable temporary directory (tempfile.gettempdir)
+            self.log.warning("Worker %s: recycles not staggered (%s)", self.pid, exc)
+            return None
+        # A sibling's turn takes its drain plus its replacement's boot: wait up to twice the heartbeat timeout.
+        return RecycleGate(directory, pid=self.pid, workers=self.cfg.workers, max_wait=2.0 * self.cfg.timeout)
+
     async def _serve(self) -> None:
         self.config.app = self.wsgi
-        self.server = ServingServer(config=self.config, log=self.log)
+        self.server = ServingServer(config=self.config, log=self.log, gate=self._recycle_gate())
         self._install_sigquit_handler()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -266,5 +304,9 @@ class ServingUvicornWorker(UvicornWorker):
             await self.server.serve(sockets=[getattr(s, "sock", s) for s in self.sockets])
         finally:
             heartbeat.cancel()
+            interval = max(0.1, min(1.0, self.cfg.timeout / 4))
+            # Bounded like a stop: the master gives a stopping worker graceful_timeout before its SIGKILL.
+            budget = max(self.cfg.timeout, self.cfg.graceful_timeout)
+            heartbeat_until_exit(os.dup(self.tmp.fileno()), interval=interval, budget=budget, log=self.log)
         if not self.server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

@@ -179,7 +179,9 @@ def test_sigkilled_worker_is_replaced_and_only_its_requests_fail():
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_stop_during_worker_boot_exits_0_with_a_log_line(sig: int):
     server = GunicornServer(
-        env={"GUNICORN_WORKERS": "2", "SLOW_BOOT_SECONDS": "20"}, app="tests.integration.slow_boot_app:app"
+        # Without preload: the workers import the app themselves, which is the boot window under test.
+        env={"GUNICORN_WORKERS": "2", "GUNICORN_PRELOAD": "0", "SLOW_BOOT_SECONDS": "20"},
+        app="tests.integration.slow_boot_app:app",
     )
     server.start()
     try:

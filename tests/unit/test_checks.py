@@ -149,3 +149,13 @@ def test_check_timeouts_size_words(settings, monkeypatch):
     settings.TMETR_CONNECT_TIMEOUT_S, settings.TMETR_READ_TIMEOUT_S = 3.0, 5.0
     settings.TMETR_SIZE_WORDS = ["small", "big"]
     assert _ids(check_timeouts()) == ["coffee_payment.E005"]
+
+
+def test_check_test_faults_refuses_the_fault_hooks(settings):
+    from coffee_payment.checks import check_test_faults
+
+    settings.SERVING_TEST_FAULTS = []
+    assert check_test_faults() == []
+    settings.SERVING_TEST_FAULTS = ["die_before_make"]
+    (error,) = check_test_faults()
+    assert error.id == "coffee_payment.E011" and "die_before_make" in error.msg

@@ -369,3 +369,41 @@ def test_postgres_connections_fit_max_connections(name):
     assert isinstance(surge, int) and surge <= hpa["maxReplicas"], "the x2 factor must cover the rollout surge"
     peak = 2 * hpa["maxReplicas"] * serving.workers * pool + ONE_OFF_PROCESSES * pool + reserved
     assert peak <= max_connections, f"{peak} PostgreSQL connections at peak > max_connections {max_connections}"
+
+
+# --- Invariants: worker recycling as the deployment design recommends (issue 10) -------------------------------
+
+DESIGN = {
+    "staging": {"workers": 2, "timeout": 30, "max_requests": 1000, "max_requests_jitter": 100},
+    "production": {"timeout": 60, "max_requests": 5000, "max_requests_jitter": 500},
+}
+DESIGN_GRACE_S = {"production": 90}
+
+
+@pytest.mark.parametrize("name", list(OVERLAYS))
+def test_overlays_follow_the_recycling_design(name):
+    manifests = rendered(name)
+    serving = serving_config(manifests)
+    assert {key: getattr(serving, key) for key in DESIGN[name]} == DESIGN[name]
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] >= DESIGN_GRACE_S.get(name, 0)
+
+
+@pytest.mark.parametrize("name", list(RENDERABLE))
+def test_recycling_is_on_cheap_and_jitter_spreads_it(name):
+    serving = serving_config(rendered(name))
+    assert serving.max_requests > 0, "recycling off"
+    assert serving.preload, "without preload every recycle pays a full Django boot"
+    assert 0 < serving.max_requests_jitter <= serving.max_requests // 5
+
+
+@pytest.mark.parametrize("name", list(RENDERABLE))
+def test_database_bounds_end_inside_the_drain(name):
+    from coffee_payment.serving.worker import drain_timeout
+
+    manifests = rendered(name)
+    data, serving = config_data(manifests), serving_config(manifests)
+    drain = drain_timeout(serving.timeout, serving.graceful_timeout)
+    for variable in ("DB_STATEMENT_TIMEOUT_S", "DB_LOCK_TIMEOUT_S", "DB_POOL_TIMEOUT_S"):
+        assert float(data[variable]) < drain, f"{variable}={data[variable]} s >= drain budget {drain} s"
+    assert float(data["DB_LOCK_TIMEOUT_S"]) < float(data["DB_STATEMENT_TIMEOUT_S"])

@@ -61,6 +61,8 @@ OTHER_BAD = [
     ("GUNICORN_LOG_LEVEL", "verbose", "log_level", "info"),
     ("GUNICORN_ACCESS_LOG", "yes", "access_log", False),
     ("GUNICORN_ACCESS_LOG", "", "access_log", False),
+    ("GUNICORN_PRELOAD", "off", "preload", True),
+    ("GUNICORN_PRELOAD", "", "preload", True),
 ]
 
 
@@ -85,6 +87,7 @@ def test_defaults_without_warnings():
     assert config.forwarded_allow_ips == "127.0.0.1,::1"
     assert config.control_socket is None
     assert (config.log_level, config.access_log) == ("info", False)
+    assert config.preload is True
 
 
 @pytest.mark.timeout(10)
@@ -129,6 +132,8 @@ def test_other_bad_values_fall_back_with_one_warning(name, value, attribute, def
         ({"GUNICORN_CONTROL_SOCKET": "/run/g.ctl"}, {"control_socket": "/run/g.ctl"}),
         ({"GUNICORN_CONTROL_SOCKET": ""}, {"control_socket": None}),
         ({"GUNICORN_LOG_LEVEL": "DEBUG", "GUNICORN_ACCESS_LOG": "1"}, {"log_level": "debug", "access_log": True}),
+        ({"GUNICORN_PRELOAD": "0"}, {"preload": False}),
+        ({"GUNICORN_PRELOAD": "1"}, {"preload": True}),
     ],
 )
 def test_good_values(environ, expected):
