@@ -13,7 +13,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from coffee_payment.serving import hooks as _hooks
+from coffee_payment.serving import metrics_hooks as _metrics
 from coffee_payment.serving.env import resolve as _resolve
+
+_metrics.prepare(os.environ)  # PROMETHEUS_MULTIPROC_DIR set and emptied before prometheus_client is imported
 
 _serving = _resolve(os.environ)
 
@@ -28,7 +31,8 @@ max_requests_jitter = _serving.max_requests_jitter
 forwarded_allow_ips = _serving.forwarded_allow_ips
 loglevel = _serving.log_level
 errorlog = "-"
-accesslog = "-" if _serving.access_log else None
+# uvicorn's access line has no duration: the request layer (coffee_payment/monitoring/asgi.py) logs instead.
+accesslog = None
 # The heartbeat is an fchmod per second per worker: keep it off disk-backed /tmp (gunicorn docs, "Blocking OS calls").
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 # gunicorn 27 opens a per-user control socket by default; two servers side by side would fight over it.
@@ -42,3 +46,14 @@ def on_starting(server):
     """Master start: INT as graceful as TERM, truthful stop logs, the effective config logged once."""
     _hooks.install_signal_semantics(server)
     _hooks.log_effective_config(server, _serving.as_dict())
+    _metrics.on_starting(server)
+
+
+when_ready, on_reload, pre_fork, child_exit, on_exit = (
+    _metrics.when_ready,
+    _metrics.on_reload,
+    _metrics.pre_fork,
+    _metrics.child_exit,
+    _metrics.on_exit,
+)
+post_fork, post_worker_init, worker_exit = _metrics.post_fork, _metrics.post_worker_init, _metrics.worker_exit

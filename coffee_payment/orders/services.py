@@ -15,7 +15,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from coffee_payment.devices.models import Device, DeviceStatus
-from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, tmetr_client
+from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, TmetrUnavailable, tmetr_client
+from coffee_payment.monitoring.metrics import record_dispense
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.qr import QrParams
 from coffee_payment.orders.state import decide_on_make
@@ -126,12 +127,15 @@ async def order_dispense(*, order_id: str) -> str:
     Returns the order status afterwards."""
     command = await sync_to_async(_make_command)(order_id)
     await sync_to_async(_mark_make_requested)(order_id)
+    record_dispense("sent")
     try:
         await tmetr_client().make(command)
     except TmetrError as exc:
         logger.error("make command for order %s failed (not resent): %s", order_id, exc.detail)
+        record_dispense("unknown" if isinstance(exc, TmetrUnavailable) else "failed")
         return await sync_to_async(_record_make)(order_id, accepted=False, detail=exc.detail)
     logger.info("make command accepted for order %s on device %s", order_id, command.device_id)
+    record_dispense("accepted")
     return await sync_to_async(_record_make)(order_id, accepted=True, detail="accepted")
 
 

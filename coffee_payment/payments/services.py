@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.monitoring.metrics import record_payment
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.services import order_dispense
 from coffee_payment.orders.state import (
@@ -262,6 +263,7 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
         attempt.raw_response = payment.raw
         attempt.create_claimed_at = None
         attempt.save()
+        record_payment(attempt.provider, new_attempt_status)
         latest_id = order.attempts.order_by("-created_at").values_list("id", flat=True).first()
         if payment.outcome is PaymentOutcome.REFUNDED and (
             order.attempts.filter(status=AttemptStatus.SUCCEEDED).exclude(pk=attempt.pk).exists()

@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from coffee_payment.devices.models import PaymentScenario
+from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.payments.models import NotificationVerdict
 from coffee_payment.payments.notifications import (
     MAX_BODY_BYTES,
@@ -45,6 +46,7 @@ async def _handle(request: HttpRequest, provider: str, process) -> Verdict:
         verdict, attempt_id = Verdict(NotificationVerdict.RETRY, 503, "database error"), None
     log = logger.warning if verdict.http_status >= 400 else logger.info
     log("%s notification %s: %s (%s)", provider, notification_id, verdict.verdict, verdict.detail)
+    record_notification(provider, verdict.verdict)
     try:
         await sync_to_async(notification_record)(notification_id, verdict, attempt_id)
     except DatabaseError:
