@@ -132,6 +132,7 @@ class Stack:
     def _app_env(self) -> dict[str, str]:
         cfg = self.config
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+        env.setdefault("METRICS_PORT", "0")  # metrics listener off unless asked for: stacks run side by side
         env.update(
             DJANGO_SETTINGS_MODULE="coffee_payment.settings",
             VAR_DIR=str(cfg.var_dir),

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -27,35 +25,9 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-ENV = "PROMETHEUS_MULTIPROC_DIR"
 ARCHIVE = "archive"  # the "pid" part of the compacted files' names: counter_archive.db, histogram_archive.db
 _COMPACTED_TYPES = ("counter", "histogram", "summary")
 LOCK = threading.Lock()  # compaction vs scrape; both run in the master process
-
-
-def prepare_dir(environ: MutableMapping[str, str], *, shm: str = "/dev/shm") -> tuple[Path, bool]:
-    """Make ``environ[ENV]`` an existing, empty directory; returns (path, created_here).
-
-    Unset → a fresh directory on tmpfs (``shm``; the system temp dir if ``shm`` is not writable) that the caller
-    removes at exit. Set → created if missing and emptied of ``*.db`` files from a previous run. Must run in the
-    master before any worker forks (and before prometheus_client is imported, so it picks multiprocess mode).
-    """
-    configured = environ.get(ENV)
-    if configured:
-        path = Path(configured)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink(missing_ok=True)
-        return path, False
-    parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    path = Path(tempfile.mkdtemp(prefix="coffee-metrics-", dir=parent))
-    environ[ENV] = str(path)
-    return path, True
-
-
-def remove_dir(path: Path) -> None:
-    """Remove a directory made by :func:`prepare_dir` (at master exit)."""
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_archive(path: Path, metrics: Iterable[Metric]) -> None:

@@ -139,6 +139,8 @@ class SandboxState:
         self.tbank_payments: dict[str, TBankPayment] = {}
         self.makes: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
+        # Every call to the emulated APIs: {"service", "method", "path", "request_id", "received_at"}.
+        self.calls: list[dict[str, Any]] = []
 
     def reset(self) -> None:
         """Back to the start-up state: clear records, restore the CLI config, cancel pending auto-pays."""

@@ -58,7 +58,7 @@ def prepare(environ: os._Environ) -> None:
 
     Skipped after a USR2 re-exec (``GUNICORN_PID`` set): the old master's workers still write there.
     """
-    from coffee_payment.monitoring.multiproc import ENV, prepare_dir
+    from coffee_payment.monitoring.directory import ENV, prepare_dir
 
     if _State.prepared_pid == os.getpid():
         return
@@ -171,7 +171,7 @@ def _read_exit_note(pid: int) -> str | None:
 
 def on_exit(server: Any) -> None:
     """Master exit: stop the listener; remove the directory if this master created it."""
-    from coffee_payment.monitoring.multiproc import remove_dir
+    from coffee_payment.monitoring.directory import remove_dir
 
     if _State.listener is not None:
         _State.listener.shutdown()
