@@ -56,8 +56,11 @@ def _access_lines(server) -> list[str]:
     return [line for line in server.logs().splitlines() if " request_id=" in line and " client=" in line]
 
 
-def test_requests_sum_exactly_over_workers_and_the_access_log_has_every_field():
-    with running_gunicorn(workers=2, env=_metrics_env()) as server:
+# With preload_app (issue 10 turns it on) the master imports the app and the metrics before fork: every value must
+# still be per worker (prometheus_client re-creates values on a pid change).
+@pytest.mark.parametrize("args", [(), ("--preload",)], ids=["fork-then-import", "preload"])
+def test_requests_sum_exactly_over_workers_and_the_access_log_has_every_field(args):
+    with running_gunicorn(workers=2, env=_metrics_env(), args=args) as server:
         responses = _spread(server, 200)
         assert {r.status_code for r in responses} == {404}
         pids = {r.headers["x-worker-pid"] for r in responses}
