@@ -20,6 +20,7 @@ from coffee_payment.monitoring import metrics
 from coffee_payment.monitoring.requestid import HEADER_BYTES, REQUEST_ID, accept_request_id, new_request_id
 from coffee_payment.serving.probes import HEALTH_PATH, LIVENESS_PATH, READINESS_PATH
 
+logger = logging.getLogger(__name__)
 PROBE_PATHS = frozenset((HEALTH_PATH, LIVENESS_PATH, READINESS_PATH))
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
@@ -32,6 +33,10 @@ def django_route(path: str, *, static_prefix: str = "/static/") -> str:
         return "static"
     if path.startswith("/admin/") or path == "/admin":
         return "admin"
+    from django.apps import apps
+
+    if not apps.ready:  # an app other than Django behind gunicorn.conf.py (loadtests/bare_app.py)
+        return "unmatched"
     from django.urls import Resolver404, resolve
 
     try:
@@ -85,31 +90,36 @@ def observe(
         metrics.HTTP_IN_FLIGHT.inc()
         try:
             await app(scope, receive, send_observed)
-        except BaseException:
+        except Exception:  # not CancelledError: a client that left is status 0, not a server error
             if response["status"] == 0:
                 response["status"] = 500
             raise
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
-            seconds = time.perf_counter() - started
-            path = scope["path"]
-            route = route_of(path)
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            metrics.record_request(method, route, response["status"], seconds)
-            if access_log is not None and (log_probes or route != "probe"):
-                client = scope.get("client")
-                access_log.info(
-                    "access",
-                    extra={
-                        "method": scope["method"],
-                        "path": path,
-                        "status": response["status"],
-                        "duration_ms": seconds * 1000,
-                        "bytes": response["bytes"],
-                        "client_ip": client[0] if client else "-",
-                        "request_id": request_id,
-                    },
-                )
+            try:
+                _record(scope, response, time.perf_counter() - started, request_id)
+            except Exception:  # the response is already sent: a metric or log failure must not look like the app's
+                logger.exception("request %s not recorded", request_id)
             REQUEST_ID.reset(token)
+
+    def _record(scope: dict[str, Any], response: dict[str, int], seconds: float, request_id: str) -> None:
+        path = scope["path"]
+        route = route_of(path)
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        metrics.record_request(method, route, response["status"], seconds)
+        if access_log is not None and (log_probes or route != "probe"):
+            client = scope.get("client")
+            access_log.info(
+                "access",
+                extra={
+                    "method": scope["method"],
+                    "path": path,
+                    "status": response["status"],
+                    "duration_ms": seconds * 1000,
+                    "bytes": response["bytes"],
+                    "client_ip": client[0] if client else "-",
+                    "request_id": request_id,
+                },
+            )
 
     return application

@@ -228,3 +228,17 @@ def test_metrics_port_is_never_the_public_port(capsys):
     assert "METRICS_PORT=8000 is the public port" in capsys.readouterr().err
     assert metrics_port({"METRICS_PORT": "0x10"}, 8000) == 9464
     assert "METRICS_PORT='0x10'" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(10)
+def test_an_app_error_is_counted_as_500_and_logged():
+    async def failing(scope, receive, send):
+        raise RuntimeError("boom")
+
+    log, stream = _access_stream()
+    app = observe(failing, trusted=lambda ip: False, access_log=log, route_of=lambda p: "broken")
+    before = _sample("coffee_http_requests_total", {"method": "GET", "route": "broken", "status": "500"})
+    with pytest.raises(RuntimeError):
+        _request(app)
+    assert _sample("coffee_http_requests_total", {"method": "GET", "route": "broken", "status": "500"}) == before + 1
+    assert " GET /v1/pay 500 " in stream.getvalue()
