@@ -18,6 +18,7 @@ value among live processes; a dead process's live gauges are removed in ``child_
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -98,10 +99,21 @@ for _outcome in DISPENSE_OUTCOMES:
     DISPENSES.labels(_outcome)
 
 
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def record_request(method: str, route: str, status: int, seconds: float) -> None:
-    """One answered HTTP request (``status`` 0 = the client left before a response started)."""
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
+    """One answered HTTP request (``status`` 0 = the client left before a response started).
+
+    The labelled children are cached: ``labels()`` takes a lock and builds a key on every call, and this runs
+    for every request (methods and routes are bounded, so the cache is too).
+    """
+    children = _request_children.get((method, route, status))
+    if children is None:
+        children = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route))
+        _request_children[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def record_restart(reason: str) -> None:

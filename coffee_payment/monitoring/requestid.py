@@ -8,8 +8,8 @@ The id follows the request into every log line (:class:`RequestIdFilter` on the 
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
@@ -22,8 +22,11 @@ REQUEST_ID: ContextVar[str] = ContextVar("request_id", default=NO_REQUEST)
 
 
 def new_request_id() -> str:
-    """A fresh id: 32 lowercase hex digits (a random UUID), the format ingress-nginx uses."""
-    return uuid.uuid4().hex
+    """A fresh id: 32 lowercase hex digits (128 random bits), the format ingress-nginx uses.
+
+    ``os.urandom(16).hex()``: same randomness as ``uuid4().hex``, several times cheaper per request.
+    """
+    return os.urandom(16).hex()
 
 
 def accept_request_id(raw: bytes | None) -> str | None:
