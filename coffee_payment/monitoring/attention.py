@@ -31,10 +31,18 @@ def count_orders_needing_attention() -> int:
 
 
 async def refresh_forever(interval: float) -> None:
-    """Set the gauge now and every ``interval`` seconds; a database error is logged and retried next time."""
+    """Set the gauge now and every ``interval`` seconds. A database error is retried next time; it is logged when
+    the refresh starts failing and when it recovers, not every ``interval``."""
+    failing = False
     while True:
         try:
             set_orders_needing_attention(await sync_to_async(count_orders_needing_attention)())
         except Exception as exc:  # noqa: BLE001 - a metric must never take the worker down
-            logger.warning("coffee_orders_needing_attention not refreshed: %s", exc)
+            if not failing:
+                logger.warning("coffee_orders_needing_attention not refreshed (retrying every %gs): %s", interval, exc)
+            failing = True
+        else:
+            if failing:
+                logger.info("coffee_orders_needing_attention refreshed again")
+            failing = False
         await asyncio.sleep(interval)
