@@ -169,3 +169,23 @@ def test_metrics_are_not_on_the_public_port_and_the_app_is_not_on_the_metrics_po
     with running_gunicorn(workers=2, env={"METRICS_PORT": "0"}) as server:
         assert "Metrics listener at" not in server.logs()
         assert httpx.get(server.url("/metrics"), timeout=5).status_code == 404
+
+
+def test_hup_reload_counts_each_replaced_worker_as_reload():
+    with running_gunicorn(workers=2, env=_metrics_env()) as server:
+        _spread(server, 20)
+        old = set(server.worker_pids())
+        server.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: not old & set(server.worker_pids()) and len(server.serving_workers()) == 2,
+            timeout=40,
+            what="2 new workers after HUP",
+        )
+        samples = wait_until(
+            lambda: (s := scrape(server)) and value(s, "coffee_worker_restarts_total", reason="reload") == 2 and s,
+            timeout=10,
+            what="2 reload restarts",
+        )
+        assert value(samples, "coffee_worker_restarts_total") == 2
+        assert value(samples, "coffee_http_requests_total", route=ROUTE) == 20
+        assert value(samples, "coffee_workers") == 2
