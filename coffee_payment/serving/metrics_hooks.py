@@ -44,10 +44,10 @@ class _State:
     refresher: asyncio.Task[None] | None = None
 
 
-def metrics_port(environ: dict[str, str] | os._Environ, public_port: int) -> int:
-    """``METRICS_PORT`` (0–65535, default 9464; 0 = off). The public port → off, with a warning."""
+def metrics_port(environ: dict[str, str] | os._Environ, public_ports: set[int]) -> int:
+    """``METRICS_PORT`` (0–65535, default 9464; 0 = off). A public (bound) port → off, with a warning."""
     port = parse_int(environ, "METRICS_PORT", default=DEFAULT_METRICS_PORT, minimum=0, maximum=65535)
-    if port == public_port:
+    if port in public_ports:
         warn_stderr(f"METRICS_PORT={port} is the public port; metrics listener off (never on the public port)")
         return 0
     return port
@@ -75,8 +75,8 @@ def when_ready(server: Any) -> None:
 
     from coffee_payment.monitoring.multiproc import scrape_registry
 
-    public_port = parse_int(os.environ, "GUNICORN_PORT", default=8000, minimum=1, maximum=65535, warn=lambda _: None)
-    port = metrics_port(os.environ, public_port)
+    # The ports gunicorn actually bound (GUNICORN_CMD_ARGS may have changed GUNICORN_PORT's).
+    port = metrics_port(os.environ, {address[1] for address in server.cfg.address if isinstance(address, tuple)})
     if port == 0 or _State.directory is None or _State.listener is not None:
         return
     host = parse_bind_host(os.environ, "METRICS_BIND_HOST", default=os.environ.get("GUNICORN_BIND_HOST", "0.0.0.0"))

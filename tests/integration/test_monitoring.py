@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.processes import free_port, running_gunicorn, wait_until
+from devtools.processes import GunicornServer, free_port, running_gunicorn, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 ROUTE = "order-status"
@@ -169,6 +169,15 @@ def test_metrics_are_not_on_the_public_port_and_the_app_is_not_on_the_metrics_po
     with running_gunicorn(workers=2, env={"METRICS_PORT": "0"}) as server:
         assert "Metrics listener at" not in server.logs()
         assert httpx.get(server.url("/metrics"), timeout=5).status_code == 404
+    port = free_port()
+    server = GunicornServer(env={"METRICS_PORT": str(port), "GUNICORN_WORKERS": "2"}, port=port).start()
+    try:
+        server.wait_ready(workers=2)
+        assert f"METRICS_PORT={port} is the public port; metrics listener off" in server.logs()
+        assert "Metrics listener at" not in server.logs()
+        assert httpx.get(server.url("/metrics"), timeout=5).status_code == 404
+    finally:
+        server.stop()
 
 
 def test_hup_reload_counts_each_replaced_worker_as_reload():

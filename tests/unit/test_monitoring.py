@@ -222,11 +222,11 @@ def test_exit_note_says_recycle_or_signal():
 
 
 def test_metrics_port_is_never_the_public_port(capsys):
-    assert metrics_port({}, 8000) == 9464
-    assert metrics_port({"METRICS_PORT": "0"}, 8000) == 0
-    assert metrics_port({"METRICS_PORT": "8000"}, 8000) == 0
+    assert metrics_port({}, {8000}) == 9464
+    assert metrics_port({"METRICS_PORT": "0"}, {8000}) == 0
+    assert metrics_port({"METRICS_PORT": "8000"}, {8000, 8443}) == 0
     assert "METRICS_PORT=8000 is the public port" in capsys.readouterr().err
-    assert metrics_port({"METRICS_PORT": "0x10"}, 8000) == 9464
+    assert metrics_port({"METRICS_PORT": "0x10"}, {8000}) == 9464
     assert "METRICS_PORT='0x10'" in capsys.readouterr().err
 
 
