@@ -40,10 +40,12 @@ def value(samples, name: str, **labels: str) -> float:
 
 
 def _get_status(server, n: int) -> httpx.Response:
+    # 30 s: while both workers recycle, a request waits in the backlog for a worker to boot (~1 s, longer on a
+    # loaded machine).
     return httpx.get(
         server.url(f"/v1/order-status/{secrets.token_hex(6)}?secret=x"),
         headers={"X-Request-ID": f"rid-{n:04d}"},
-        timeout=10,
+        timeout=30,
     )
 
 
@@ -130,18 +132,18 @@ def test_sigkilled_worker_counts_as_crash_and_its_counts_stay():
 
 
 def test_recycle_counts_as_recycle_and_the_directory_does_not_grow():
-    env = _metrics_env(GUNICORN_MAX_REQUESTS="25", GUNICORN_MAX_REQUESTS_JITTER="0")
+    env = _metrics_env(GUNICORN_MAX_REQUESTS="25", GUNICORN_MAX_REQUESTS_JITTER="10")
     with running_gunicorn(workers=2, env=env) as server:
         directory = Path(re.search(r"\(dir (\S+)\)", server.logs()).group(1))
         sent = 0
         sizes = []
-        for _ in range(8):
+        for _ in range(6):
             sent += len(_spread(server, 40))
             wait_until(lambda: len(server.serving_workers()) == 2, timeout=30, what="2 workers serving")
             sizes.append(len(list(directory.glob("*.db"))))
         samples = scrape(server)
         recycles = value(samples, "coffee_worker_restarts_total", reason="recycle")
-        assert recycles >= 4, server.logs()[-2000:]
+        assert recycles >= 3, server.logs()[-2000:]
         assert value(samples, "coffee_worker_restarts_total") == recycles
         assert value(samples, "coffee_http_requests_total", route=ROUTE) == sent
         assert value(samples, "coffee_worker_drain_seconds_count") == recycles
