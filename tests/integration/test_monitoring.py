@@ -131,6 +131,7 @@ def test_sigkilled_worker_counts_as_crash_and_its_counts_stay():
         assert value(scrape(server), "coffee_http_requests_total", route=ROUTE) == 70
 
 
+@pytest.mark.timeout(240)  # six rounds of recycling, each worker boot ~1 s of CPU on a shared machine
 def test_recycle_counts_as_recycle_and_the_directory_does_not_grow():
     env = _metrics_env(GUNICORN_MAX_REQUESTS="25", GUNICORN_MAX_REQUESTS_JITTER="10")
     with running_gunicorn(workers=2, env=env) as server:
