@@ -19,6 +19,7 @@ purpose (shutdown, TTOU) are not restarts.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import signal
 import time
@@ -67,6 +68,17 @@ def prepare(environ: os._Environ) -> None:
         _State.directory = Path(environ[ENV])
         return
     _State.directory, _State.created_dir = prepare_dir(environ)
+    if _State.created_dir:
+        # Also when no server starts (``gunicorn --check-config`` reads this file too) or the master dies before
+        # on_exit. Only in this process: forked workers inherit atexit handlers.
+        atexit.register(_remove_if_owner, os.getpid(), _State.directory)
+
+
+def _remove_if_owner(owner: int, directory: Path) -> None:
+    from coffee_payment.monitoring.directory import remove_dir
+
+    if os.getpid() == owner:
+        remove_dir(directory)
 
 
 def when_ready(server: Any) -> None:
