@@ -112,7 +112,15 @@ def _live_workers(server: Any) -> list[int]:
 
 
 def on_starting(server: Any) -> None:
-    """Master start: remember which signals the master itself sends (see the restart reasons above)."""
+    """Master start: log the access-log setting (gunicorn's ``accesslog`` stays None: the request layer writes
+    it); remember which signals the master itself sends (see the restart reasons above)."""
+    from coffee_payment.monitoring.logformat import log_format
+
+    if parse_bool(os.environ, "GUNICORN_ACCESS_LOG", default=True, warn=lambda _: None):
+        probes = "logged" if parse_bool(os.environ, "ACCESS_LOG_PROBES", default=False) else "not logged"
+        server.log.info("Access log: stdout, LOG_FORMAT=%s, probes %s", log_format(os.environ), probes)
+    else:
+        server.log.info("Access log: off (GUNICORN_ACCESS_LOG=0)")
     original_kill_worker = server.kill_worker
 
     def kill_worker(pid: int, sig: int) -> None:
@@ -218,8 +226,9 @@ def request_layer(app: Any, *, forwarded_allow_ips: list[str] | str) -> Any:
     from coffee_payment.monitoring.logformat import access_logger, log_format
 
     trusted_hosts = _TrustedHosts(forwarded_allow_ips)
-    access_on = parse_bool(os.environ, "GUNICORN_ACCESS_LOG", default=True)
-    access_log = access_logger(log_format(os.environ)) if access_on else None
+    access_on = parse_bool(os.environ, "GUNICORN_ACCESS_LOG", default=True, warn=lambda _: None)
+    # A bad LOG_FORMAT was already warned about by the master (on_starting).
+    access_log = access_logger(log_format(os.environ, warn=lambda _: None)) if access_on else None
     layered = observe(
         ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips),
         trusted=lambda ip: ip is not None and ip in trusted_hosts,
