@@ -233,7 +233,7 @@ def request_layer(app: Any, *, forwarded_allow_ips: list[str] | str) -> Any:
         ProxyHeadersMiddleware(app, trusted_hosts=forwarded_allow_ips),
         trusted=lambda ip: ip is not None and ip in trusted_hosts,
         access_log=access_log,
-        log_probes=parse_bool(os.environ, "ACCESS_LOG_PROBES", default=False),
+        log_probes=parse_bool(os.environ, "ACCESS_LOG_PROBES", default=False, warn=lambda _: None),
     )
     return _on_first_request(layered, _start_attention_refresher)
 
