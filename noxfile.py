@@ -68,8 +68,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Unit tests: pure logic and in-process Django (no servers)."""
+    """Unit tests: pure logic and in-process Django (no servers); promtool (Debian's prometheus) for the alert rules."""
     install_locked(session)
+    ensure_debian_packages(session, {"promtool": "prometheus"})
     session.run("pytest", *(session.posargs or ["tests/unit"]))
 
 

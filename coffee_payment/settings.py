@@ -15,6 +15,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from coffee_payment.monitoring.logformat import log_format as _log_format
 from coffee_payment.serving.admin_url import admin_url_prefix
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -261,11 +262,14 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     _warn("LOG_LEVEL", os.environ.get("LOG_LEVEL", ""), "is not DEBUG/INFO/WARNING/ERROR/CRITICAL", "INFO")
     LOG_LEVEL = "INFO"
+# LOG_FORMAT=plain|json; every line carries the request id (coffee_payment/monitoring/logformat.py).
+LOG_FORMAT = _log_format(os.environ)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"app": {"()": "coffee_payment.monitoring.logformat.app_formatter", "fmt": LOG_FORMAT}},
+    "filters": {"request_id": {"()": "coffee_payment.monitoring.requestid.RequestIdFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "app", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "coffee_payment": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},

@@ -28,8 +28,8 @@ import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 APP = "coffee_payment.asgi:application"
-_ISOLATED_PREFIXES = ("GUNICORN_", "SERVING_")
-_ISOLATED_NAMES = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+_ISOLATED_PREFIXES = ("GUNICORN_", "SERVING_", "METRICS_")
+_ISOLATED_NAMES = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR")
 
 T = TypeVar("T")
 
@@ -140,6 +140,7 @@ def serving_env(port: int, overrides: Mapping[str, str | None] | None = None) ->
             "GUNICORN_PORT": str(port),
             "SERVING_TEST_ENDPOINTS": "1",
             "PYTHONUNBUFFERED": "1",
+            "METRICS_PORT": "0",  # servers side by side: a test that scrapes passes a free port
         }
     )
     env.setdefault("SECRET_KEY", "test-only-secret-key-for-serving-tests")

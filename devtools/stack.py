@@ -151,6 +151,7 @@ class Stack:
                 f"WARNING: WEB_CONCURRENCY={os.environ['WEB_CONCURRENCY']!r} is not passed to the server: gunicorn "
                 "would parse it before gunicorn.conf.py (and crash on a non-integer); use GUNICORN_WORKERS"
             )
+        env.setdefault("METRICS_PORT", "0")  # metrics listener off unless asked for: stacks run side by side
         env.update(
             DJANGO_SETTINGS_MODULE="coffee_payment.settings",
             VAR_DIR=str(cfg.var_dir),

@@ -33,7 +33,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, tmetr_client
+from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, TmetrUnavailable, tmetr_client
+from coffee_payment.monitoring.metrics import record_dispense
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import MakeState, MakeStep, OrderStatus, decide_on_make, decide_on_sweep
 from coffee_payment.serving import background
@@ -122,14 +123,20 @@ async def order_dispense(*, order_id: str) -> str:
     command = await _db(_claim_send, order_id)
     if command is None:
         return await _db(lambda: Order.objects.values_list("status", flat=True).get(pk=order_id))
+    record_dispense("sent")
     try:
         async with asyncio.timeout(send_budget_s()):
             await tmetr_client().make(command)
     except (TmetrError, TimeoutError) as exc:
         detail = exc.detail if isinstance(exc, TmetrError) else "Tmetr make: no answer within the send budget"
         logger.error("dispense.failed order=%s: make command failed (not resent): %s", order_id, detail)
+        # The metric tells a refusal from a timeout/5xx (the drink may be made); both are make_failed for staff.
+        record_dispense(
+            "failed" if isinstance(exc, TmetrError) and not isinstance(exc, TmetrUnavailable) else "unknown"
+        )
         return await _db(_record_result, order_id, accepted=False, detail=detail)
     logger.info("dispense.accepted order=%s device=%s", order_id, command.device_id)
+    record_dispense("accepted")
     return await _db(_record_result, order_id, accepted=True, detail="accepted")
 
 
@@ -222,6 +229,7 @@ async def dispense_sweep() -> SweepReport:
             logger.error("dispense.expired order=%s: the owed make was not sent in time → manual_make", order_id)
             report.expired.append(order_id)
         elif step.make_state == MakeState.UNKNOWN:
+            record_dispense("unknown")
             logger.error(
                 "dispense.outcome_unknown order=%s: the make was sent by a process that died mid-call; "
                 "not resent — staff must check the machine, then mark made or refund",

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
+from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import provider_client
@@ -224,6 +225,7 @@ async def notification_process(provider: str, notification_id: int, body: bytes)
         error = traceback.format_exc()
     log = logger.warning if verdict.http_status >= 400 else logger.info
     log("%s notification %s: %s (%s)", provider, notification_id, verdict.verdict, verdict.detail)
+    record_notification(provider, verdict.verdict)
     try:
         await sync_to_async(notification_record)(notification_id, verdict, attempt_id, error=error[-20000:])
     except Exception:  # noqa: BLE001 - the verdict stands; the row keeps "received"

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.monitoring.metrics import record_payment
 from coffee_payment.orders.dispense import dispense_and_wait
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import (
@@ -301,6 +302,7 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
             attempt.raw_response = payment.raw
             attempt.create_claimed_at = None
             attempt.save()
+            record_payment(attempt.provider, attempt.status)
         if decision.status == order.status:
             return ApplyResult(str(order.id), order.status, False, False, decision.reason)
         if payment.outcome is PaymentOutcome.SUCCEEDED:

@@ -15,7 +15,35 @@ from starlette.applications import Starlette
 
 from coffee_payment.sandbox import checkout, control, tbank, tmetr, yookassa
 from coffee_payment.sandbox.config import default_config, merge_config
-from coffee_payment.sandbox.state import SandboxState
+from coffee_payment.sandbox.defaults import TBANK_PREFIX, TMETR_PREFIX, YOOKASSA_PREFIX
+from coffee_payment.sandbox.state import SandboxState, utc_now_iso
+
+_SERVICES = (("yookassa", YOOKASSA_PREFIX), ("tbank", TBANK_PREFIX), ("tmetr", TMETR_PREFIX))
+
+
+class CallRecorder:
+    """ASGI middleware recording every call to the emulated APIs with its ``X-Request-ID`` in ``state.calls``, so
+    a test can follow one request of our server through every provider hop (``GET /_sandbox/calls``)."""
+
+    def __init__(self, app: Any, state: SandboxState) -> None:
+        self._app = app
+        self._state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            service = next((name for name, prefix in _SERVICES if scope["path"].startswith(prefix)), None)
+            if service is not None:
+                request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1") or None
+                self._state.calls.append(
+                    {
+                        "service": service,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "request_id": request_id,
+                        "received_at": utc_now_iso(),
+                    }
+                )
+        await self._app(scope, receive, send)
 
 
 def create_app(
@@ -48,4 +76,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sandbox = state
+    app.add_middleware(CallRecorder, state=state)
     return app

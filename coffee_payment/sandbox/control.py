@@ -67,6 +67,14 @@ async def deliveries(request: Request) -> Response:
     return JSONResponse(sandbox_state(request).deliveries)
 
 
+async def calls(request: Request) -> Response:
+    """``GET /_sandbox/calls[?request_id=ID]``: calls to the emulated APIs, oldest first, each with the caller's
+    ``X-Request-ID``."""
+    recorded = sandbox_state(request).calls
+    wanted = request.query_params.get("request_id")
+    return JSONResponse([c for c in recorded if wanted is None or c["request_id"] == wanted])
+
+
 async def payments(request: Request) -> Response:
     """``GET /_sandbox/payments``: ``{"yookassa": [payment objects], "tbank": [payments]}``."""
     state = sandbox_state(request)
@@ -146,6 +154,7 @@ def routes() -> list[Route]:
         Route("/_sandbox/tmetr/make-attempts", make_attempts, methods=["GET"]),
         Route("/_sandbox/notifications/release", release_notifications, methods=["POST"]),
         Route("/_sandbox/deliveries", deliveries, methods=["GET"]),
+        Route("/_sandbox/calls", calls, methods=["GET"]),
         Route("/_sandbox/payments", payments, methods=["GET"]),
         Route("/_sandbox/payments/{provider}/{payment_id}/notify", notify, methods=["POST"]),
         Route("/_sandbox/payments/tbank/{payment_id}/status", set_tbank_status, methods=["POST"]),

@@ -145,6 +145,8 @@ class SandboxState:
         self.deliveries: list[dict[str, Any]] = []
         # Notifications queued while ``notifications.hold`` is on, delivered by release().
         self.held: list[Notification] = []
+        # Every call to the emulated APIs: {"service", "method", "path", "request_id", "received_at"}.
+        self.calls: list[dict[str, Any]] = []
 
     def reset(self) -> None:
         """Back to the start-up state: clear records, restore the CLI config, cancel pending auto-pays."""

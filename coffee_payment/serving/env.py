@@ -215,6 +215,6 @@ def resolve(
         ),
         control_socket=parse_path(environ, "GUNICORN_CONTROL_SOCKET", warn=warn),
         log_level=parse_choice(environ, "GUNICORN_LOG_LEVEL", default="info", choices=LOG_LEVELS, warn=warn),
-        access_log=parse_bool(environ, "GUNICORN_ACCESS_LOG", default=False, warn=warn),
+        access_log=parse_bool(environ, "GUNICORN_ACCESS_LOG", default=True, warn=warn),
         preload=parse_bool(environ, "GUNICORN_PRELOAD", default=True, warn=warn),
     )

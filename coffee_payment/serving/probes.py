@@ -21,6 +21,7 @@ import asyncio
 import json
 import math
 import os
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,7 @@ class DrainState:
 
     drain_file: str | None = None
     shutting_down: bool = False
+    shutting_down_at: float | None = None  # time.monotonic() when the drain began (coffee_worker_drain_seconds)
 
     def draining(self) -> bool:
         """True while shutting down or while the drain file exists."""
@@ -98,6 +100,8 @@ STATE = _state_from_env()
 def mark_shutting_down() -> None:
     """Called by the worker when its server starts shutting down: readiness answers 503 from now on."""
     STATE.shutting_down = True
+    if STATE.shutting_down_at is None:
+        STATE.shutting_down_at = time.monotonic()
 
 
 def probe_response(path: str, method: str, state: DrainState | None = None) -> ProbeResponse | None:

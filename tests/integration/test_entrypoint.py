@@ -71,6 +71,7 @@ def _start_and_stop(
         "GUNICORN_BIND_HOST": "127.0.0.1",
         "GUNICORN_PORT": str(port),
         "GUNICORN_WORKERS": "2",
+        "METRICS_PORT": "0",  # tests side by side: no fixed metrics port
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(32),
         "DEBUG": "1" if mode == "development" else "0",

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ["coffee_payment/settings.py", "coffee_payment/serving/env.py", "coffee_payment/serving/probes.py"]
+SOURCES = [
+    "coffee_payment/settings.py",
+    "coffee_payment/serving/env.py",
+    "coffee_payment/serving/probes.py",
+    "coffee_payment/serving/metrics_hooks.py",
+    "coffee_payment/monitoring/logformat.py",
+]
 _READ = re.compile(
     r'(?:_number|_flag|env\.(?:str|bool|list|int|float|db_url)|environ\.get|parse_\w+)\(\s*(?:os\.environ,\s*|environ,\s*)?"([A-Z][A-Z0-9_]+)"'
 )
@@ -20,7 +26,8 @@ def variables() -> set[str]:
         text = (ROOT / source).read_text()
         names |= set(_READ.findall(text)) | set(re.findall(r'"((?:GUNICORN|SERVING)_[A-Z0-9_]+)"', text))
     names |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]{2,})", (ROOT / "entrypoint.sh").read_text()))
-    return names - {"GUNICORN_CMD_ARGS", "WEB_CONCURRENCY"}  # read only to warn about them
+    # Read only to warn about them; GUNICORN_PID is set by gunicorn itself in a USR2-re-executed master.
+    return names - {"GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "GUNICORN_PID"}
 
 
 def test_variables_are_found():

@@ -59,8 +59,8 @@ OTHER_BAD = [
     ("GUNICORN_FORWARDED_ALLOW_IPS", "proxy.local", "forwarded_allow_ips", "127.0.0.1,::1"),
     ("GUNICORN_CONTROL_SOCKET", "relative.sock", "control_socket", None),
     ("GUNICORN_LOG_LEVEL", "verbose", "log_level", "info"),
-    ("GUNICORN_ACCESS_LOG", "yes", "access_log", False),
-    ("GUNICORN_ACCESS_LOG", "", "access_log", False),
+    ("GUNICORN_ACCESS_LOG", "yes", "access_log", True),
+    ("GUNICORN_ACCESS_LOG", "", "access_log", True),
     ("GUNICORN_PRELOAD", "off", "preload", True),
     ("GUNICORN_PRELOAD", "", "preload", True),
 ]
@@ -86,7 +86,7 @@ def test_defaults_without_warnings():
     assert config.bind == "0.0.0.0:8000"
     assert config.forwarded_allow_ips == "127.0.0.1,::1"
     assert config.control_socket is None
-    assert (config.log_level, config.access_log) == ("info", False)
+    assert (config.log_level, config.access_log) == ("info", True)
     assert config.preload is True
 
 

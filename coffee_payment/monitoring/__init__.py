@@ -1,0 +1,1 @@
+"""Metrics, access log and request ids (issue 17)."""
