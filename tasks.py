@@ -59,19 +59,17 @@ def serve(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
+    except KeyboardInterrupt:  # Stack.start stops whatever it had started
+        print("\nStopped before the server was ready.", flush=True)
+        return
     except (RuntimeError, OSError) as exc:
         raise Exit(f"could not start the stack: {exc}") from exc
     except subprocess.CalledProcessError as exc:
         raise Exit(f"could not start the stack: {' '.join(exc.cmd[1:])} failed:\n{exc.stderr or exc.stdout}") from exc
-    server = "gunicorn + Uvicorn workers (prod mode)" if prod else "Django runserver (dev mode)"
-    print(f"\nCoffee Payments Server on {stack.base_url} — {server}; sandbox on {stack.sandbox_url}")
-    print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
-    for link in stack.qr_links:
-        print(f"  {link}")
-    admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn
-    print(admin_line(f"{stack.base_url}/{admin_prefix}/", stack.env), flush=True)
-    print("Ctrl-C to stop\n", flush=True)
+    # From here on the children run: whatever interrupts us (Ctrl-C during the banner's superuser check included)
+    # stops them — a Ctrl-C gracefully, anything else at once.
     try:
+        _banner(stack, prod=prod)
         code = stack.server.wait()
         raise Exit(f"server exited unexpectedly with code {code}", code=code or 1)
     except KeyboardInterrupt:
@@ -80,6 +78,17 @@ def serve(
         print(f"Stopped (server exit code {code}).")
     finally:
         stack.stop()
+
+
+def _banner(stack: Stack, *, prod: bool) -> None:
+    server = "gunicorn + Uvicorn workers (prod mode)" if prod else "Django runserver (dev mode)"
+    print(f"\nCoffee Payments Server on {stack.base_url} — {server}; sandbox on {stack.sandbox_url}")
+    print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
+    for link in stack.qr_links:
+        print(f"  {link}")
+    admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn
+    print(admin_line(f"{stack.base_url}/{admin_prefix}/", stack.env), flush=True)
+    print("Ctrl-C to stop\n", flush=True)
 
 
 @task(

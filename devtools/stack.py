@@ -223,15 +223,15 @@ class Stack:
         ]
         # Own sessions: a terminal's Ctrl-C reaches only the caller, which forwards exactly one signal (a second
         # INT makes gunicorn quit without draining).
-        out = self._output("sandbox")
-        self.sandbox = subprocess.Popen(
-            self._pinned(sandbox_argv), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
-        )
-        out = self._output("server")
-        self.server = subprocess.Popen(
-            self._pinned(self.server_argv()), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
-        )
-        try:
+        try:  # from the first child on, an interruption (Ctrl-C included) stops what was started
+            out = self._output("sandbox")
+            self.sandbox = subprocess.Popen(
+                self._pinned(sandbox_argv), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
+            )
+            out = self._output("server")
+            self.server = subprocess.Popen(
+                self._pinned(self.server_argv()), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
+            )
             wait_http_ok(f"{self.sandbox_url}/health", timeout=30, proc=self.sandbox)
             wait_http_ok(f"{self.base_url}/health", timeout=60, proc=self.server)
         except BaseException:
