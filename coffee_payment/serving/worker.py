@@ -57,9 +57,10 @@ def drain_timeout(timeout: float, graceful_timeout: float) -> float:
 
     The arbiter SIGKILLs workers still alive at ``graceful_timeout`` (arbiter ``stop``) and kills a worker
     whose heartbeat is older than ``timeout`` (``murder_workers``); the margin (10 %, 1–5 s) leaves time for
-    the worker to close connections and exit after the drain.
+    the worker to close connections and exit after the drain. ``timeout`` 0 means "no worker timeout" in
+    gunicorn (``--timeout 0``): only ``graceful_timeout`` bounds the drain then.
     """
-    bound = float(min(timeout, graceful_timeout))
+    bound = float(min(timeout, graceful_timeout) if timeout > 0 else graceful_timeout)
     margin = min(5.0, max(1.0, bound * 0.1))
     return bound - margin if bound > margin else bound / 2
 
@@ -235,7 +236,9 @@ class ServingUvicornWorker(UvicornWorker):
         super().__init__(*args, **kwargs)
         drain = drain_timeout(self.cfg.timeout, self.cfg.graceful_timeout)
         self.config.timeout_graceful_shutdown = drain  # type: ignore[assignment]
-        if HttpToolsProtocol is not None:
+        # A subclass that picks its HTTP implementation (upstream's UvicornH11Worker pattern: "http": "h11")
+        # keeps it; the idle-connection grace exists for the httptools protocol only.
+        if HttpToolsProtocol is not None and self.CONFIG_KWARGS.get("http", "auto") in ("auto", "httptools"):
             self.config.http = draining_protocol(idle_grace(self.cfg.keepalive, drain))
         self.server: ServingServer | None = None
 
