@@ -37,6 +37,13 @@ _STATES_SCRIPT = (
     "print(json.dumps({str(o.id): [o.status, o.make_state] for o in Order.objects.filter(pk__in={ids})}))"
 )
 
+# Every order that was paid (a make owed, or paid and not yet queued), as ``{order id: machine uuid}``.
+_PAID_SCRIPT = (
+    "import json; from coffee_payment.orders.models import Order;"
+    "print(json.dumps({str(o.id): o.machine_uuid for o in Order.objects.exclude(make_state='', status__in="
+    "['created', 'pending', 'not_paid', 'failed', 'manual_make'])}))"
+)
+
 
 class DispenseProbe:
     """Paid orders launched just before the drill's event, and their accounting afterwards."""
