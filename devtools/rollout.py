@@ -23,6 +23,7 @@ import signal
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from devtools.stack import Stack, StackConfig
 # The production manifests' numbers (tests/unit/test_rollout_drill.py keeps them equal to deploy/k8s).
 MANIFEST_PRESTOP_S, MANIFEST_GRACE_S, MANIFEST_KEEPALIVE_S = 10.0, 45.0, 75
 ASSUMED_ENDPOINTS_LAG_S = 5.0  # docs/deployment.md §5: what the preStop sleep must cover
+RAMP_S = 2.0  # clients connecting, fresh workers importing lazily: not part of the throughput baseline
 
 
 @dataclass
@@ -48,7 +50,7 @@ class RolloutOptions:
     workers: int = 2
     customers: int = 6
     probes: int = 1
-    warmup: float = 4.0
+    warmup: float = 8.0  # the first RAMP_S of it are the "ramp" phase, the rest the throughput baseline
     cooldown: float = 3.0
     prestop: float = MANIFEST_PRESTOP_S  # 0 = no preStop hook
     endpoints_lag: float = ASSUMED_ENDPOINTS_LAG_S
@@ -210,7 +212,10 @@ class Rollout:
         self.traffic = traffic
         self.marks["traffic_start"] = time.time()
         traffic.start()
-        await asyncio.sleep(self.o.warmup)
+        ramp = min(RAMP_S, self.o.warmup / 2)
+        await asyncio.sleep(ramp)
+        traffic.phase, self.marks["before_start"] = "before", time.time()
+        await asyncio.sleep(self.o.warmup - ramp)
         traffic.phase, self.marks["rollout_start"] = "rollout", time.time()
         for old in list(self.pods):
             await self._roll(old)
@@ -228,8 +233,9 @@ class Rollout:
         config.log_to, config.var_dir = self.tmp / "logs", self.tmp / "var"
         self.stack = Stack(config).start()
         pods = [self._new_pod("old") for _ in range(self.o.pods)]
+        with ThreadPoolExecutor(len(pods)) as pool:
+            list(pool.map(Pod.boot, pods))  # re-raises a pod's boot failure
         for pod in pods:
-            pod.boot()
             self.watch.add(pod.port)
         settings = IngressSettings(keepalive_timeout=self.o.upstream_keepalive_timeout)
         self.ingress = Ingress(settings, self.tmp, port=nginx_port).start([p.port for p in pods])

@@ -155,7 +155,8 @@ def build(rollout: Rollout, dispenses: dict[str, Any]) -> dict[str, Any]:
     """Every figure of the run (the ``--json`` file)."""
     marks, t0 = rollout.marks, rollout.marks["traffic_start"]
     phases = {
-        "before": (0.0, marks["rollout_start"] - t0),
+        "ramp": (0.0, marks["before_start"] - t0),
+        "before": (marks["before_start"] - t0, marks["rollout_start"] - t0),
         "rollout": (marks["rollout_start"] - t0, marks["rollout_end"] - t0),
         "after": (marks["rollout_end"] - t0, marks["traffic_end"] - t0),
     }

@@ -3,10 +3,11 @@
 A customer repeats the flow of ``loadtests/locustfile.py::CustomerUser``: scan the QR (``GET /v1/pay`` → 302),
 open the status page, read the status JSON, tap Pay (``POST /v1/initiate-payment``; the sandbox auto-pays and
 notifies us through the ingress), then poll the status JSON until the drink is being made. A probe client sends
-``GET /health`` and ``GET /readyz`` on a new connection each time (as a kubelet or an external monitor would).
+``GET /health`` and ``GET /livez`` on a new connection each time, as an external monitor would (``/readyz``
+answers 503 on purpose while a pod drains; the drill reads it at each pod directly, as the kubelet does).
 
 Every request is counted in a :class:`devtools.drill.Tally` by ``(phase, route)`` — ``before`` / ``rollout`` /
-``after`` the rollout — with the drill's own outcome rules (completed, refused before sending, lost: sent
+``after`` the rollout, and ``ramp`` (the first seconds, while the clients and the workers warm up) — with the drill's own outcome rules (completed, refused before sending, lost: sent
 without a usable answer, or a 5xx). Completions are also bucketed per second for the throughput dip.
 """
 
@@ -24,7 +25,7 @@ import httpx
 
 from devtools.drill import Tally, classify
 
-PHASES = ("before", "rollout", "after")
+PHASES = ("ramp", "before", "rollout", "after")
 DONE = {"make_pending", "successful"}
 DEAD_ENDS = {"not_paid", "failed", "make_failed", "manual_make", "refunded"}
 
@@ -39,7 +40,7 @@ class Traffic:
         self.customers = customers
         self.probes = probes
         self.poll_s = poll_s
-        self.phase = "before"
+        self.phase = "ramp"
         self.tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
         self.per_second: Counter[int] = Counter()  # completed requests by whole second since start
         self.flows: Counter[str] = Counter()  # completed / failed: <why>
@@ -108,7 +109,7 @@ class Traffic:
         headers = {"Connection": "close", "User-Agent": "kube-probe/1.31"}
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5, headers=headers) as client:
             while not self._stopping.is_set():
-                for path in ("/health", "/readyz"):
+                for path in ("/health", "/livez"):
                     await self._send(client, "GET", path, f"GET {path}")
                 await asyncio.sleep(0.1)
 
