@@ -6,8 +6,9 @@ the config and runs ``nginx -s reload``, as ingress-nginx does when it cannot up
 
 Defaults copied from ingress-nginx (its ConfigMap documentation, ``upstream-keepalive-*``, ``proxy-*``):
 upstream keep-alive 320 connections, idle timeout 60 s, 10000 requests per connection; ``proxy_next_upstream
-error timeout`` with nginx's ``non_idempotent`` off (a POST that reached a pod is never resent); proxy
-connect 5 s, send/read 60 s (the manifests' ingress sets 35 s; see docs/deployment.md). ``max_fails=0``: like
+error timeout`` with nginx's ``non_idempotent`` off (a POST that reached a pod is never resent; the manifests
+narrow it to ``error``, which the drill's short requests cannot tell apart); proxy connect 5 s and send/read
+35 s as the manifests' Ingress sets them (docs/deployment.md). ``max_fails=0``: like
 ingress-nginx's Lua balancer, nginx keeps routing to an endpoint until the endpoint is removed.
 
 Every request is logged as one JSON line (``access.log``): ``{"t": epoch s, "m": method, "u": path, "s":
@@ -41,8 +42,8 @@ class IngressSettings:
     keepalive_requests: int = 10000  # upstream-keepalive-requests
     next_upstream: str = "error timeout"  # proxy-next-upstream
     next_upstream_tries: int = 3  # proxy-next-upstream-tries
-    connect_timeout: float = 5.0  # proxy-connect-timeout
-    read_timeout: float = 60.0  # proxy-read-timeout (and proxy-send-timeout)
+    connect_timeout: float = 5.0  # proxy-connect-timeout (deploy/k8s/base/ingress.yaml; ingress-nginx: 5)
+    read_timeout: float = 35.0  # proxy-read-/send-timeout (deploy/k8s/base/ingress.yaml; ingress-nginx: 60)
 
 
 TEMPLATE = """\

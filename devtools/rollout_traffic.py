@@ -6,9 +6,10 @@ notifies us through the ingress), then poll the status JSON until the drink is b
 ``GET /health`` and ``GET /livez`` on a new connection each time, as an external monitor would (``/readyz``
 answers 503 on purpose while a pod drains; the drill reads it at each pod directly, as the kubelet does).
 
-Every request is counted in a :class:`devtools.drill.Tally` by ``(phase, route)`` — ``before`` / ``rollout`` /
-``after`` the rollout, and ``ramp`` (the first seconds, while the clients and the workers warm up) — with the drill's own outcome rules (completed, refused before sending, lost: sent
-without a usable answer, or a 5xx). Completions are also bucketed per second for the throughput dip.
+Every request is counted in a :class:`devtools.drill.Tally` by ``(phase, route)`` — ``ramp`` (the first
+seconds, while clients connect and fresh workers warm up), ``before`` / ``rollout`` / ``after`` the rollout —
+with the drill's own outcome rules (completed; refused before sending; lost: sent without a usable answer, or a
+5xx). Completions are also bucketed per second for the throughput dip.
 """
 
 from __future__ import annotations
