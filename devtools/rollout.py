@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from devtools import drill_dispense, rollout_report
+from devtools.drill import STAGE_LINE
 from devtools.ingress import Ingress, IngressSettings
 from devtools.pg import temporary_database
 from devtools.processes import GunicornServer, free_port, kill_group, wait_until
@@ -116,11 +117,13 @@ class Pod:
         self.events["ready"] = time.time()
 
     def as_dict(self, t0: float) -> dict[str, Any]:
+        stages = [m.group(0) for m in STAGE_LINE.finditer(self.server.logs())] if self.server.process else []
         return {
             "name": self.name,
             "port": self.port,
             "pid": self.server.process.pid if self.server.process else None,
             "exit_code": self.exit_code,
+            "shutdown_log": [line for line in stages if "hutdown" in line or "SIG" in line][-12:],
             "events_s": {k: round(v - t0, 3) for k, v in sorted(self.events.items(), key=lambda kv: kv[1])},
         }
 
@@ -267,6 +270,7 @@ class Rollout:
         self.watch.stop()
         for pod in self.pods:
             pod.server.stop(timeout=10)
+            pod.server.log_path.unlink(missing_ok=True)
         if self.ingress is not None:
             self.ingress.stop()
         if self.stack is not None:

@@ -231,10 +231,17 @@ def render(report: dict[str, Any]) -> str:
         f"  nginx: {report['nginx_requests']} requests logged, {len(report['nginx_failed_attempts'])} failed "
         "attempt(s) at a pod"
     )
-    lines.append(f"  pods closing idle keep-alive connections: {report['server_closed_idle_connections']}")
-    lines.append(f"  dispenses: {drill_dispense.render_row(report['dispenses'])}")
+    closes = sum(report["server_closed_idle_connections"].values())
+    lines.append(f"  idle upstream connections closed by a pod before its drain: {closes}")
+    d = report["dispenses"]
+    lines.append(
+        f"  dispenses: {d.get('paid_in_flight', 0)} paid orders, make states {d.get('make_states', {})}, "
+        f"{d.get('recovered_by_sweeper', 0)} recovered by the sweeper, {len(d.get('lost', []))} silently unmade, "
+        f"{len(d.get('double', []))} made twice"
+    )
     for pod in report["pods"]:
         events = ", ".join(f"{k} {v:g}" for k, v in pod["events_s"].items())
-        lines.append(f"  {pod['name']:<12} :{pod['port']} exit {pod['exit_code']}  [{events}]")
+        state = "serving" if "term" not in pod["events_s"] else f"exit {pod['exit_code']}"
+        lines.append(f"  {pod['name']:<12} :{pod['port']} {state:<8} [{events}]")
     verdict = "PASS: no request or dispense lost" if report["passed"] else "FAIL: " + "; ".join(report["reasons"])
     return "\n".join([*lines, verdict])
