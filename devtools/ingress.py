@@ -84,6 +84,7 @@ http {{
             proxy_read_timeout {s.read_timeout:g}s;
             proxy_next_upstream {s.next_upstream};
             proxy_next_upstream_tries {s.next_upstream_tries};
+            add_header X-Upstream $upstream_addr always;  # which pod answered: the drill's lost-request detail
         }}
     }}
 }}

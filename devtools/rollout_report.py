@@ -111,7 +111,8 @@ def judge(rollout: Rollout, traffic: dict[str, Any], attempts: list[dict[str, An
     }
     lost = {k: v for k, v in lost.items() if v}
     if lost:
-        reasons.append(f"{sum(lost.values())} customer request(s) lost through the ingress: {lost}")
+        first = traffic.get("lost_requests", [])[:2]
+        reasons.append(f"{sum(lost.values())} customer request(s) lost through the ingress: {lost}; first: {first}")
     after_term = [a for a in attempts if a["pod_state"] == "after TERM, still in the upstream"]
     if after_term:
         if o.prestop <= 0:

@@ -45,6 +45,7 @@ class Traffic:
         self.tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
         self.per_second: Counter[int] = Counter()  # completed requests by whole second since start
         self.flows: Counter[str] = Counter()  # completed / failed: <why>
+        self.lost: list[dict[str, Any]] = []  # the first 20 lost requests, in detail
         self._t0 = time.monotonic()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -60,12 +61,23 @@ class Traffic:
         except httpx.HTTPError as exc:
             outcome, kind = classify(exc)
             self.tallies[(phase, route)].record(outcome, kind=kind)
+            if outcome == "lost":
+                self._note_lost(started, phase, route, kind, None)
             return None
         self.tallies[(phase, route)].record("completed", code=response.status_code, latency=time.monotonic() - started)
         if response.status_code >= 500:
+            self._note_lost(started, phase, route, f"HTTP {response.status_code}", response)
             return None
         self.per_second[int(time.monotonic() - self._t0)] += 1
         return response
+
+    def _note_lost(self, started: float, phase: str, route: str, kind: str, response: httpx.Response | None) -> None:
+        """Keep the first lost requests' details for the report: when, what, which pod answered, what it said."""
+        if len(self.lost) < 20:
+            detail = {"at_s": round(started - self._t0, 3), "phase": phase, "route": route, "kind": kind}
+            if response is not None:
+                detail.update(pod=response.headers.get("x-upstream"), body=response.text[:200])
+            self.lost.append(detail)
 
     # --- customers --------------------------------------------------------------------------------------------
     def _scan_url(self) -> str:
@@ -159,4 +171,9 @@ class Traffic:
                 "rps_min_1s": min(seconds) if seconds else None,
                 "routes": {route: t.summary() for route, t in sorted(routes.items())},
             }
-        return {"phases": by_phase, "flows": dict(self.flows), "per_second": dict(sorted(self.per_second.items()))}
+        return {
+            "phases": by_phase,
+            "flows": dict(self.flows),
+            "lost_requests": self.lost,
+            "per_second": dict(sorted(self.per_second.items())),
+        }
