@@ -9,7 +9,9 @@ answers 503 on purpose while a pod drains; the drill reads it at each pod direct
 Every request is counted in a :class:`devtools.drill.Tally` by ``(phase, route)`` — ``ramp`` (the first
 seconds, while clients connect and fresh workers warm up), ``before`` / ``rollout`` / ``after`` the rollout —
 with the drill's own outcome rules (completed; refused before sending; lost: sent without a usable answer, or a
-5xx). Completions are also bucketed per second for the throughput dip.
+5xx). A GET whose keep-alive connection closed before any answer byte is resent once, as clients do (RFC 9112
+§9.3.1; the shutdown drill does the same) and counted as ``retried_after_reset``; a POST never is.
+Completions are also bucketed per second for the throughput dip.
 """
 
 from __future__ import annotations
@@ -57,7 +59,15 @@ class Traffic:
         """Send and count; the response when it completed (status < 500), else None."""
         phase, started = self.phase, time.monotonic()
         try:
-            response = await client.request(method, url, **kwargs)
+            try:
+                response = await client.request(method, url, **kwargs)
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if method != "GET":
+                    raise
+                # A keep-alive connection closed before any answer byte (nginx's old workers close idle client
+                # connections on a reload): clients resend an idempotent request (RFC 9112 §9.3.1); counted.
+                self.tallies[(phase, route)].retried[type(exc).__name__] += 1
+                response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             outcome, kind = classify(exc)
             self.tallies[(phase, route)].record(outcome, kind=kind)
@@ -161,6 +171,7 @@ class Traffic:
                 merged.codes.update(t.codes)
                 merged.lost_kinds.update(t.lost_kinds)
                 merged.latencies += t.latencies
+                merged.retried.update(t.retried)
             start, end = phase_seconds.get(phase, (0.0, 0.0))
             # Whole seconds inside the phase only: a partial first or last second is no dip.
             seconds = [self.per_second.get(s, 0) for s in range(math.ceil(start), int(end))]
