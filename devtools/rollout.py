@@ -152,8 +152,12 @@ class Rollout:
         self.generation += 1
         name = f"pod-{self.generation}({version})"
         drain_file = self.tmp / f"drain-{self.generation}"
-        env = {
-            **self.stack.env,
+        # Every pod on this machine: no shared metrics port or multiprocess directory; no recycling (drilled by
+        # ``drill-shutdown --event recycle``), so any connection a pod closes before its drain is keep-alive's.
+        env = {k: v for k, v in self.stack.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env |= {
+            "METRICS_PORT": "0",
+            "GUNICORN_MAX_REQUESTS": "0",
             "GUNICORN_WORKERS": str(self.o.workers),
             "GUNICORN_KEEPALIVE": str(self.o.server_keepalive),
             "GUNICORN_GRACEFUL_TIMEOUT": str(self.o.graceful_timeout),
