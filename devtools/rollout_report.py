@@ -230,7 +230,7 @@ def render(report: dict[str, Any]) -> str:
     lines.append(f"  customer flows: {report['traffic']['flows']}")
     retried = {name: p["retried_after_reset"] for name, p in phases.items() if p["retried_after_reset"]}
     if retried:
-        lines.append(f"  GETs resent after a keep-alive connection closed before any answer: {retried}")
+        lines.append(f"  resent after nginx closed a reused client connection before any answer (reload): {retried}")
     lines.append(
         f"  nginx: {report['nginx_requests']} requests logged, {len(report['nginx_failed_attempts'])} failed "
         "attempt(s) at a pod"

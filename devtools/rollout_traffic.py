@@ -9,8 +9,9 @@ answers 503 on purpose while a pod drains; the drill reads it at each pod direct
 Every request is counted in a :class:`devtools.drill.Tally` by ``(phase, route)`` — ``ramp`` (the first
 seconds, while clients connect and fresh workers warm up), ``before`` / ``rollout`` / ``after`` the rollout —
 with the drill's own outcome rules (completed; refused before sending; lost: sent without a usable answer, or a
-5xx). A GET whose keep-alive connection closed before any answer byte is resent once, as clients do (RFC 9112
-§9.3.1; the shutdown drill does the same) and counted as ``retried_after_reset``; a POST never is.
+5xx). A request whose reused keep-alive connection closed before any answer byte (nginx retiring a worker after
+a reload) is resent once, as browsers do (RFC 9112 §9.3.1; the shutdown drill does the same for its GETs), and
+counted as ``retried_after_reset``.
 Completions are also bucketed per second for the throughput dip.
 """
 
@@ -62,10 +63,10 @@ class Traffic:
             try:
                 response = await client.request(method, url, **kwargs)
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                if method != "GET":
-                    raise
-                # A keep-alive connection closed before any answer byte (nginx's old workers close idle client
-                # connections on a reload): clients resend an idempotent request (RFC 9112 §9.3.1); counted.
+                # The reused keep-alive connection closed before any answer byte: an nginx worker retiring after a
+                # reload closes its idle client connections, and a request can cross the close. nginx never read
+                # it (it answers 502, never silence, once it forwarded a request), so clients resend it once, as
+                # browsers do for a reused connection (RFC 9112 §9.3.1); counted, by route and phase.
                 self.tallies[(phase, route)].retried[type(exc).__name__] += 1
                 response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
