@@ -3,14 +3,17 @@ numbers), and the verdict naming each cause from what its witnesses saw."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from devtools.ingress import IngressSettings, render
 from devtools.rollout import ASSUMED_ENDPOINTS_LAG_S, Pod, RolloutOptions
 from devtools.rollout_report import ServerCloseWatch, failed_attempts, judge
+from devtools.rollout_traffic import Traffic
 from tests.unit.test_k8s_manifests import (
     LB_IDLE_TIMEOUT_S,
     config_data,
@@ -147,3 +150,51 @@ def test_lost_requests_flows_and_dispenses_fail_the_drill(tmp_path) -> None:
 def test_a_clean_rollout_passes(tmp_path) -> None:
     rollout = _rollout(tmp_path, log=[{**RESENT, "ua": ["127.0.0.1:9002"], "us": ["200"]}])
     assert judge(rollout, TRAFFIC, failed_attempts(rollout), {"lost": [], "double": []}) == []
+
+
+def _traffic_against(handler) -> tuple[Traffic, httpx.AsyncClient]:
+    traffic = Traffic("http://ingress", "http://ingress/v1/pay?deviceUuid=d&uuid=u", customers=1, probes=0)
+    return traffic, httpx.AsyncClient(base_url="http://ingress", transport=httpx.MockTransport(handler))
+
+
+def test_a_request_crossing_nginx_closing_an_idle_connection_is_resent_once_and_counted() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return httpx.Response(200, json={"redirect_url": "x"})
+
+    async def main() -> httpx.Response | None:
+        traffic, client = _traffic_against(handler)
+        async with client:
+            response = await traffic._send(client, "POST", "/v1/initiate-payment", "POST pay", json={"order_id": 1})
+        tally = traffic.tallies[("ramp", "POST pay")]
+        assert (tally.sent, tally.completed, tally.lost, dict(tally.retried)) == (1, 1, 0, {"RemoteProtocolError": 1})
+        return response
+
+    assert asyncio.run(main()).status_code == 200 and calls == ["POST", "POST"]
+
+
+def test_a_5xx_through_the_ingress_is_lost_with_the_pod_that_answered() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"X-Upstream": "127.0.0.1:9001"}, text="busy")
+
+    async def main() -> Traffic:
+        traffic, client = _traffic_against(handler)
+        traffic.phase = "rollout"
+        async with client:
+            assert await traffic._send(client, "GET", "/v1/order-status/1", "GET status") is None
+        return traffic
+
+    traffic = asyncio.run(main())
+    assert traffic.tallies[("rollout", "GET status")].lost_kinds == {"HTTP 503": 1}
+    (lost,) = traffic.lost
+    assert (lost["phase"], lost["route"], lost["kind"], lost["pod"], lost["body"]) == (
+        "rollout",
+        "GET status",
+        "HTTP 503",
+        "127.0.0.1:9001",
+        "busy",
+    )
