@@ -1,4 +1,4 @@
-"""nox sessions: lint, unit, integration, container (image built and run for real), load.
+"""nox sessions: lint, unit, integration, container (image built and run for real), load, rollout.
 
 Every session installs the project from ``uv.lock`` into its own virtualenv (``uv sync --frozen``), so a
 session runs the exact versions the Docker image ships.
@@ -80,7 +80,7 @@ def integration(session: nox.Session) -> None:
     headless Chromium (Debian's, installed if missing)."""
     install_locked(session)
     ensure_postgres(session)
-    ensure_debian_packages(session, {"chromium": "chromium"})
+    ensure_debian_packages(session, {"chromium": "chromium", "nginx": "nginx"})
     session.run("pytest", *(session.posargs or ["tests/integration"]))
 
 
@@ -110,3 +110,14 @@ def load(session: nox.Session) -> None:
     ensure_postgres(session)
     ensure_debian_packages(session, {"wrk": "wrk"})
     session.run("python", "-m", "loadtests.runner", "--out", "reports/load", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def rollout(session: nox.Session) -> None:
+    """The full rolling-deploy drill (not in the default list): 3 pods behind Debian's nginx, customer load, every
+    pod replaced with the manifests' preStop, lag and grace; fails when a request or a dispense is lost. Drill
+    options after ``--``, e.g. ``-- --pods 4 --json reports/rollout.json``."""
+    install_locked(session)
+    ensure_postgres(session)
+    ensure_debian_packages(session, {"nginx": "nginx"})
+    session.run("invoke", "drill-rollout", *session.posargs)

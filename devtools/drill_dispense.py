@@ -37,6 +37,14 @@ _STATES_SCRIPT = (
     "print(json.dumps({str(o.id): [o.status, o.make_state] for o in Order.objects.filter(pk__in={ids})}))"
 )
 
+# Every order that was paid (a make owed, or paid and not yet queued), as ``{order id: machine uuid}``; a late
+# payment (manual_make, no make owed) is an explicit state for staff.
+_PAID_SCRIPT = (
+    "import json; from coffee_payment.orders.models import Order;"
+    "print(json.dumps({str(o.id): o.machine_uuid for o in Order.objects.exclude(make_state='', status__in="
+    "['created', 'pending', 'not_paid', 'failed', 'manual_make'])}))"
+)
+
 
 class DispenseProbe:
     """Paid orders launched just before the drill's event, and their accounting afterwards."""
@@ -87,6 +95,13 @@ class DispenseProbe:
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline and len(await self._arrived(sandbox)) < self.count:
                 await asyncio.sleep(0.02)
+
+    def adopt_paid_orders(self) -> int:
+        """Account for every paid order in the database (the rollout drill's customers paid them), not only the
+        ones ``launch`` paid; returns how many."""
+        out = run_manage("shell", "--no-imports", "-c", _PAID_SCRIPT, env=self.stack.env)
+        self.orders.update(json.loads(out.strip().splitlines()[-1]))
+        return len(self.orders)
 
     async def _arrived(self, sandbox: httpx.AsyncClient) -> set[str]:
         attempts = (await sandbox.get("/_sandbox/tmetr/make-attempts")).json()

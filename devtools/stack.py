@@ -122,6 +122,7 @@ class StackConfig:
     seed: bool = True
     log_to: Path | None = None  # None: inherit the terminal; else a directory for server.log / sandbox.log
     taskset: str | None = None  # e.g. "0": pin the server (and sandbox) to these CPUs
+    server: bool = True  # False: database and sandbox only (the rollout drill starts its own pods at ``port``)
 
 
 class Stack:
@@ -228,12 +229,19 @@ class Stack:
             self.sandbox = subprocess.Popen(
                 self._pinned(sandbox_argv), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
             )
-            out = self._output("server")
-            self.server = subprocess.Popen(
-                self._pinned(self.server_argv()), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
-            )
+            if self.config.server:
+                out = self._output("server")
+                self.server = subprocess.Popen(
+                    self._pinned(self.server_argv()),
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                )
             wait_http_ok(f"{self.sandbox_url}/health", timeout=30, proc=self.sandbox)
-            wait_http_ok(f"{self.base_url}/health", timeout=60, proc=self.server)
+            if self.server is not None:
+                wait_http_ok(f"{self.base_url}/health", timeout=60, proc=self.server)
         except BaseException:
             self.stop()
             raise

@@ -18,6 +18,7 @@ import yaml
 from coffee_payment.serving import probes
 from coffee_payment.serving.env import ServingConfig, resolve
 from devtools import kustomize
+from devtools.rollout import ASSUMED_ENDPOINTS_LAG_S
 from tests.unit.test_env_documented import variables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,6 +171,13 @@ def test_grace_period_covers_prestop_graceful_timeout_and_margin(name):
     graceful = serving_config(manifests).graceful_timeout
     needed = prestop_sleep(server_container(manifests)) + graceful + GRACE_MARGIN_S
     assert pod["terminationGracePeriodSeconds"] >= needed
+
+
+@pytest.mark.parametrize("name", list(RENDERABLE))
+def test_prestop_sleep_covers_the_assumed_endpoints_lag(name):
+    """A pod must leave the ingress's upstream before TERM closes its listener (docs/deployment.md §5; the
+    rollout drill's ``--endpoints-lag`` > ``--prestop`` control shows the requests it gets otherwise)."""
+    assert prestop_sleep(server_container(rendered(name))) >= ASSUMED_ENDPOINTS_LAG_S
 
 
 @pytest.mark.parametrize("name", list(RENDERABLE))
