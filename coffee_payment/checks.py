@@ -84,7 +84,7 @@ def check_production(app_configs=None, **kwargs) -> list:
 
 @register(Tags.compatibility)
 def check_timeouts(app_configs=None, **kwargs) -> list:
-    """Every outbound budget must fit inside the gunicorn worker timeout (rule 8)."""
+    """Every outbound budget must fit inside the gunicorn worker timeout (docs/domain.md §5 rule 8)."""
     problems = []
     # The same parser gunicorn.conf.py uses; its warning, if any, is printed there, not twice.
     worker_timeout = parse_int(

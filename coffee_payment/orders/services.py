@@ -1,7 +1,7 @@
 """Order services: create an order from a QR scan (the make command lives in ``coffee_payment.orders.dispense``).
 
 Transactional steps are sync functions (Django transactions don't work in async code); the async functions call
-them through ``sync_to_async`` and do outbound HTTP outside any transaction (ops-notes "Django under ASGI").
+them through ``sync_to_async`` and do outbound HTTP outside any transaction (docs/serving.md §8).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _create_order(*, device: Device, qr: QrParams, price_kopecks: int) -> Order:
 
 
 async def order_get_or_create(*, qr: QrParams) -> Order:
-    """The order for a QR scan, keyed by the machine ``uuid`` (rule 1: re-scanning never makes a second order).
+    """The order for a QR scan, keyed by the machine ``uuid`` (re-scanning never makes a second order:
+    docs/domain.md §5 rule 1).
 
     A new order gets its price from Tmetr (never a default price) after an online check (skipped for devices in
     ``test`` status). Raises OrderError: 400 uuid reused for another purchase, 404 unknown/disabled device,

@@ -1,4 +1,4 @@
-"""Customer endpoints: QR scan, status page, status JSON, initiate payment (domain.md §1)."""
+"""Customer endpoints: QR scan, status page, status JSON, initiate payment (docs/domain.md §1)."""
 
 from __future__ import annotations
 

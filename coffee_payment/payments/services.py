@@ -1,6 +1,6 @@
 """Payment services: start a payment (double-tap safe), apply a provider status exactly once, refresh.
 
-Exactly-once rules (domain.md §5): every provider status — from a webhook, the status page's on-demand refresh
+Exactly-once rules (docs/domain.md §5): every provider status — from a webhook, the status page's on-demand refresh
 or ``reconcile_payments`` — goes through ``payment_apply``: a compare-and-set under ``select_for_update`` (order
 row first, then attempt row, everywhere) so it holds with several worker processes on PostgreSQL, deciding with
 the one pure function ``state.decide_payment``. Only the transaction that moves the order to ``make_pending``
@@ -72,7 +72,8 @@ class _Claim:
 
 
 def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
-    """Under the order's row lock (rule 2): return the live attempt's URL, or claim the right to create one."""
+    """Under the order's row lock: return the live attempt's URL, or claim the right to create one
+    (docs/domain.md §5 rule 2)."""
     now = timezone.now()
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()

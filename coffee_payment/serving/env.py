@@ -1,7 +1,7 @@
 """Environment → gunicorn settings, stricter than gunicorn's own validators.
 
 gunicorn parses integers with base auto-detection (``0x10`` → 16), accepts ``workers = 0`` (listens, never
-serves) and crashes with a traceback on an out-of-range port (``shared/docs/ops-notes.md``). Every variable
+serves) and crashes with a traceback on an out-of-range port (docs/serving.md §7). Every variable
 here is parsed base-10 only and range-checked; a bad value falls back to the default with exactly one warning
 on stderr naming the variable, the bad value and the value used. Nothing in this module raises on input.
 """

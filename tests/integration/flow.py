@@ -106,7 +106,8 @@ def wait_makes(
 ) -> list[dict[str, Any]]:
     """Make commands for ``machine_uuid`` once ``count`` have arrived, re-read after a short settle so that a
     duplicate sent just behind the first one would be seen too. The order shows ``make_pending`` as soon as the
-    winning transaction commits; the command itself is sent right after (rule 4), so it may trail the status."""
+    winning transaction commits; the command itself is sent right after (docs/domain.md §5 rule 4), so it may
+    trail the status."""
     deadline = time.monotonic() + timeout
     while len(makes_for(sandbox, machine_uuid)) < count and time.monotonic() < deadline:
         time.sleep(0.05)
