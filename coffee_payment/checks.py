@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from coffee_payment.serving.env import parse_int
+from coffee_payment.env import parse_int
 
 
 def _absolute_http(url: str) -> bool:

@@ -1,78 +1,12 @@
-"""Configuration safety: numeric env fallback (``settings._number``) and the system checks (``checks.py``)."""
+"""The system checks (``coffee_payment/checks.py``); the env dialect itself is tested in ``test_env.py``."""
 
 from __future__ import annotations
 
 import pytest
 
 from coffee_payment.checks import check_timeouts, check_urls
-from coffee_payment.settings import _number
 
 pytestmark = pytest.mark.timeout(30)
-
-VAR = "COFFEE_TEST_NUMBER_VAR"
-
-
-# --- _number ------------------------------------------------------------------------------------------------------
-
-
-def test_number_unset_is_default(monkeypatch, capsys):
-    monkeypatch.delenv(VAR, raising=False)
-    assert _number(VAR, 15) == 15
-    assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize(
-    ("raw", "cast", "expected"),
-    [
-        ("20", int, 20),
-        (" 20 ", int, 20),
-        ("0", int, 0),
-        ("2.5", float, 2.5),
-        ("3", float, 3.0),
-    ],
-)
-def test_number_good_values(monkeypatch, capsys, raw, cast, expected):
-    monkeypatch.setenv(VAR, raw)
-    value = _number(VAR, 7, cast=cast)
-    assert value == expected
-    assert type(value) is cast
-    assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize(
-    ("raw", "cast"),
-    [
-        ("", int),
-        ("abc", int),
-        ("1.5", int),
-        ("1e3", int),
-        ("-1", int),
-        ("-0.5", float),
-        ("ten", float),
-        ("", float),
-        ("nan", float),
-    ],
-)
-def test_number_bad_values_fall_back_with_warning(monkeypatch, capsys, raw, cast):
-    monkeypatch.setenv(VAR, raw)
-    default = 9 if cast is int else 9.5
-    assert _number(VAR, default, cast=cast) == default
-    err = capsys.readouterr().err
-    assert VAR in err
-    assert f"{VAR}={raw!r} " in err
-    assert str(default) in err
-
-
-def test_number_below_custom_minimum(monkeypatch, capsys):
-    monkeypatch.setenv(VAR, "1")
-    assert _number(VAR, 5, minimum=2) == 5
-    assert VAR in capsys.readouterr().err
-
-
-def test_number_at_minimum_ok(monkeypatch, capsys):
-    monkeypatch.setenv(VAR, "2")
-    assert _number(VAR, 5, minimum=2) == 2
-    assert capsys.readouterr().err == ""
 
 
 # --- check_urls -----------------------------------------------------------------------------------------------------

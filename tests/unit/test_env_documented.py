@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["coffee_payment/settings.py", "coffee_payment/serving/env.py", "coffee_payment/serving/probes.py"]
 _READ = re.compile(
-    r'(?:_number|_flag|env\.(?:str|bool|list|int|float|db_url)|environ\.get|parse_\w+)\(\s*(?:os\.environ,\s*|environ,\s*)?"([A-Z][A-Z0-9_]+)"'
+    r'(?:_number|_flag|env\.(?:str|bool|list|int|float|db_url)|environ\.get|_env\.get|parse_\w+)\(\s*(?:os\.environ,\s*|environ,\s*|_env,\s*)?"([A-Z][A-Z0-9_]+)"'
 )
 
 
