@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.errors import ServiceError
 from coffee_payment.orders.dispense import dispense_and_wait
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import (
@@ -49,13 +50,8 @@ from coffee_payment.payments.providers.tbank import TBankClient
 logger = logging.getLogger(__name__)
 
 
-class PaymentError(Exception):
-    """A payment request we cannot serve now; ``http_status`` and a customer-facing ``message``."""
-
-    def __init__(self, message: str, *, http_status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
+# A payment request we cannot serve now: the shared error of orders and payments (coffee_payment/errors.py).
+PaymentError = ServiceError
 
 
 def _claim_ttl() -> timedelta:
