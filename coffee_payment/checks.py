@@ -1,4 +1,5 @@
-"""System checks for configuration mistakes settings parsing cannot catch (ids ``coffee_payment.E00x/W00x``)."""
+"""System checks for configuration mistakes settings parsing cannot catch: one function per check, each with a
+stable id (``coffee_payment.E00x/W00x``) and a one-line hint; the ``deploy=True`` ones run with ``check --deploy``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from coffee_payment.serving.env import parse_int
+from coffee_payment.env import parse_int
 
 
 def _absolute_http(url: str) -> bool:
@@ -34,21 +35,27 @@ def check_urls(app_configs=None, **kwargs) -> list:
 
 
 @register(Tags.security, deploy=True)
-def check_production(app_configs=None, **kwargs) -> list:
-    """Deploy-time checks (``manage.py check --deploy``): real services over HTTPS, secrets present."""
-    problems = []
-    if not settings.TMETR_TOKEN:
-        problems.append(
-            Error(
-                "TMETR_TOKEN is empty: every Tmetr call will be refused.",
-                hint="Set TMETR_TOKEN to the Tmetr JWT.",
-                id="coffee_payment.E002",
-            )
+def check_tmetr_token(app_configs=None, **kwargs) -> list:
+    """``check --deploy``: a Tmetr token is set (an empty one gets every Tmetr call refused)."""
+    if settings.TMETR_TOKEN:
+        return []
+    return [
+        Error(
+            "TMETR_TOKEN is empty: every Tmetr call will be refused.",
+            hint="Set TMETR_TOKEN to the Tmetr JWT.",
+            id="coffee_payment.E002",
         )
-    sandbox = settings.SANDBOX_URL
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_real_services(app_configs=None, **kwargs) -> list:
+    """``check --deploy``: Tmetr and the providers are the real services (not the sandbox), over HTTPS: the
+    guard against shipping with sandbox URLs."""
+    problems = []
     for name in ("TMETR_API_URL", "YOOKASSA_API_URL", "TBANK_API_URL"):
         value = getattr(settings, name)
-        if value.startswith(sandbox):
+        if value.startswith(settings.SANDBOX_URL):
             problems.append(
                 Warning(
                     f"{name} points at the sandbox ({value}).",
@@ -62,29 +69,41 @@ def check_production(app_configs=None, **kwargs) -> list:
                     f"{name} is not HTTPS.", hint="Provider and Tmetr traffic must use TLS.", id="coffee_payment.E003"
                 )
             )
-    if urlsplit(settings.BASE_URL).scheme != "https":
-        problems.append(
-            Warning(
-                "BASE_URL is not HTTPS: providers require HTTPS return and notification URLs.",
-                hint="Set BASE_URL to the public https:// origin.",
-                id="coffee_payment.W002",
-            )
-        )
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.BASE_URL))
-    if origin not in settings.CSRF_TRUSTED_ORIGINS:
-        problems.append(
-            Warning(
-                f"CSRF_TRUSTED_ORIGINS lacks {origin}: admin logins over HTTPS will fail.",
-                hint=f"Add {origin} to CSRF_TRUSTED_ORIGINS.",
-                id="coffee_payment.W003",
-            )
-        )
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_base_url_https(app_configs=None, **kwargs) -> list:
+    """``check --deploy``: our public origin is HTTPS (the providers' return and notification URLs)."""
+    if urlsplit(settings.BASE_URL).scheme == "https":
+        return []
+    return [
+        Warning(
+            "BASE_URL is not HTTPS: providers require HTTPS return and notification URLs.",
+            hint="Set BASE_URL to the public https:// origin.",
+            id="coffee_payment.W002",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_csrf_trusted_origin(app_configs=None, **kwargs) -> list:
+    """``check --deploy``: the public origin is a CSRF-trusted origin (admin logins over HTTPS need it)."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.BASE_URL))
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return []
+    return [
+        Warning(
+            f"CSRF_TRUSTED_ORIGINS lacks {origin}: admin logins over HTTPS will fail.",
+            hint=f"Add {origin} to CSRF_TRUSTED_ORIGINS.",
+            id="coffee_payment.W003",
+        )
+    ]
 
 
 @register(Tags.compatibility)
 def check_timeouts(app_configs=None, **kwargs) -> list:
-    """Every outbound budget must fit inside the gunicorn worker timeout (rule 8)."""
+    """Every outbound budget must fit inside the gunicorn worker timeout (docs/domain.md §5 rule 8)."""
     problems = []
     # The same parser gunicorn.conf.py uses; its warning, if any, is printed there, not twice.
     worker_timeout = parse_int(
@@ -103,23 +122,35 @@ def check_timeouts(app_configs=None, **kwargs) -> list:
                     id="coffee_payment.E004",
                 )
             )
-    if not settings.DEBUG and not settings.ALLOWED_HOSTS:
-        problems.append(
-            Error(
-                "ALLOWED_HOSTS is empty: every request except the probes gets 400.",
-                hint="Set ALLOWED_HOSTS to the public host name(s).",
-                id="coffee_payment.E006",
-            )
-        )
-    if len(settings.TMETR_SIZE_WORDS) != 3:
-        problems.append(
-            Error(
-                "TMETR_SIZE_WORDS must list exactly three words (small, medium, big).",
-                hint="e.g. TMETR_SIZE_WORDS=small,medium,big",
-                id="coffee_payment.E005",
-            )
-        )
     return problems
+
+
+@register(Tags.compatibility)
+def check_tmetr_size_words(app_configs=None, **kwargs) -> list:
+    """TMETR_SIZE_WORDS names the three drink sizes (0, 1, 2) in Tmetr's words."""
+    if len(settings.TMETR_SIZE_WORDS) == 3:
+        return []
+    return [
+        Error(
+            "TMETR_SIZE_WORDS must list exactly three words (small, medium, big).",
+            hint="e.g. TMETR_SIZE_WORDS=small,medium,big",
+            id="coffee_payment.E005",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_allowed_hosts(app_configs=None, **kwargs) -> list:
+    """With DEBUG off, ALLOWED_HOSTS names at least one host (else Django answers 400 to everything)."""
+    if settings.DEBUG or settings.ALLOWED_HOSTS:
+        return []
+    return [
+        Error(
+            "ALLOWED_HOSTS is empty: every request except the probes gets 400.",
+            hint="Set ALLOWED_HOSTS to the public host name(s).",
+            id="coffee_payment.E006",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

@@ -1,20 +1,22 @@
-"""Django settings for coffee_payment, read from the environment through django-environ.
+"""Django settings for coffee_payment, read from the environment in the project's one env dialect.
 
-Every variable is listed in ``.env.example`` and the README. Semantic mistakes that a type cannot catch
-(e.g. a non-absolute BASE_URL) are system checks in ``coffee_payment/checks.py``.
+Numbers, booleans and choices go through ``coffee_payment/env.py`` (strict base-10 integers, plain decimals,
+``1/true/yes/on``/``0/false/no/off``; a bad value → the default and one warning naming the variable);
+django-environ reads ``DATABASE_URL`` and the comma-separated lists. Every variable is listed in ``.env.example``
+and the README. Semantic mistakes that a type cannot catch (e.g. a non-absolute BASE_URL) are system checks in
+``coffee_payment/checks.py``.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from coffee_payment.env import fallback, parse_bool, parse_choice, parse_int, parse_number
 from coffee_payment.monitoring.logformat import log_format as _log_format
 from coffee_payment.serving.admin_url import admin_url_prefix
 
@@ -22,51 +24,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 
 env = environ.Env()
+_env = os.environ
 
-
-def _warn(name: str, raw: str, problem: str, used: object) -> None:
-    sys.stderr.write(f"WARNING: {name}={raw!r} {problem}; using {used!r}\n")
-
-
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
-
-
-def _flag(name: str, default: bool) -> bool:
-    """Read a boolean env variable (1/true/yes/on or 0/false/no/off, any case); anything else falls back to
-    ``default`` with a warning naming the variable."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE or value in _FALSE:
-        return value in _TRUE
-    _warn(name, raw, "is not a boolean (1/0, true/false, yes/no, on/off)", default)
-    return default
-
-
-if _flag("READ_DOT_ENV_FILE", False):
+if parse_bool(_env, "READ_DOT_ENV_FILE", default=False):
     env.read_env(BASE_DIR / ".env")
 
+DEBUG = parse_bool(_env, "DEBUG", default=False)
 
-def _number(name: str, default: float, *, cast: type = int, minimum: float = 0) -> float:
-    """Read a numeric env variable; a malformed or out-of-range value falls back to ``default`` with a warning
-    on stderr that names the variable, the bad value and the value used."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = cast(raw.strip())
-        if not math.isfinite(value) or value < minimum:
-            raise ValueError(f"below the minimum {minimum}")
-    except ValueError:
-        _warn(name, raw, f"is not a valid {cast.__name__} >= {minimum}", default)
-        return default
-    return value
-
-
-DEBUG = _flag("DEBUG", False)
-
-SECRET_KEY = env.str("SECRET_KEY", default="")
+SECRET_KEY = _env.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -80,7 +45,7 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-BASE_URL = env.str("BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+BASE_URL = _env.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -151,13 +116,13 @@ except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
     ) from exc
 _db = DATABASES["default"]
 # Seconds; PostgreSQL only (SQLite has its busy timeout). Read for every backend so the system check sees them.
-DB_STATEMENT_TIMEOUT_S = _number("DB_STATEMENT_TIMEOUT_S", 15.0, cast=float, minimum=0.1)
-DB_LOCK_TIMEOUT_S = _number("DB_LOCK_TIMEOUT_S", 5.0, cast=float, minimum=0.1)
+DB_STATEMENT_TIMEOUT_S = parse_number(_env, "DB_STATEMENT_TIMEOUT_S", default=15.0, minimum=0.1)
+DB_LOCK_TIMEOUT_S = parse_number(_env, "DB_LOCK_TIMEOUT_S", default=5.0, minimum=0.1)
 _db["CONN_MAX_AGE"] = 0  # under ASGI each sync view runs in its own thread: persistent connections leak
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _db["OPTIONS"] = {
-        "timeout": _number("SQLITE_BUSY_TIMEOUT_S", 20.0, cast=float, minimum=0.1),
+        "timeout": parse_number(_env, "SQLITE_BUSY_TIMEOUT_S", default=20.0, minimum=0.1),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
@@ -165,11 +130,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
     _db["ENGINE"] = "django.db.backends.postgresql"
     # psycopg 3 connection pool per worker process (Django >= 5.1). Total server connections =
     # replicas x workers x DB_POOL_MAX_SIZE (see docs/deployment.md).
-    _pool_max = _number("DB_POOL_MAX_SIZE", 4, minimum=1)
+    _pool_max = parse_int(_env, "DB_POOL_MAX_SIZE", default=4, minimum=1)
     _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": min(_number("DB_POOL_MIN_SIZE", 1), _pool_max),
+        "min_size": min(parse_int(_env, "DB_POOL_MIN_SIZE", default=1, minimum=0), _pool_max),
         "max_size": _pool_max,
-        "timeout": _number("DB_POOL_TIMEOUT_S", 10.0, cast=float, minimum=0.1),
+        "timeout": parse_number(_env, "DB_POOL_TIMEOUT_S", default=10.0, minimum=0.1),
     }
     # Every statement bounded on the server side (issue 9 item 6): a sync view blocked on a lock or a slow query
     # ends with an error (503 via coffee_payment.dbtimeouts) instead of outliving its worker's drain. Both must
@@ -218,8 +183,8 @@ SERVESTATIC_USE_FINDERS = True  # serve admin assets even when collectstatic was
 # No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from any peer. Under gunicorn + Uvicorn workers
 # the request scheme (and REMOTE_ADDR) already come from X-Forwarded-* of peers in GUNICORN_FORWARDED_ALLOW_IPS
 # only (uvicorn's proxy-headers middleware sets the ASGI scope, which request.is_secure() reads). Issue 11.
-if _flag("TRUST_X_FORWARDED_PROTO", False):
-    _warn(
+if parse_bool(_env, "TRUST_X_FORWARDED_PROTO", default=False):
+    fallback(
         "TRUST_X_FORWARDED_PROTO",
         os.environ["TRUST_X_FORWARDED_PROTO"],
         "is ignored (X-Forwarded-Proto counts only from GUNICORN_FORWARDED_ALLOW_IPS, applied by uvicorn)",
@@ -227,41 +192,40 @@ if _flag("TRUST_X_FORWARDED_PROTO", False):
     )
 
 # --- Business settings --------------------------------------------------------------------------------------
-ORDER_EXPIRATION_MINUTES = _number("ORDER_EXPIRATION_MINUTES", 15, minimum=1)
-DEVICE_ONLINE_THRESHOLD_MINUTES = _number("DEVICE_ONLINE_THRESHOLD_MINUTES", 15, minimum=1)
-FAST_TRACK_LIMIT_S = _number("FAST_TRACK_LIMIT_S", 300)
+ORDER_EXPIRATION_MINUTES = parse_int(_env, "ORDER_EXPIRATION_MINUTES", default=15, minimum=1)
+DEVICE_ONLINE_THRESHOLD_MINUTES = parse_int(_env, "DEVICE_ONLINE_THRESHOLD_MINUTES", default=15, minimum=1)
+FAST_TRACK_LIMIT_S = parse_int(_env, "FAST_TRACK_LIMIT_S", default=300, minimum=0)
 # Seconds between on-demand provider polls of one pending payment from the status JSON.
-PAYMENT_REFRESH_INTERVAL_S = _number("PAYMENT_REFRESH_INTERVAL_S", 5.0, cast=float)
+PAYMENT_REFRESH_INTERVAL_S = parse_number(_env, "PAYMENT_REFRESH_INTERVAL_S", default=5.0, minimum=0.0)
 # Seconds after which reconcile_payments polls a pending payment attempt.
-RECONCILE_MIN_AGE_S = _number("RECONCILE_MIN_AGE_S", 60)
+RECONCILE_MIN_AGE_S = parse_int(_env, "RECONCILE_MIN_AGE_S", default=60, minimum=0)
 # Seconds an owed make (committed with make_pending, not sent) waits before the sweeper sends it; the process
 # that committed it sends it at once, so this only matters when that process died.
-DISPENSE_SWEEP_GRACE_S = _number("DISPENSE_SWEEP_GRACE_S", 10.0, cast=float)
+DISPENSE_SWEEP_GRACE_S = parse_number(_env, "DISPENSE_SWEEP_GRACE_S", default=10.0, minimum=0.0)
 # Tests and drills only (`check --deploy` refuses it): "die_before_make" SIGKILLs the process between the commit
 # of make_pending and the make command, to prove the sweeper sends what a dead process owed.
 SERVING_TEST_FAULTS = env.list("SERVING_TEST_FAULTS", default=[])
 
-_SANDBOX = env.str("SANDBOX_URL", default="http://127.0.0.1:8001").rstrip("/")
+_SANDBOX = _env.get("SANDBOX_URL", "http://127.0.0.1:8001").rstrip("/")
 SANDBOX_URL = _SANDBOX
-TMETR_API_URL = env.str("TMETR_API_URL", default=f"{_SANDBOX}/tmetr/")
+TMETR_API_URL = _env.get("TMETR_API_URL", f"{_SANDBOX}/tmetr/")
 # The sandbox's demo token is the default only while Tmetr itself is the sandbox default.
-TMETR_TOKEN = env.str("TMETR_TOKEN", default="" if "TMETR_API_URL" in os.environ else "sandbox-tmetr-token")
-TMETR_CONNECT_TIMEOUT_S = _number("TMETR_CONNECT_TIMEOUT_S", 3.0, cast=float, minimum=0.1)
-TMETR_READ_TIMEOUT_S = _number("TMETR_READ_TIMEOUT_S", 5.0, cast=float, minimum=0.1)
+TMETR_TOKEN = _env.get("TMETR_TOKEN", "" if "TMETR_API_URL" in os.environ else "sandbox-tmetr-token")
+TMETR_CONNECT_TIMEOUT_S = parse_number(_env, "TMETR_CONNECT_TIMEOUT_S", default=3.0, minimum=0.1)
+TMETR_READ_TIMEOUT_S = parse_number(_env, "TMETR_READ_TIMEOUT_S", default=5.0, minimum=0.1)
 TMETR_SIZE_WORDS = env.list("TMETR_SIZE_WORDS", default=["small", "medium", "big"])
-YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default=f"{_SANDBOX}/yookassa/v3/")
-TBANK_API_URL = env.str("TBANK_API_URL", default=f"{_SANDBOX}/tbank/v2/")
-PROVIDER_CONNECT_TIMEOUT_S = _number("PROVIDER_CONNECT_TIMEOUT_S", 3.0, cast=float, minimum=0.1)
-PROVIDER_READ_TIMEOUT_S = _number("PROVIDER_READ_TIMEOUT_S", 10.0, cast=float, minimum=0.1)
+YOOKASSA_API_URL = _env.get("YOOKASSA_API_URL", f"{_SANDBOX}/yookassa/v3/")
+TBANK_API_URL = _env.get("TBANK_API_URL", f"{_SANDBOX}/tbank/v2/")
+PROVIDER_CONNECT_TIMEOUT_S = parse_number(_env, "PROVIDER_CONNECT_TIMEOUT_S", default=3.0, minimum=0.1)
+PROVIDER_READ_TIMEOUT_S = parse_number(_env, "PROVIDER_READ_TIMEOUT_S", default=10.0, minimum=0.1)
 
 # Error pages and reports cleanse marked POST fields and secret-like settings with DEBUG on too.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "coffee_payment.devices.reporting.AlwaysSafeExceptionReporterFilter"
 
 # --- Logging: everything to stdout/stderr (12-factor; gunicorn and Kubernetes collect it) ------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
-if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-    _warn("LOG_LEVEL", os.environ.get("LOG_LEVEL", ""), "is not DEBUG/INFO/WARNING/ERROR/CRITICAL", "INFO")
-    LOG_LEVEL = "INFO"
+LOG_LEVEL = parse_choice(
+    _env, "LOG_LEVEL", default="info", choices=("debug", "info", "warning", "error", "critical")
+).upper()
 # LOG_FORMAT=plain|json; every line carries the request id (coffee_payment/monitoring/logformat.py).
 LOG_FORMAT = _log_format(os.environ)
 LOGGING = {
@@ -279,21 +243,21 @@ LOGGING = {
 
 # --- HTTPS hardening (on by default when BASE_URL is https) ---------------------------------------------------
 _HTTPS = BASE_URL.startswith("https://")
-SESSION_COOKIE_SECURE = _flag("SECURE_COOKIES", _HTTPS)
+SESSION_COOKIE_SECURE = parse_bool(_env, "SECURE_COOKIES", default=_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = _number("SECURE_HSTS_SECONDS", 0)
-SECURE_SSL_REDIRECT = _flag("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = parse_int(_env, "SECURE_HSTS_SECONDS", default=0, minimum=0)
+SECURE_SSL_REDIRECT = parse_bool(_env, "SECURE_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$", r"^readyz$"]
 
 # --- Admin: URL prefix, session lifetime, login throttling (django-axes) ------------------------------------------
 # Only the admin uses sessions and logins (the customer paths have neither).
-ADMIN_URL_PREFIX = admin_url_prefix(os.environ.get("ADMIN_URL_PREFIX"), warn=_warn)
-SESSION_COOKIE_AGE = _number("ADMIN_SESSION_AGE_S", 8 * 3600, minimum=60)
+ADMIN_URL_PREFIX = admin_url_prefix(os.environ.get("ADMIN_URL_PREFIX"), warn=fallback)
+SESSION_COOKIE_AGE = parse_int(_env, "ADMIN_SESSION_AGE_S", default=8 * 3600, minimum=60)
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # The failure-limit-th wrong password locks (429) that username and that address; every later login of either is
 # refused unchecked (429) until the cool-off has passed since the last attempt. Default: at most 5 passwords tried.
-AXES_FAILURE_LIMIT = _number("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=_number("ADMIN_LOGIN_COOLOFF_MINUTES", 15.0, cast=float, minimum=0.1))
+AXES_FAILURE_LIMIT = parse_int(_env, "ADMIN_LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=parse_number(_env, "ADMIN_LOGIN_COOLOFF_MINUTES", default=15.0, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
 # The address uvicorn resolved (X-Forwarded-For only from GUNICORN_FORWARDED_ALLOW_IPS), never a raw header.

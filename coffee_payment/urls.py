@@ -1,4 +1,4 @@
-"""URL map. The customer paths are printed in QR codes already: keep their shapes (domain.md §1)."""
+"""URL map. The customer paths are printed in QR codes already: keep their shapes (docs/domain.md §1)."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -9,7 +9,7 @@ from coffee_payment.payments import views as payments
 
 urlpatterns = [
     path("v1/pay", orders.pay, name="pay"),
-    # Legacy aliases: QR codes printed for the previous service use them with the same query (domain.md §1).
+    # Legacy aliases: QR codes printed for the previous service use them with the same query (docs/domain.md §1).
     path("v1/yook-pay", orders.pay, name="pay-legacy-yookassa"),
     path("v1/tbank-pay", orders.pay, name="pay-legacy-tbank"),
     path("v1/order-status-page", orders.order_status_page, name="order-status-page"),

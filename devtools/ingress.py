@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from devtools.debian import ensure_packages
-from devtools.processes import child_pids, free_port, kill_group, wait_until
+from devtools.launch import kill_group
+from devtools.processes import child_pids, free_port, wait_until
 
 SBIN_NGINX = "/usr/sbin/nginx"  # Debian's path; not on a non-root PATH
 

@@ -1,8 +1,8 @@
 """Process helpers for tests and drills that run real gunicorn masters on loopback.
 
-Start the real process (no shell wrapper: ``Popen.pid`` is the master's pid), poll readiness with a deadline,
-stop with a signal and escalate to SIGKILL of the process group, capture the combined log in a file, and list
-worker pids from ``/proc/<master>/task/<master>/children``. Reusable by the lead's tests and the drill::
+The master is started, awaited and stopped through ``devtools.launch`` (the one launcher; ``Popen.pid`` is the
+master's pid), its combined log captured in a file, and worker pids listed from
+``/proc/<master>/task/<master>/children``. Reusable by the lead's tests and the drill::
 
     with running_gunicorn(workers=2) as server:
         httpx.get(server.url("/health"))
@@ -19,38 +19,29 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
+
+from devtools.launch import free_port, start_process, stop_process, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 APP = "coffee_payment.asgi:application"
 _ISOLATED_PREFIXES = ("GUNICORN_", "SERVING_", "METRICS_")
 _ISOLATED_NAMES = ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "PROMETHEUS_MULTIPROC_DIR")
-
-T = TypeVar("T")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it; a small reuse race remains)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "") -> T:
-    """Poll ``predicate`` until it returns a truthy value; raise TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"not true within {timeout}s: {what or predicate}")
-        time.sleep(interval)
+# free_port and wait_until live in devtools.launch; this module re-exports them for its callers.
+__all__ = [
+    "APP",
+    "GunicornServer",
+    "child_pids",
+    "connection_refused",
+    "free_port",
+    "requests_picked_up",
+    "running_gunicorn",
+    "serving_env",
+    "wait_until",
+]
 
 
 def connection_refused(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
@@ -96,13 +87,6 @@ def requests_picked_up(port: int, count: int) -> bool:
     listening = [queued for state, queued in sockets if state == _TCP_LISTEN]
     established = [unread for state, unread in sockets if state == _TCP_ESTABLISHED]
     return bool(listening) and not any(listening) and len(established) >= count and not any(established)
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL the process group led by ``pid`` (a process started with ``start_new_session=True``): the
-    gunicorn workers of a master that is gone or hung, the children of a runserver or a sandbox. No-op if gone."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def child_pids(pid: int) -> list[int]:
@@ -186,15 +170,7 @@ class GunicornServer:
         """Start the master in its own session (a test's Ctrl-C does not reach it; cleanup kills the group)."""
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, self.app]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self.process = start_process(command, env=self.env, output=log, cwd=PROJECT_ROOT)
         return self
 
     def logs(self) -> str:
@@ -256,15 +232,7 @@ class GunicornServer:
         """Signal the master, wait ``timeout`` seconds, then SIGKILL its whole process group; return code."""
         if self.process is None:
             return 0
-        if self.running():
-            with contextlib.suppress(ProcessLookupError):
-                self.send_signal(sig)
-            code = self.wait_exit(timeout)
-            if code is not None:
-                kill_group(self.pid)  # workers orphaned by a crashed master
-                return code
-        kill_group(self.pid)
-        return self.process.wait(timeout=5)
+        return stop_process(self.process, sig=sig, timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -33,8 +33,9 @@ import httpx
 from devtools import drill_dispense, rollout_report
 from devtools.drill import STAGE_LINE
 from devtools.ingress import Ingress, IngressSettings
+from devtools.launch import kill_group
 from devtools.pg import temporary_database
-from devtools.processes import GunicornServer, free_port, kill_group, wait_until
+from devtools.processes import GunicornServer, free_port, wait_until
 from devtools.stack import Stack, StackConfig
 
 # The production manifests' numbers (tests/unit/test_rollout_drill.py keeps them equal to deploy/k8s).

@@ -2,7 +2,7 @@
 
 Used by ``invoke serve``, the integration tests, the drill and the load runner, so every one of them starts the
 server the same way: real processes (the server is exec'd, its pid is the server's), readiness polled with a
-deadline, stopped with a signal and escalation, logs captured.
+deadline, stopped with a signal and escalation, logs captured — all through ``devtools.launch``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import httpx
 from cryptography.fernet import Fernet
 
-from devtools.processes import free_port, kill_group
+from devtools.launch import free_port, start_process, stop_process, wait_http_ok
 
+__all__ = ["MODES", "PYTHON", "ROOT", "Stack", "StackConfig", "run_manage", "stop_process", "wait_http_ok"]
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -40,38 +39,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_http_ok(url: str, *, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers 200. Raises RuntimeError after ``timeout`` seconds or when ``proc`` exits."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode} before {url} was ready")
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout:g} s ({last})")
-
-
-def stop_process(proc: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL the process group (``proc`` was started with
-    ``start_new_session=True``: workers or children left behind go too). Returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
-            proc.wait(timeout=10)
-    kill_group(proc.pid)  # children orphaned by a parent that exited on its own
-    return proc.returncode
 
 
 def run_manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
@@ -225,19 +192,10 @@ class Stack:
         # Own sessions: a terminal's Ctrl-C reaches only the caller, which forwards exactly one signal (a second
         # INT makes gunicorn quit without draining).
         try:  # from the first child on, an interruption (Ctrl-C included) stops what was started
-            out = self._output("sandbox")
-            self.sandbox = subprocess.Popen(
-                self._pinned(sandbox_argv), cwd=ROOT, env=self.env, stdout=out, stderr=out, start_new_session=True
-            )
+            self.sandbox = start_process(self._pinned(sandbox_argv), env=self.env, output=self._output("sandbox"))
             if self.config.server:
-                out = self._output("server")
-                self.server = subprocess.Popen(
-                    self._pinned(self.server_argv()),
-                    cwd=ROOT,
-                    env=self.env,
-                    stdout=out,
-                    stderr=out,
-                    start_new_session=True,
+                self.server = start_process(
+                    self._pinned(self.server_argv()), env=self.env, output=self._output("server")
                 )
             wait_http_ok(f"{self.sandbox_url}/health", timeout=30, proc=self.sandbox)
             if self.server is not None:

@@ -1,4 +1,4 @@
-"""Tmetr telemetry client: drink price, device heartbeat, make command (domain.md §2; no public docs).
+"""Tmetr telemetry client: drink price, device heartbeat, make command (docs/domain.md §2; no public docs).
 
 Budget: connect 3 s, read 5 s (settings). A 401 means the JWT expired (~10 h lifetime): logged at ERROR.
 A make command that times out or gets a 5xx has an UNKNOWN outcome (the drink may be made): never resend it.
@@ -85,7 +85,7 @@ class TmetrClient:
         stamp = content[0].get("heartbeatCreatedAt")
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
             return None
-        if stamp > 1e12:  # milliseconds (domain.md §2)
+        if stamp > 1e12:  # milliseconds (docs/domain.md §2)
             stamp = stamp / 1000
         try:
             return datetime.fromtimestamp(stamp, tz=UTC)

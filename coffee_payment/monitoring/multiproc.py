@@ -1,6 +1,6 @@
 """The prometheus_client multiprocess directory: prepared before fork, compacted as workers die, scraped.
 
-Facts (client_python "Multiprocess Mode"; ``shared/docs/ops-notes.md`` "Prometheus with gunicorn"): each process
+Facts (client_python "Multiprocess Mode"; ``docs/monitoring.md``): each process
 writes ``<type>_<pid>.db`` mmap files into ``PROMETHEUS_MULTIPROC_DIR``; ``MultiProcessCollector`` sums every
 ``*.db`` file at scrape time; ``mark_process_dead`` removes only a dead pid's *live* gauges. Counters and
 histograms of dead workers must stay (a counter never goes backwards), so with recycling their files pile up and

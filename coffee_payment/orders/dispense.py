@@ -1,4 +1,4 @@
-"""The make command as durable work (domain.md §5 rule 4; issue 9 "Paid means made").
+"""The make command as durable work (docs/domain.md §5 rule 4; issue 9 "Paid means made").
 
 Life of one make, each step committed before the next:
 

@@ -1,4 +1,4 @@
-"""Validation of the QR link parameters of ``GET /v1/pay`` (domain.md §1)."""
+"""Validation of the QR link parameters of ``GET /v1/pay`` (docs/domain.md §1)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 # Patterns are used with fullmatch (``$`` would accept a trailing newline) and ASCII classes only.
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# The machine's order id must work as one URL path segment (domain.md §1): RFC 3986 ``pchar`` without ``%`` (an
+# The machine's order id must work as one URL path segment (docs/domain.md §1): RFC 3986 ``pchar`` without ``%`` (an
 # escape would make two spellings of one id), so no ``/``, ``?``, ``#``, spaces or control characters; ≤ 255 chars.
 _MACHINE_UUID_RE = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]{1,255}")
 # Longest accepted value of each signature parameter = its column's max_length on Order.

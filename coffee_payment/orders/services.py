@@ -1,7 +1,7 @@
 """Order services: create an order from a QR scan (the make command lives in ``coffee_payment.orders.dispense``).
 
 Transactional steps are sync functions (Django transactions don't work in async code); the async functions call
-them through ``sync_to_async`` and do outbound HTTP outside any transaction (ops-notes "Django under ASGI").
+them through ``sync_to_async`` and do outbound HTTP outside any transaction (docs/serving.md §8).
 """
 
 from __future__ import annotations
@@ -16,20 +16,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from coffee_payment.devices.models import Device, DeviceStatus
+from coffee_payment.errors import Conflict, InvalidRequest, NotFound, UpstreamError
 from coffee_payment.integrations.tmetr import TmetrError, tmetr_client
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.qr import QrParams
 
 logger = logging.getLogger(__name__)
-
-
-class OrderError(Exception):
-    """An order request we refuse; ``http_status`` and the customer-facing ``message`` (in the active language)."""
-
-    def __init__(self, message: str, *, http_status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
 
 
 def _same_purchase(order: Order, qr: QrParams) -> bool:
@@ -69,31 +61,33 @@ def _create_order(*, device: Device, qr: QrParams, price_kopecks: int) -> Order:
 
 
 async def order_get_or_create(*, qr: QrParams) -> Order:
-    """The order for a QR scan, keyed by the machine ``uuid`` (rule 1: re-scanning never makes a second order).
+    """The order for a QR scan, keyed by the machine ``uuid`` (re-scanning never makes a second order:
+    docs/domain.md §5 rule 1).
 
     A new order gets its price from Tmetr (never a default price) after an online check (skipped for devices in
-    ``test`` status). Raises OrderError: 400 uuid reused for another purchase, 404 unknown/disabled device,
-    409 device offline, 502/503 Tmetr price unusable/unavailable."""
+    ``test`` status). Raises (``coffee_payment.errors``) InvalidRequest: uuid reused for another purchase;
+    NotFound: unknown or disabled device; Conflict: device offline; UpstreamError: Tmetr price unusable or
+    unavailable."""
     existing = await sync_to_async(_existing_order)(qr.machine_uuid)
     if existing is not None:
         if not _same_purchase(existing, qr):
-            raise OrderError(_("This order code was already used for another drink or machine."), http_status=400)
+            raise InvalidRequest(_("This order code was already used for another drink or machine."))
         return existing
     device = await sync_to_async(_device)(qr.device_uuid)
     if device is None or device.status == DeviceStatus.DISABLED:
-        raise OrderError(_("Unknown coffee machine."), http_status=404)
+        raise NotFound(_("Unknown coffee machine."))
     tmetr = tmetr_client()
     try:
         if device.status != DeviceStatus.TEST:
             heartbeat = await tmetr.last_heartbeat(device_id=device.tmetr_device_id)
             threshold = timedelta(minutes=settings.DEVICE_ONLINE_THRESHOLD_MINUTES)
             if heartbeat is None or timezone.now() - heartbeat > threshold:
-                raise OrderError(_("This coffee machine is offline right now."), http_status=409)
+                raise Conflict(_("This coffee machine is offline right now."))
         price = await tmetr.drink_price(device_id=device.tmetr_device_id, drink_no=qr.drink_no, size=qr.size)
     except TmetrError as exc:
         logger.warning("no price for device %s drink %s: %s", device.device_uuid, qr.drink_no, exc.detail)
-        raise OrderError(_("The price of this drink is not available right now."), http_status=502) from exc
+        raise UpstreamError(_("The price of this drink is not available right now.")) from exc
     order = await sync_to_async(_create_order)(device=device, qr=qr, price_kopecks=price)
     if not _same_purchase(order, qr):
-        raise OrderError(_("This order code was already used for another drink or machine."), http_status=400)
+        raise InvalidRequest(_("This order code was already used for another drink or machine."))
     return order

@@ -1,4 +1,4 @@
-"""The order state machine (domain.md §5) as pure functions: no I/O, no ORM.
+"""The order state machine (docs/domain.md §5) as pure functions: no I/O, no ORM.
 
 The services call these inside row-locked transactions; the transition table is unit- and property-tested
 (``tests/unit/test_state.py``: no sequence of provider events moves an order backwards or dispenses twice).
@@ -31,7 +31,7 @@ class OrderStatus(models.TextChoices):
 
 
 class PaymentOutcome(StrEnum):
-    """A provider status normalised across providers (domain.md §3, §4 status maps)."""
+    """A provider status normalised across providers (docs/domain.md §3, §4 status maps)."""
 
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -86,7 +86,7 @@ RANK = {
 _ATTEMPT_NEXT = {
     # current attempt status -> outcomes that may move it, and where to
     # A REFUNDED that reaches a not-yet-succeeded attempt means the CONFIRMED/succeeded notice is late or lost:
-    # the refund already happened and wins (issue 9; TBank sends statuses in no guaranteed order, domain.md §4).
+    # the refund already happened and wins (issue 9; TBank sends statuses in no guaranteed order, docs/domain.md §4).
     AttemptStatus.CREATING: {
         PaymentOutcome.PENDING: AttemptStatus.PENDING,
         PaymentOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED,
@@ -134,7 +134,7 @@ def decide_on_payment(
 
     - SUCCEEDED on a not-yet-paid order: amount mismatch → ``failed``; after expiry or the dispense window
       (``late``) → ``manual_make``; otherwise ``paid`` → ``make_pending`` in the same step with ``dispense``
-      (rule 4: only the transaction that moves paid → make_pending sends the make command).
+      (docs/domain.md §5 rule 4: only the transaction that moves paid → make_pending sends the make command).
     - CANCELED of the latest attempt of a ``pending`` order → ``not_paid`` (Pay again allowed).
     - REFUNDED of an order that took money → ``refunded``; of the latest attempt of an order not yet paid (the
       refund arrived before the success) → ``refunded`` too, never a dispense.
@@ -194,7 +194,7 @@ def decide_payment(facts: PaymentFacts) -> PaymentDecision:
     """The one decision on a verified provider answer, shared by webhooks, polls and the reconciler (issue 9).
 
     A payment is matched to the attempt by the provider payment id stored at creation; our reference (metadata)
-    is a cross-check when present, never a requirement (domain.md §3). A repeated or out-of-order status is a
+    is a cross-check when present, never a requirement (docs/domain.md §3). A repeated or out-of-order status is a
     no-op; a refund of a duplicate payment leaves the order on the payment it stands on."""
     unchanged = facts.attempt_status
     if facts.attempt_payment_id and facts.attempt_payment_id != facts.payment_id:
@@ -217,7 +217,7 @@ def decide_payment(facts: PaymentFacts) -> PaymentDecision:
     return PaymentDecision(attempt_status, decision)
 
 
-# --- the make command (durable dispense, domain.md §5 rule 4) -------------------------------------------------
+# --- the make command (durable dispense, docs/domain.md §5 rule 4) -------------------------------------------------
 
 
 class MakeState(models.TextChoices):

@@ -1,4 +1,4 @@
-"""Customer endpoints: QR scan, status page, status JSON, initiate payment (domain.md §1)."""
+"""Customer endpoints: QR scan, status page, status JSON, initiate payment (docs/domain.md §1)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from coffee_payment.errors import ServiceError
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.display import order_is_expired
 from coffee_payment.orders.qr import QrError, parse_qr
 from coffee_payment.orders.selectors import order_find, order_status_json
-from coffee_payment.orders.services import OrderError, order_get_or_create
+from coffee_payment.orders.services import order_get_or_create
 from coffee_payment.orders.state import OrderStatus
-from coffee_payment.payments.services import PaymentError, payment_initiate, payment_refresh_if_stale
+from coffee_payment.payments.services import payment_initiate, payment_refresh_if_stale
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def pay(request: HttpRequest) -> HttpResponse:
         return await sync_to_async(_error_page)(request, message, 400)
     try:
         order = await order_get_or_create(qr=qr)
-    except OrderError as exc:
+    except ServiceError as exc:
         return await sync_to_async(_error_page)(request, exc.message, exc.http_status)
     if order_is_expired(order.status, order.expires_at, timezone.now()):
         return await sync_to_async(_error_page)(
@@ -133,6 +134,6 @@ async def initiate_payment(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "order not found"}, status=404)
     try:
         url = await payment_initiate(order_id=str(order.id), email=email or None)
-    except PaymentError as exc:
+    except ServiceError as exc:
         return JsonResponse({"error": exc.message}, status=exc.http_status)
     return JsonResponse({"redirect_url": url})

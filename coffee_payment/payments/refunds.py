@@ -3,8 +3,8 @@ provider, then apply the provider's answer through the one path every status tak
 ``payment_apply``), and record who did what on the order (``Order.refund_result``).
 
 YooKassa: ``POST /v3/refunds`` with an ``Idempotence-Key`` derived from the attempt's own key, so a repeated
-refund of the same payment (a double click, a retry after a timeout) is the same refund (domain.md §3).
-TBank: ``Cancel`` of the full amount (domain.md §4); a second Cancel of a refunded payment is refused by TBank.
+refund of the same payment (a double click, a retry after a timeout) is the same refund (docs/domain.md §3).
+TBank: ``Cancel`` of the full amount (docs/domain.md §4); a second Cancel of a refunded payment is refused by TBank.
 """
 
 from __future__ import annotations

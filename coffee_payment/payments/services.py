@@ -1,6 +1,6 @@
 """Payment services: start a payment (double-tap safe), apply a provider status exactly once, refresh.
 
-Exactly-once rules (domain.md §5): every provider status — from a webhook, the status page's on-demand refresh
+Exactly-once rules (docs/domain.md §5): every provider status — from a webhook, the status page's on-demand refresh
 or ``reconcile_payments`` — goes through ``payment_apply``: a compare-and-set under ``select_for_update`` (order
 row first, then attempt row, everywhere) so it holds with several worker processes on PostgreSQL, deciding with
 the one pure function ``state.decide_payment``. Only the transaction that moves the order to ``make_pending``
@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.errors import ServiceError
 from coffee_payment.monitoring.metrics import record_payment
 from coffee_payment.orders.dispense import dispense_and_wait
 from coffee_payment.orders.models import Order
@@ -50,13 +51,8 @@ from coffee_payment.payments.providers.tbank import TBankClient
 logger = logging.getLogger(__name__)
 
 
-class PaymentError(Exception):
-    """A payment request we cannot serve now; ``http_status`` and a customer-facing ``message``."""
-
-    def __init__(self, message: str, *, http_status: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
+# A payment request we cannot serve now: the shared error of orders and payments (coffee_payment/errors.py).
+PaymentError = ServiceError
 
 
 def _claim_ttl() -> timedelta:
@@ -73,7 +69,8 @@ class _Claim:
 
 
 def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
-    """Under the order's row lock (rule 2): return the live attempt's URL, or claim the right to create one."""
+    """Under the order's row lock: return the live attempt's URL, or claim the right to create one
+    (docs/domain.md §5 rule 2)."""
     now = timezone.now()
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()

@@ -1,4 +1,4 @@
-"""The sandbox ASGI app: YooKassa v3, TBank v2 and Tmetr emulators on one origin (domain.md §6).
+"""The sandbox ASGI app: YooKassa v3, TBank v2 and Tmetr emulators on one origin (docs/domain.md §6).
 
 Paths: ``/yookassa/v3/…``, ``/tbank/v2/…``, ``/tmetr/…`` (prefixes in :mod:`defaults`), the checkout page
 ``/_sandbox/checkout/{provider}/{payment_id}`` and the control endpoints under ``/_sandbox/``.

@@ -1,6 +1,6 @@
 """TBank internet acquiring API v2 emulator: ``Init``, ``GetState``, ``CheckOrder``, ``Cancel``.
 
-Wire format: https://www.tbank.ru/kassa/dev/payments/ and domain.md §4. Errors are HTTP 200 with
+Wire format: https://www.tbank.ru/kassa/dev/payments/ and docs/domain.md §4. Errors are HTTP 200 with
 ``Success: false`` (no PaymentId/Status); only the demo terminal in :mod:`defaults` exists.
 """
 
@@ -29,7 +29,7 @@ from coffee_payment.sandbox.state import (
 SERVICE = "tbank"
 WEBHOOK_PATH = "/v1/tbank-webhook"  # used when Init carries no NotificationURL (the terminal's default URL)
 OPEN_STATUSES = frozenset({"NEW", "FORM_SHOWED"})
-# Every status the real API reports (domain.md §4 status map); the sandbox control may set any of them.
+# Every status the real API reports (docs/domain.md §4 status map); the sandbox control may set any of them.
 KNOWN_STATUSES = frozenset(
     {
         *OPEN_STATUSES,

@@ -1,4 +1,4 @@
-"""Tmetr telemetry emulator: drink price, recent heartbeat and the make command (domain.md §2).
+"""Tmetr telemetry emulator: drink price, recent heartbeat and the make command (docs/domain.md §2).
 
 Tmetr has no public docs; the shapes follow the contract the previous service used. Every call needs
 ``Authorization: Bearer <defaults.TMETR_TOKEN>``; errors are ``{errorCode, errorId, errorMessage}``.

@@ -1,6 +1,6 @@
 """YooKassa API v3 emulator: ``POST payments``, ``GET payments/{id}``, ``POST refunds``, ``GET refunds/{id}``.
 
-Wire format: https://yookassa.ru/developers/api and domain.md §3. Only the demo shop in :mod:`defaults` exists.
+Wire format: https://yookassa.ru/developers/api and docs/domain.md §3. Only the demo shop in :mod:`defaults` exists.
 """
 
 from __future__ import annotations

@@ -1,81 +1,23 @@
 """Environment → gunicorn settings, stricter than gunicorn's own validators.
 
 gunicorn parses integers with base auto-detection (``0x10`` → 16), accepts ``workers = 0`` (listens, never
-serves) and crashes with a traceback on an out-of-range port (``shared/docs/ops-notes.md``). Every variable
-here is parsed base-10 only and range-checked; a bad value falls back to the default with exactly one warning
-on stderr naming the variable, the bad value and the value used. Nothing in this module raises on input.
+serves) and crashes with a traceback on an out-of-range port (docs/serving.md §7). Every variable here is read
+in the project's one env dialect (``coffee_payment/env.py``: base-10 integers, range-checked; a bad value falls
+back to the default with exactly one warning naming the variable, the bad value and the value used), plus the
+serving-only shapes below (IP literals, proxy allow-lists, paths, ``auto`` workers). Nothing here raises on input.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from coffee_payment.env import Warn, fallback, parse_bool, parse_choice, parse_int, warn_stderr
 from coffee_payment.serving.cpu import DEFAULT_CGROUP_ROOT, DEFAULT_PROC_SELF_CGROUP, available_cpus
 
-Warn = Callable[[str], None]
-
-_DECIMAL = re.compile(r"[0-9]+", re.ASCII)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-def warn_stderr(message: str) -> None:
-    """Write one warning line to stderr (gunicorn's error log also goes there)."""
-    sys.stderr.write(f"WARNING: {message}\n")
-    sys.stderr.flush()
-
-
-def _fallback(name: str, raw: str, problem: str, default: object, warn: Warn) -> None:
-    warn(f"{name}={raw!r} {problem}; using {default}")
-
-
-def parse_int(
-    environ: Mapping[str, str], name: str, *, default: int, minimum: int, maximum: int, warn: Warn = warn_stderr
-) -> int:
-    """Read ``name`` as a base-10 integer in ``[minimum, maximum]``; unset → ``default`` silently.
-
-    Anything else (empty, sign, whitespace, quotes, ``0x``, float, non-ASCII digits, out of range) →
-    ``default`` and one warning.
-    """
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    if not _DECIMAL.fullmatch(raw):
-        _fallback(name, raw, "is not a base-10 integer", default, warn)
-        return default
-    value = int(raw)
-    if not minimum <= value <= maximum:
-        _fallback(name, raw, f"is out of range {minimum}..{maximum}", default, warn)
-        return default
-    return value
-
-
-def parse_bool(environ: Mapping[str, str], name: str, *, default: bool, warn: Warn = warn_stderr) -> bool:
-    """Read ``name`` as ``1`` or ``0``; unset → ``default``; anything else → ``default`` and one warning."""
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    if raw in ("0", "1"):
-        return raw == "1"
-    _fallback(name, raw, "is not 0 or 1", int(default), warn)
-    return default
-
-
-def parse_choice(
-    environ: Mapping[str, str], name: str, *, default: str, choices: tuple[str, ...], warn: Warn = warn_stderr
-) -> str:
-    """Read ``name`` as one of ``choices`` (case-insensitive); else ``default`` and one warning."""
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    if raw.lower() in choices:
-        return raw.lower()
-    _fallback(name, raw, f"is not one of {', '.join(choices)}", default, warn)
-    return default
 
 
 def parse_bind_host(environ: Mapping[str, str], name: str, *, default: str, warn: Warn = warn_stderr) -> str:
@@ -86,7 +28,7 @@ def parse_bind_host(environ: Mapping[str, str], name: str, *, default: str, warn
     try:
         return str(ipaddress.ip_address(raw))
     except ValueError:
-        _fallback(name, raw, "is not an IP address", default, warn)
+        fallback(name, raw, "is not an IP address", default, warn)
         return default
 
 
@@ -104,7 +46,7 @@ def parse_allow_ips(environ: Mapping[str, str], name: str, *, default: str, warn
         for item in items:
             ipaddress.ip_network(item)  # strict, like gunicorn validate_string_to_addr_list
     except ValueError:
-        _fallback(name, raw, "is not '*' or a comma-separated list of IPs/CIDRs", default, warn)
+        fallback(name, raw, "is not '*' or a comma-separated list of IPs/CIDRs", default, warn)
         return default
     return ",".join(items)
 
@@ -115,7 +57,7 @@ def parse_path(environ: Mapping[str, str], name: str, *, warn: Warn = warn_stder
     if not raw:
         return None
     if not raw.startswith("/") or "\x00" in raw:
-        _fallback(name, raw, "is not an absolute path", "none (disabled)", warn)
+        fallback(name, raw, "is not an absolute path", "none (disabled)", warn)
         return None
     return raw
 

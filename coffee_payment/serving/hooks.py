@@ -5,7 +5,7 @@ Signal semantics for the master (gunicorn/arbiter.py, gunicorn 27):
 * TERM — graceful: close the listeners at once, TERM to workers (each drains, see ``worker.py``), SIGKILL
   survivors at ``graceful_timeout``, exit 0.
 * INT — made identical to TERM here. Stock gunicorn runs ``stop(graceful=False)`` on INT, which sends QUIT to
-  the workers (ops-notes: with UvicornWorker they then served new connections until SIGKILL).
+  the workers (docs/serving.md §2: with UvicornWorker they then served new connections until SIGKILL).
 * A second INT, or a QUIT, during a graceful stop — quick: the arbiter sends QUIT to workers (which exit at
   once, dropping in-flight requests) and SIGKILLs survivors after 2 s.
 * QUIT — quick from the start (``stop(graceful=False)``): QUIT to workers.

@@ -3,7 +3,7 @@
 Under gunicorn the ASGI wrapper (:func:`coffee_payment.serving.probes.wrap`) answers them before Django is
 reached; this middleware gives the same answers when Django is the outermost layer. It must be first in
 ``MIDDLEWARE``: ``CommonMiddleware`` and ``SecurityMiddleware`` call ``request.get_host()``, which rejects a
-probe sent to a pod IP with 400 (ops-notes "Django under ASGI").
+probe sent to a pod IP with 400 (docs/serving.md §6).
 """
 
 from __future__ import annotations

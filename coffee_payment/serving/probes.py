@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from coffee_payment.serving.env import parse_bool, parse_path
+from coffee_payment.env import parse_bool
+from coffee_payment.serving.env import parse_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -154,7 +155,7 @@ async def _test_sleep(scope: Scope, send: Send) -> None:
 def wrap(app: ASGIApp, *, test_endpoints: bool | None = None, state: DrainState | None = None) -> ASGIApp:
     """Put the probes (and, if enabled, the test endpoint) in front of ``app``; add ``X-Worker-Pid``.
 
-    ``test_endpoints`` defaults to ``SERVING_TEST_ENDPOINTS`` (``1`` enables; production leaves it unset).
+    ``test_endpoints`` defaults to ``SERVING_TEST_ENDPOINTS`` (a boolean; production leaves it unset).
     Non-HTTP scopes (lifespan, websocket) pass through untouched.
     """
     if test_endpoints is None:

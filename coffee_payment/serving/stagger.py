@@ -2,7 +2,7 @@
 
 Why: gunicorn's jitter spreads the limits but does not prevent two workers from reaching theirs in the same
 second; both then stop accepting and the server has none accepting until a replacement boots (measured: ~4 s,
-``shared/docs/ops-notes.md``). The arbiter spawns a replacement only after it reaped the old worker
+``docs/serving.md`` §4). The arbiter spawns a replacement only after it reaped the old worker
 (gunicorn/arbiter.py ``manage_workers``), so the decision must be taken by the workers themselves.
 
 How: the workers of one master share a directory (``<worker_tmp_dir>/coffee-serving-<master pid>``) holding one

@@ -1,7 +1,7 @@
 """The gunicorn worker class: ``uvicorn_worker.UvicornWorker`` with bounded, truthful, race-free draining.
 
 What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py, gunicorn/arbiter.py,
-``shared/docs/ops-notes.md``):
+``docs/serving.md``):
 
 * ``lifespan="off"``: Django has no ASGI lifespan; ``auto`` logs a ValueError traceback at every boot.
 * Drain bounded: uvicorn's ``timeout_graceful_shutdown`` defaults to None (unbounded), and the worker stops

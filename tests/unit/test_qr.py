@@ -1,4 +1,4 @@
-"""QR link parameters of GET /v1/pay (domain.md §1)."""
+"""QR link parameters of GET /v1/pay (docs/domain.md §1)."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def test_signature_param_with_trailing_newline_rejected(name):
         parse_qr(_query(**{name: "abc\n"}))
 
 
-# --- issue 12: an ambiguous query is refused (domain.md §1) ---------------------------------------------------------
+# --- issue 12: an ambiguous query is refused (docs/domain.md §1) ------------------------------------------------------
 
 
 def _querydict(query: str):

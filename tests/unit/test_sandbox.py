@@ -25,7 +25,7 @@ from coffee_payment.sandbox import defaults
 from coffee_payment.sandbox.app import create_app
 from coffee_payment.sandbox.config import ConfigError
 from coffee_payment.sandbox.state import SandboxState
-from devtools.processes import free_port
+from devtools.launch import free_port, wait_http_ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(20)]
 
@@ -601,14 +601,8 @@ def test_cli_serves_and_exits_cleanly_on_signal(sig: signal.Signals) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                config = httpx.get(f"http://127.0.0.1:{port}/_sandbox/config", timeout=1).json()
-                break
-            except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-                time.sleep(0.1)
+        wait_http_ok(f"http://127.0.0.1:{port}/_sandbox/config", timeout=10, proc=process)
+        config = httpx.get(f"http://127.0.0.1:{port}/_sandbox/config", timeout=1).json()
         assert config["auto_pay"] is True and config["webhook_base"] == "http://x.test"
         process.send_signal(sig)
         assert process.wait(timeout=10) == 0

@@ -59,9 +59,9 @@ OTHER_BAD = [
     ("GUNICORN_FORWARDED_ALLOW_IPS", "proxy.local", "forwarded_allow_ips", "127.0.0.1,::1"),
     ("GUNICORN_CONTROL_SOCKET", "relative.sock", "control_socket", None),
     ("GUNICORN_LOG_LEVEL", "verbose", "log_level", "info"),
-    ("GUNICORN_ACCESS_LOG", "yes", "access_log", True),
+    ("GUNICORN_ACCESS_LOG", "maybe", "access_log", True),
     ("GUNICORN_ACCESS_LOG", "", "access_log", True),
-    ("GUNICORN_PRELOAD", "off", "preload", True),
+    ("GUNICORN_PRELOAD", "maybe", "preload", True),
     ("GUNICORN_PRELOAD", "", "preload", True),
 ]
 
@@ -134,6 +134,7 @@ def test_other_bad_values_fall_back_with_one_warning(name, value, attribute, def
         ({"GUNICORN_LOG_LEVEL": "DEBUG", "GUNICORN_ACCESS_LOG": "1"}, {"log_level": "debug", "access_log": True}),
         ({"GUNICORN_PRELOAD": "0"}, {"preload": False}),
         ({"GUNICORN_PRELOAD": "1"}, {"preload": True}),
+        ({"GUNICORN_ACCESS_LOG": "yes"}, {"access_log": True}),  # the one boolean dialect (coffee_payment/env.py)
     ],
 )
 def test_good_values(environ, expected):

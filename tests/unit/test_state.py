@@ -1,4 +1,4 @@
-"""The order state machine (domain.md §5): transition tables and a rank property. The state-machine property
+"""The order state machine (docs/domain.md §5): transition tables and a rank property. The state-machine property
 test over payments, makes, sweeps and process deaths is ``test_state_machine.py``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TBank Token (domain.md §4), notification verification, and the Init/GetState/CheckOrder client on a mock
+"""TBank Token (docs/domain.md §4), notification verification, and the Init/GetState/CheckOrder client on a mock
 transport."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tmetr client: price, heartbeat, make command and error mapping (domain.md §2) on a mock transport."""
+"""Tmetr client: price, heartbeat, make command and error mapping (docs/domain.md §2) on a mock transport."""
 
 from __future__ import annotations
 

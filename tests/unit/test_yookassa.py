@@ -1,4 +1,4 @@
-"""YooKassa status map, notification parsing and the client's wire format / error mapping (domain.md §3)."""
+"""YooKassa status map, notification parsing and the client's wire format / error mapping (docs/domain.md §3)."""
 
 from __future__ import annotations
 

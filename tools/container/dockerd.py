@@ -1,8 +1,8 @@
 """A private, throwaway Docker daemon for the container test session.
 
 No Docker engine runs on this machine by default, but Debian's ``docker.io`` package ships a dockerd that starts
-by hand as root with its own data-root and socket (``../shared/docs/ops-notes.md``, "This machine"). We start it
-with no bridge and no iptables rules (containers use ``--network host``), so it touches nothing on the host
+by hand as root with its own data-root and socket (``dockerd --data-root DIR --exec-root DIR -H unix://SOCK``).
+We start it with no bridge and no iptables rules (containers use ``--network host``), so it touches nothing on the host
 beyond its temporary directory, and remove everything it made when we stop it.
 
     with PrivateDockerd() as daemon:

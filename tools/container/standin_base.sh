@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build a local stand-in for the `python:3.11-slim` image and load it into the Docker engine at
-# $DOCKER_HOST, for machines that reach no container registry (see ../shared/docs/ops-notes.md).
+# $DOCKER_HOST, for machines that reach no container registry (`FROM python:3.11-slim` needs the tag locally).
 #
 # Debian bookworm's python3 is 3.11; the stand-in mimics the official image where the Dockerfile can tell:
 # `python`, `python3.11` and `pip` on PATH in /usr/local/bin, `python -m venv` works, no PEP 668 marker.

@@ -1,6 +1,6 @@
 """TBank (Tinkoff) internet acquiring API v2 client on httpx.
 
-Source: https://www.tbank.ru/kassa/dev/payments/ (Init, GetState, CheckOrder, notifications) and domain.md §4.
+Source: https://www.tbank.ru/kassa/dev/payments/ (Init, GetState, CheckOrder, notifications) and docs/domain.md §4.
 Errors arrive with HTTP 200 and ``Success: false``: we check ``Success``, not the HTTP status.
 """
 

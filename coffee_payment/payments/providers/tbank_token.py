@@ -1,7 +1,7 @@
 """TBank (Tinkoff) request/notification Token.
 
 Source: TBank internet acquiring API v2, "Подпись запроса" (https://www.tbank.ru/kassa/dev/payments/#section/Podpis-zaprosa)
-and domain.md §4. The Token is *not* an HMAC: take the root-level scalar fields (excluding ``Token`` and every
+and docs/domain.md §4. The Token is *not* an HMAC: take the root-level scalar fields (excluding ``Token`` and every
 nested object or array such as ``DATA``/``Data``/``Receipt``/``Shops``), add ``Password``, sort by key,
 concatenate the values only (numbers as decimal text, booleans as ``true``/``false``), SHA-256, lowercase hex.
 """

@@ -1,6 +1,6 @@
 """YooKassa API v3 client on httpx (not the official SDK: it has no request timeout and global credentials).
 
-Source: https://yookassa.ru/developers/api (payments, idempotence, notifications) and domain.md §3.
+Source: https://yookassa.ru/developers/api (payments, idempotence, notifications) and docs/domain.md §3.
 """
 
 from __future__ import annotations
