@@ -26,6 +26,8 @@ from django.utils import timezone
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.state import PaymentOutcome
+from coffee_payment.payments.coalesce import answer_store, provider_payment_verified
+from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, stored_text
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import (
@@ -35,12 +37,15 @@ from coffee_payment.payments.providers.base import (
     ProviderRejected,
 )
 from coffee_payment.payments.providers.tbank import TBankClient
-from coffee_payment.payments.providers.yookassa import NotificationClaim, YooKassaClient, parse_notification
+from coffee_payment.payments.providers.yookassa import (
+    STATUS_MAP,
+    NotificationClaim,
+    YooKassaClient,
+    parse_notification,
+)
 from coffee_payment.payments.services import payment_settle
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,21 +57,16 @@ class Verdict:
     detail: str
 
 
-def notification_store(*, provider: str, body: bytes, headers: dict[str, str], remote_addr: str | None) -> int:
-    """Store the raw notification before anything else; returns its id."""
-    return Notification.objects.create(
-        provider=provider,
-        body=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),  # PostgreSQL text has no NUL
-        headers=headers,
-        remote_addr=remote_addr,
-    ).pk
+# Verdicts whose stored body is cut down to its start (with its size and SHA-256 kept): junk and foreign payments.
+_TRUNCATED_VERDICTS = (NotificationVerdict.REJECTED, NotificationVerdict.UNKNOWN_PAYMENT)
 
 
 def notification_record(
-    notification_id: int, verdict: Verdict, attempt_id: str | None = None, *, error: str = ""
+    notification_id: int, verdict: Verdict, attempt_id: str | None = None, *, error: str = "", body: bytes = b""
 ) -> None:
-    """Keep the verdict (the attempt it concerned, the traceback of a failure) on the stored row."""
-    fields = {
+    """Keep the verdict (the attempt it concerned, the traceback of a failure) on the stored row; a rejected
+    notification or one for no payment of ours keeps only the start of its ``body`` (the inbox stays bounded)."""
+    fields: dict[str, Any] = {
         "verdict": verdict.verdict,
         "detail": verdict.detail[:500],
         "error": error,
@@ -74,6 +74,10 @@ def notification_record(
     }
     if attempt_id is not None:
         fields["attempt_id"] = attempt_id
+    if verdict.verdict in _TRUNCATED_VERDICTS and body:
+        text = stored_text(body)
+        fields["body"] = text[:REJECTED_BODY_CHARS]
+        fields["body_truncated"] = len(text) > REJECTED_BODY_CHARS
     Notification.objects.filter(pk=notification_id).update(**fields)
 
 
@@ -128,6 +132,32 @@ async def _yookassa_refund_outcome(
     return payment
 
 
+def _yookassa_claimed(claim: NotificationClaim) -> PaymentOutcome | None:
+    if claim.refund_id is not None:
+        return PaymentOutcome.REFUNDED
+    return STATUS_MAP.get(claim.status) if claim.status else None
+
+
+async def _yookassa_payment(
+    client: YooKassaClient, claim: NotificationClaim, attempt_id: str
+) -> ProviderPayment | Verdict:
+    """``GET payments/{id}`` coalesced across workers (payments/coalesce.py); for a ``refund.*`` claim that the
+    payment does not show as refunded yet, ``GET refunds/{id}`` too (a confirmed refund is kept as the answer)."""
+    payment = await provider_payment_verified(
+        attempt_id=attempt_id,
+        payment_id=claim.provider_payment_id,
+        claimed=_yookassa_claimed(claim),
+        fetch=lambda: client.get_payment(claim.provider_payment_id),
+    )
+    if claim.refund_id is None or payment.outcome is PaymentOutcome.REFUNDED:
+        return payment
+    started = timezone.now()
+    checked = await _yookassa_refund_outcome(client, claim, payment)
+    if isinstance(checked, ProviderPayment) and checked.outcome is PaymentOutcome.REFUNDED:
+        await sync_to_async(answer_store)(attempt_id, checked, started=started)
+    return checked
+
+
 async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
     """Verify a YooKassa notification by re-fetching the payment (and the refund, for ``refund.*``) with the
     merchant's credentials — YooKassa notifications carry no signature — and settle the provider's answer.
@@ -147,12 +177,9 @@ async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
     client = provider_client(PaymentScenario.YOOKASSA, account_id=found.account_id, secret=found.secret)
     assert isinstance(client, YooKassaClient)
     try:
-        payment = await client.get_payment(claim.provider_payment_id)
-        if claim.refund_id is not None:
-            refund_checked = await _yookassa_refund_outcome(client, claim, payment)
-            if isinstance(refund_checked, Verdict):
-                return refund_checked, found.attempt_id
-            payment = refund_checked
+        payment = await _yookassa_payment(client, claim, found.attempt_id)
+        if isinstance(payment, Verdict):
+            return payment, found.attempt_id
     except ProviderRejected as exc:  # e.g. 404: the payment does not exist in this shop
         return Verdict(NotificationVerdict.MISMATCH, 200, f"re-fetch refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
@@ -174,8 +201,8 @@ def _tbank_account(terminal_key: str) -> tuple[str, str] | None:
 async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
     """Verify a TBank notification's TerminalKey and Token, find the attempt (by PaymentId, else ``OrderId`` = our
     attempt id; ``Data`` is not an echo of Init's ``DATA``), and — when it would move money or dispense — confirm
-    it with ``GetState`` and settle the provider's answer (a refund that already happened wins over a late or
-    replayed CONFIRMED). Returns (verdict, attempt id)."""
+    it with ``GetState`` (coalesced across workers: payments/coalesce.py) and settle the provider's answer (a
+    refund that already happened wins over a late or replayed CONFIRMED). Returns (verdict, attempt id)."""
     try:
         data: Any = parse_json(body)
     except BadJson as exc:
@@ -199,7 +226,12 @@ async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
     if claimed.outcome is PaymentOutcome.PENDING:  # moves nothing: no GetState (no amplification)
         return await _settled(found, claimed, claimed.provider_status)
     try:
-        payment = await client.get_payment(claimed.provider_payment_id)
+        payment = await provider_payment_verified(
+            attempt_id=found.attempt_id,
+            payment_id=claimed.provider_payment_id,
+            claimed=claimed.outcome,
+            fetch=lambda: client.get_payment(claimed.provider_payment_id),
+        )
     except ProviderRejected as exc:
         return Verdict(NotificationVerdict.MISMATCH, 200, f"GetState refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
@@ -225,7 +257,7 @@ async def notification_process(provider: str, notification_id: int, body: bytes)
     log = logger.warning if verdict.http_status >= 400 else logger.info
     log("%s notification %s: %s (%s)", provider, notification_id, verdict.verdict, verdict.detail)
     try:
-        await sync_to_async(notification_record)(notification_id, verdict, attempt_id, error=error[-20000:])
+        await sync_to_async(notification_record)(notification_id, verdict, attempt_id, error=error[-20000:], body=body)
     except Exception:  # noqa: BLE001 - the verdict stands; the row keeps "received"
         logger.exception("could not record the verdict of notification %s", notification_id)
     return verdict
