@@ -219,7 +219,7 @@ RECONCILE_MIN_AGE_S = _number("RECONCILE_MIN_AGE_S", 60)
 DISPENSE_SWEEP_GRACE_S = _number("DISPENSE_SWEEP_GRACE_S", 10.0, cast=float)
 # --- The webhook surface (issue 11; docs/operations.md "Inbox retention" and "Rate limits") ----------------------
 # A notification body above this is refused (413) before storage; real ones are a few KB.
-NOTIFICATION_MAX_BODY_BYTES = _number("NOTIFICATION_MAX_BODY_BYTES", 32 * 1024, minimum=1024)
+NOTIFICATION_MAX_BODY_BYTES = _number("NOTIFICATION_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # prune_notifications keeps processed notifications this many days, rejected ones (junk) fewer, and the ones
 # staff may still replay (error, retry, never processed) at least as long as the processed ones.
 NOTIFICATION_RETENTION_DAYS = _number("NOTIFICATION_RETENTION_DAYS", 30, minimum=1)

@@ -19,8 +19,8 @@ from django.utils import timezone
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.payments.models import Notification, NotificationVerdict
-from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import InvalidNotification
+from coffee_payment.payments.providers.tbank_token import tbank_token_valid
 from coffee_payment.payments.providers.yookassa import parse_notification
 from coffee_payment.payments.ratelimit import rate_hit
 
@@ -64,12 +64,7 @@ def _tbank_token_refusal(data: dict[str, Any]) -> str | None:
     account = ProviderAccount.objects.filter(provider=PaymentScenario.TBANK, account_id=data["TerminalKey"]).first()
     if account is None:
         return "unknown TerminalKey"
-    client = provider_client(PaymentScenario.TBANK, account_id=account.account_id, secret=account.secret)
-    try:
-        client.verify_notification(data)
-    except InvalidNotification as exc:
-        return exc.detail
-    return None
+    return None if tbank_token_valid(data, account.secret) else "bad Token"
 
 
 def _shape_refusal(provider: str, body: bytes) -> str | None:
