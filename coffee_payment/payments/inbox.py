@@ -1,15 +1,18 @@
 """The bounded inbox: what a webhook request must pass before its body is stored whole (issue 11).
 
 In order, all cheap (no provider call): the per-address rate limit (429, nothing stored — that is the flood), the
-size (413), the content type (415), the JSON shape of the provider's notification (400) and, for TBank, the
-TerminalKey and Token (400). A request refused after the rate limit is stored for staff with only the start of
-its body, its size and its SHA-256 — never whole; one that passes is stored whole and then processed
-(``notifications.notification_process``), which truncates it in turn if processing rejects it or finds no payment.
+size (413), the content type (415), the JSON shape of the provider's notification (400), for TBank the
+TerminalKey and Token (400), and whether it names a payment attempt of ours (else 200 ``unknown_payment``, no
+provider call). A request refused after the rate limit is stored for staff with only the start of
+its body, its size and its SHA-256 — never whole (an UPDATE that truncated it later would leave the whole body
+in PostgreSQL's dead tuples until a vacuum); one that passes is stored whole and then processed
+(``notifications.notification_process``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +21,7 @@ from django.utils import timezone
 
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
-from coffee_payment.payments.models import Notification, NotificationVerdict
+from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers.base import InvalidNotification
 from coffee_payment.payments.providers.tbank_token import tbank_token_valid
 from coffee_payment.payments.providers.yookassa import parse_notification
@@ -60,29 +63,62 @@ def stored_text(body: bytes, *, limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
-def _tbank_token_refusal(data: dict[str, Any]) -> str | None:
+def attempt_lookup(provider: str, *, attempt_id: str | None, provider_payment_id: str | None) -> PaymentAttempt | None:
+    """The attempt a provider payment belongs to: by the provider payment id we stored when we created it; only
+    when no attempt holds that id (its create answer was lost) by our reference, and then only an attempt that has
+    no payment id yet. None when neither finds one."""
+    query = PaymentAttempt.objects.select_related("order__device").filter(provider=provider)
+    attempt = query.filter(provider_payment_id=provider_payment_id).first() if provider_payment_id else None
+    if attempt is None and attempt_id:
+        try:
+            attempt = query.filter(pk=uuid.UUID(attempt_id), provider_payment_id=None).first()
+        except ValueError:
+            attempt = None
+    return attempt
+
+
+def _tbank_refusal(data: dict[str, Any]) -> Refusal | None:
     account = ProviderAccount.objects.filter(provider=PaymentScenario.TBANK, account_id=data["TerminalKey"]).first()
     if account is None:
-        return "unknown TerminalKey"
-    return None if tbank_token_valid(data, account.secret) else "bad Token"
+        return _rejected("unknown TerminalKey")
+    if not tbank_token_valid(data, account.secret):
+        return _rejected("bad Token")
+    payment_id, reference = data.get("PaymentId"), data.get("OrderId")
+    if (
+        attempt_lookup(
+            PaymentScenario.TBANK,
+            attempt_id=str(reference) if reference else None,
+            provider_payment_id=str(payment_id) if payment_id is not None else None,
+        )
+        is None
+    ):
+        return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {reference}")
+    return None
 
 
-def _shape_refusal(provider: str, body: bytes) -> str | None:
-    """Why ``body`` is not a notification of ``provider`` (None when it is one): the provider's parser for
-    YooKassa; for TBank a JSON object with a TerminalKey and a valid Token."""
+def _rejected(detail: str) -> Refusal:
+    return Refusal(NotificationVerdict.REJECTED, 400, detail)
+
+
+def _shape_refusal(provider: str, body: bytes) -> Refusal | None:
+    """Why ``body`` is not a notification of ``provider`` about a payment of ours (None when it is one): the
+    provider's parser for YooKassa; for TBank a JSON object with a TerminalKey and a valid Token. A well-formed
+    notification for no attempt of ours is answered 200 (``unknown_payment``) without a provider call."""
     if provider == PaymentScenario.YOOKASSA:
         try:
-            parse_notification(body)
+            claim = parse_notification(body)
         except InvalidNotification as exc:
-            return exc.detail
-        return None
+            return _rejected(exc.detail)
+        if attempt_lookup(provider, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id):
+            return None
+        return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}")
     try:
         data = parse_json(body)
     except BadJson as exc:
-        return str(exc)
+        return _rejected(str(exc))
     if not isinstance(data, dict) or not isinstance(data.get("TerminalKey"), str):
-        return "not a TBank notification (no TerminalKey)"
-    return _tbank_token_refusal(data)
+        return _rejected("not a TBank notification (no TerminalKey)")
+    return _tbank_refusal(data)
 
 
 def _refusal(provider: str, body: bytes, content_type: str) -> Refusal | None:
@@ -91,8 +127,7 @@ def _refusal(provider: str, body: bytes, content_type: str) -> Refusal | None:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in _JSON_TYPES:
         return Refusal(NotificationVerdict.REJECTED, 415, f"content type must be application/json, not {media_type!r}")
-    problem = _shape_refusal(provider, body)
-    return None if problem is None else Refusal(NotificationVerdict.REJECTED, 400, problem)
+    return _shape_refusal(provider, body)
 
 
 def inbox_admit(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import traceback
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +26,8 @@ from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.coalesce import answer_store, provider_payment_verified
-from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, stored_text
-from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
+from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, attempt_lookup, stored_text
+from coffee_payment.payments.models import Notification, NotificationVerdict
 from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import (
     InvalidNotification,
@@ -92,16 +91,9 @@ class _AttemptAccount:
 def _attempt_account(
     provider: str, *, attempt_id: str | None, provider_payment_id: str | None
 ) -> _AttemptAccount | None:
-    """The attempt a provider payment belongs to: by the provider payment id we stored when we created it; only
-    when no attempt holds that id (its create answer was lost) by our reference, and then only an attempt that has
-    no payment id yet. None when neither finds one, or the merchant has no account for ``provider``."""
-    query = PaymentAttempt.objects.select_related("order__device").filter(provider=provider)
-    attempt = query.filter(provider_payment_id=provider_payment_id).first() if provider_payment_id else None
-    if attempt is None and attempt_id:
-        try:
-            attempt = query.filter(pk=uuid.UUID(attempt_id), provider_payment_id=None).first()
-        except ValueError:
-            attempt = None
+    """The attempt a provider payment belongs to (``inbox.attempt_lookup``) with its merchant's account for
+    ``provider``; None when there is no such attempt or account."""
+    attempt = attempt_lookup(provider, attempt_id=attempt_id, provider_payment_id=provider_payment_id)
     if attempt is None:
         return None
     account = ProviderAccount.objects.filter(merchant_id=attempt.order.device.merchant_id, provider=provider).first()
