@@ -259,4 +259,6 @@ async def notification_replay(notification_id: int) -> Verdict:
     """Re-process a stored notification (admin action): the same checks and decision as on arrival, so a
     notification already applied is a no-op. Raises Notification.DoesNotExist."""
     stored = await Notification.objects.aget(pk=notification_id)
+    if stored.body_truncated:  # refused on arrival and kept only in part: there is nothing to re-process
+        return Verdict(stored.verdict, 200, "stored truncated when it was refused; not re-processed")
     return await notification_process(stored.provider, stored.pk, stored.body.encode("utf-8"))

@@ -3,11 +3,13 @@ per-address rate limits on the webhooks and on ``POST /v1/initiate-payment``, an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
@@ -17,6 +19,7 @@ from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
 from coffee_payment.payments.inbox import REJECTED_BODY_CHARS
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt, RateWindow
+from coffee_payment.payments.notifications import notification_replay
 from coffee_payment.payments.providers.tbank_token import tbank_token
 from coffee_payment.payments.ratelimit import rate_hit
 from coffee_payment.payments.retention import RetentionPolicy, notifications_prune
@@ -185,3 +188,16 @@ def test_unresolved_notifications_are_never_pruned_before_processed_ones(capsys)
     call_command("prune_notifications", "--days", "10", "--unresolved-days", "5")
     assert list(Notification.objects.values_list("pk", flat=True)) == [error]
     assert "deleted 0 rejected, 1 processed, 0 unresolved" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_truncated_notification_is_not_re_processed_and_is_found_by_its_hash(admin_client):
+    body = b"x" * 5000
+    assert _post(admin_client, "/v1/yook-pay-webhook", body).status_code == 400
+    row = _only_row()
+    verdict = asyncio.run(notification_replay(row.pk))
+    assert (verdict.verdict, verdict.http_status) == (NotificationVerdict.REJECTED, 200)
+    assert "not re-processed" in verdict.detail
+    digest = hashlib.sha256(body).hexdigest()
+    page = admin_client.get(f"/{settings.ADMIN_URL_PREFIX}/payments/notification/?q={digest}")
+    assert page.status_code == 200 and page.context["cl"].result_count == 1
