@@ -73,13 +73,19 @@ def _reuse_or_claim(
 ) -> ProviderPayment | bool:
     """The reusable answer; else True when this caller won the right to fetch, False when another worker holds
     it."""
-    row = PaymentAttempt.objects.filter(pk=attempt_id).values("last_verified_answer", "last_verified_at").first()
+    row = (
+        PaymentAttempt.objects.filter(pk=attempt_id)
+        .values("last_verified_answer", "last_verified_at", "verify_claimed_at")
+        .first()
+    )
     if row is None:
         return True  # nothing to coalesce on; the caller fetches
     answer = _reusable(row, payment_id=payment_id, claimed=claimed, arrived=arrived)
     if answer is not None:
         return answer
     now = timezone.now()
+    if row["verify_claimed_at"] is not None and row["verify_claimed_at"] >= now - _claim_ttl():
+        return False  # another worker is fetching: no write while waiting for it
     return bool(
         PaymentAttempt.objects.filter(pk=attempt_id)
         .filter(Q(verify_claimed_at=None) | Q(verify_claimed_at__lt=now - _claim_ttl()))

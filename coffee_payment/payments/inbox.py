@@ -84,16 +84,12 @@ def _tbank_refusal(data: dict[str, Any]) -> Refusal | None:
     if not tbank_token_valid(data, account.secret):
         return _rejected("bad Token")
     payment_id, reference = data.get("PaymentId"), data.get("OrderId")
-    if (
-        attempt_lookup(
-            PaymentScenario.TBANK,
-            attempt_id=str(reference) if reference else None,
-            provider_payment_id=str(payment_id) if payment_id is not None else None,
-        )
-        is None
-    ):
-        return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {reference}")
-    return None
+    attempt = attempt_lookup(
+        PaymentScenario.TBANK,
+        attempt_id=str(reference) if reference else None,
+        provider_payment_id=str(payment_id) if payment_id is not None else None,
+    )
+    return None if attempt else Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {reference}")
 
 
 def _rejected(detail: str) -> Refusal:
