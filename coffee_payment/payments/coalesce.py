@@ -9,10 +9,13 @@ The provider's last answer about an attempt's payment is kept on the attempt (``
   (canceled, refunded: nothing moves it any more).
 
 Otherwise one worker claims the fetch (compare-and-set on ``verify_claimed_at``) and the others poll for its
-answer. So a notification that claims something new — a TBank REFUNDED while the kept answer is CONFIRMED — is
-never answered from the cache, and a cached success can never hide a refund for longer than the reuse window
-(and even then the state machine makes a stale answer a no-op: it never moves an order backwards). Whatever is
-reused still goes through ``payment_settle`` → ``payment_apply`` → ``state.decide_payment``.
+answer; if that fetch fails, the notifications that waited for it fail too (503: the provider retries later)
+instead of each fetching in turn.
+
+So a notification that claims something new — a TBank REFUNDED while the kept answer is CONFIRMED — is never
+answered from the cache, and a cached success can never hide a refund for longer than the reuse window (and even
+then the state machine makes a stale answer a no-op: it never moves an order backwards). Whatever is reused
+still goes through ``payment_settle`` → ``payment_apply`` → ``state.decide_payment``.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def _reuse_or_claim(
     it."""
     row = (
         PaymentAttempt.objects.filter(pk=attempt_id)
-        .values("last_verified_answer", "last_verified_at", "verify_claimed_at")
+        .values("last_verified_answer", "last_verified_at", "verify_claimed_at", "verify_failed_at")
         .first()
     )
     if row is None:
@@ -83,6 +86,8 @@ def _reuse_or_claim(
     answer = _reusable(row, payment_id=payment_id, claimed=claimed, arrived=arrived)
     if answer is not None:
         return answer
+    if row["verify_failed_at"] is not None and row["verify_failed_at"] >= arrived:
+        raise ProviderUnavailable("the provider fetch this notification waited for failed; retry later")
     now = timezone.now()
     if row["verify_claimed_at"] is not None and row["verify_claimed_at"] >= now - _claim_ttl():
         return False  # another worker is fetching: no write while waiting for it
@@ -102,8 +107,10 @@ def answer_store(attempt_id: str, payment: ProviderPayment, *, started: datetime
     PaymentAttempt.objects.filter(pk=attempt_id).update(verify_claimed_at=None)
 
 
-def _release(attempt_id: str) -> None:
-    PaymentAttempt.objects.filter(pk=attempt_id).update(verify_claimed_at=None)
+def _release(attempt_id: str, *, started: datetime) -> None:
+    """Free the fetch claim after a failed fetch, marking when it started: the notifications that arrived before
+    it fail too (503, the provider retries) rather than each fetching in turn."""
+    PaymentAttempt.objects.filter(pk=attempt_id).update(verify_claimed_at=None, verify_failed_at=started)
 
 
 async def provider_payment_verified(
@@ -115,7 +122,8 @@ async def provider_payment_verified(
 ) -> ProviderPayment:
     """The provider's answer about ``payment_id`` for a notification that claims ``claimed`` (None: no specific
     outcome): reused when the rules above allow, else fetched by this worker or by the one that claimed the fetch.
-    Raises what ``fetch`` raises, and ProviderUnavailable when another worker's fetch outlived its claim."""
+    Raises what ``fetch`` raises, and ProviderUnavailable when the fetch this caller waited for failed or outlived
+    its claim."""
     arrived = timezone.now()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _claim_ttl().total_seconds()
@@ -130,7 +138,7 @@ async def provider_payment_verified(
             try:
                 payment = await fetch()
             except BaseException:
-                await sync_to_async(_release)(attempt_id)
+                await sync_to_async(_release)(attempt_id, started=started)
                 raise
             await sync_to_async(answer_store)(attempt_id, payment, started=started)
             return payment

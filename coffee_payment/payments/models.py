@@ -42,8 +42,10 @@ class PaymentAttempt(models.Model):
     # started; notifications within PROVIDER_VERIFY_REUSE_S reuse it (payments/coalesce.py, issue 11).
     last_verified_at = models.DateTimeField(null=True, blank=True)
     last_verified_answer = models.JSONField(null=True, blank=True)
-    # Set while one worker fetches the payment from the provider for a notification (others wait and reuse).
+    # Set while one worker fetches the payment from the provider for a notification (others wait and reuse), and
+    # when such a fetch last failed (the notifications that waited for it fail too instead of fetching in turn).
     verify_claimed_at = models.DateTimeField(null=True, blank=True)
+    verify_failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -190,3 +190,21 @@ def test_open_payments_per_device_are_bounded():
     # An expired order's payment no longer counts.
     Order.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert _claim_attempt(str(orders[2].id)).action == "create"
+
+
+def test_notifications_waiting_for_a_failed_fetch_fail_too_instead_of_fetching_in_turn(provider):
+    _attempt("yookassa", YK_ID)
+
+    async def failing(request: httpx.Request) -> httpx.Response:
+        provider.calls[request.url.path] = provider.calls.get(request.url.path, 0) + 1
+        await asyncio.sleep(0.3)
+        return httpx.Response(503, json={"type": "error", "code": "internal_server_error"})
+
+    shared_http.set_transport(httpx.MockTransport(failing))
+    results = asyncio.run(_many(yookassa_process, _yookassa("payment.succeeded", "succeeded"), 20))
+    assert {verdict.http_status for verdict, _ in results} == {503}
+    assert provider.count(f"payments/{YK_ID}") == 1
+    shared_http.set_transport(httpx.MockTransport(provider))  # the provider is back: the next one fetches
+    verdict, _ = asyncio.run(yookassa_process(_yookassa("payment.waiting_for_capture", "waiting_for_capture")))
+    assert verdict.http_status == 200
+    assert provider.count(f"payments/{YK_ID}") == 2
