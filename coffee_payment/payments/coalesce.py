@@ -6,7 +6,7 @@ The provider's last answer about an attempt's payment is kept on the attempt (``
 
 - a fetch started after the notification arrived (it is at least as new as the claim), or
 - the answer is younger than ``PROVIDER_VERIFY_REUSE_S`` and either says what the notification claims or is final
-  (canceled, refunded: nothing moves it any more).
+  (refunded: nothing moves it any more).
 
 Otherwise one worker claims the fetch (compare-and-set on ``verify_claimed_at``) and the others poll for its
 answer; if that fetch fails, the notifications that waited for it fail too (503: the provider retries later)
@@ -35,7 +35,9 @@ from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.providers.base import ProviderPayment, ProviderUnavailable
 
-FINAL_OUTCOMES = frozenset({PaymentOutcome.CANCELED, PaymentOutcome.REFUNDED})
+# Answers no later provider event changes, reusable for any claim within the window. Not CANCELED: TBank maps
+# AUTH_FAIL and REJECTED there, and a customer may retry the card on the same payment (then CONFIRMED follows).
+FINAL_OUTCOMES = frozenset({PaymentOutcome.REFUNDED})
 _POLL_S = 0.1
 
 

@@ -118,9 +118,10 @@ def test_a_claim_of_another_outcome_is_never_answered_from_the_kept_answer(provi
     attempt.refresh_from_db()
     assert attempt.status == AttemptStatus.CANCELED
     assert attempt.order.status == OrderStatus.NOT_PAID
-    # Canceled is final: any claim within the window reuses it.
+    # Canceled is not final for reuse (a TBank AUTH_FAIL can be followed by CONFIRMED): a success claim is checked,
+    # once for a burst.
     asyncio.run(_many(yookassa_process, _yookassa("payment.succeeded", "succeeded"), 10))
-    assert provider.count(f"payments/{YK_ID}") == 2
+    assert 3 <= provider.count(f"payments/{YK_ID}") <= 4
 
 
 @override_settings(PROVIDER_VERIFY_REUSE_S=0)
