@@ -100,7 +100,7 @@ def _reuse_or_claim(
     )
 
 
-def answer_store(attempt_id: str, payment: ProviderPayment, *, started: datetime) -> None:
+def _answer_store(attempt_id: str, payment: ProviderPayment, *, started: datetime) -> None:
     """Keep ``payment`` as the attempt's last verified answer (unless a fetch that started later is kept already)
     and free the fetch claim."""
     PaymentAttempt.objects.filter(pk=attempt_id).filter(
@@ -142,7 +142,7 @@ async def provider_payment_verified(
             except BaseException:
                 await sync_to_async(_release)(attempt_id, started=started)
                 raise
-            await sync_to_async(answer_store)(attempt_id, payment, started=started)
+            await sync_to_async(_answer_store)(attempt_id, payment, started=started)
             return payment
         if loop.time() >= deadline:
             raise ProviderUnavailable("another worker is still fetching this payment from the provider")

@@ -25,7 +25,7 @@ from django.utils import timezone
 from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.state import PaymentOutcome
-from coffee_payment.payments.coalesce import answer_store, provider_payment_verified
+from coffee_payment.payments.coalesce import provider_payment_verified
 from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, attempt_lookup, stored_text
 from coffee_payment.payments.models import Notification, NotificationVerdict
 from coffee_payment.payments.providers import provider_client
@@ -133,21 +133,25 @@ def _yookassa_claimed(claim: NotificationClaim) -> PaymentOutcome | None:
 async def _yookassa_payment(
     client: YooKassaClient, claim: NotificationClaim, attempt_id: str
 ) -> ProviderPayment | Verdict:
-    """``GET payments/{id}`` coalesced across workers (payments/coalesce.py); for a ``refund.*`` claim that the
-    payment does not show as refunded yet, ``GET refunds/{id}`` too (a confirmed refund is kept as the answer)."""
+    """``GET payments/{id}`` — and, for a ``refund.*`` claim the payment does not show as refunded yet, ``GET
+    refunds/{id}`` — as one fetch coalesced across workers (payments/coalesce.py): a burst of refund claims makes
+    one pair of calls. Returns the refund check's verdict when it refused the claim (to this caller only)."""
+    refused: list[Verdict] = []
+
+    async def fetch() -> ProviderPayment:
+        payment = await client.get_payment(claim.provider_payment_id)
+        if claim.refund_id is None or payment.outcome is PaymentOutcome.REFUNDED:
+            return payment
+        checked = await _yookassa_refund_outcome(client, claim, payment)
+        if isinstance(checked, Verdict):
+            refused.append(checked)
+            return payment
+        return checked
+
     payment = await provider_payment_verified(
-        attempt_id=attempt_id,
-        payment_id=claim.provider_payment_id,
-        claimed=_yookassa_claimed(claim),
-        fetch=lambda: client.get_payment(claim.provider_payment_id),
+        attempt_id=attempt_id, payment_id=claim.provider_payment_id, claimed=_yookassa_claimed(claim), fetch=fetch
     )
-    if claim.refund_id is None or payment.outcome is PaymentOutcome.REFUNDED:
-        return payment
-    started = timezone.now()
-    checked = await _yookassa_refund_outcome(client, claim, payment)
-    if isinstance(checked, ProviderPayment) and checked.outcome is PaymentOutcome.REFUNDED:
-        await sync_to_async(answer_store)(attempt_id, checked, started=started)
-    return checked
+    return refused[0] if refused else payment
 
 
 async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:

@@ -43,6 +43,9 @@ class Provider:
         await asyncio.sleep(0.05)
         if path.endswith("/make"):  # Tmetr
             return httpx.Response(200, json={})
+        if "/refunds/" in path:
+            refund = {"id": path.rsplit("/", 1)[1], "payment_id": YK_ID, "status": "succeeded"}
+            return httpx.Response(200, json={**refund, "amount": {"value": "150.00", "currency": "RUB"}})
         if path.endswith("GetState"):
             return httpx.Response(
                 200,
@@ -132,6 +135,20 @@ def test_without_a_reuse_window_only_overlapping_notifications_share_a_fetch(pro
     assert provider.count(f"payments/{YK_ID}") <= 2
     asyncio.run(yookassa_process(body))
     assert provider.count(f"payments/{YK_ID}") <= 3
+
+
+def test_a_burst_of_yookassa_refund_notifications_makes_one_pair_of_provider_gets(provider):
+    attempt = _attempt("yookassa", YK_ID)
+    provider.status = "succeeded"
+    asyncio.run(yookassa_process(_yookassa("payment.succeeded", "succeeded")))
+    refund = {"id": "30000bb2-0015-5000-8000-1a2b3c4d5e6f", "payment_id": YK_ID, "status": "succeeded"}
+    body = json.dumps({"type": "notification", "event": "refund.succeeded", "object": refund}).encode()
+    results = asyncio.run(_many(yookassa_process, body, 20))
+    assert all(verdict.http_status == 200 for verdict, _ in results)
+    assert provider.count(f"payments/{YK_ID}") == 2
+    assert provider.count("/refunds/30000bb2-0015-5000-8000-1a2b3c4d5e6f") == 1
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.order.status) == (AttemptStatus.REFUNDED, OrderStatus.REFUNDED)
 
 
 def test_a_tbank_refund_is_not_answered_from_a_kept_confirmed(provider):
