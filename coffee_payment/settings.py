@@ -202,6 +202,23 @@ RECONCILE_MIN_AGE_S = parse_int(_env, "RECONCILE_MIN_AGE_S", default=60, minimum
 # Seconds an owed make (committed with make_pending, not sent) waits before the sweeper sends it; the process
 # that committed it sends it at once, so this only matters when that process died.
 DISPENSE_SWEEP_GRACE_S = parse_number(_env, "DISPENSE_SWEEP_GRACE_S", default=10.0, minimum=0.0)
+# --- The webhook surface (issue 11; docs/operations.md "Inbox retention" and "Rate limits") ----------------------
+# A notification body above this is refused (413) before storage; real ones are a few KB.
+NOTIFICATION_MAX_BODY_BYTES = parse_int(_env, "NOTIFICATION_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)
+# prune_notifications keeps processed notifications this many days, rejected ones (junk) fewer, and the ones
+# staff may still replay (error, retry, never processed) at least as long as the processed ones.
+NOTIFICATION_RETENTION_DAYS = parse_int(_env, "NOTIFICATION_RETENTION_DAYS", default=30, minimum=1)
+NOTIFICATION_REJECTED_RETENTION_DAYS = parse_int(_env, "NOTIFICATION_REJECTED_RETENTION_DAYS", default=7, minimum=1)
+NOTIFICATION_UNRESOLVED_RETENTION_DAYS = parse_int(
+    _env, "NOTIFICATION_UNRESOLVED_RETENTION_DAYS", default=180, minimum=1
+)
+# Requests per client address per minute, across workers and pods (0 = no limit); then 429.
+RATE_LIMIT_WEBHOOK_PER_MINUTE = parse_int(_env, "RATE_LIMIT_WEBHOOK_PER_MINUTE", default=600, minimum=0)
+RATE_LIMIT_INITIATE_PER_MINUTE = parse_int(_env, "RATE_LIMIT_INITIATE_PER_MINUTE", default=60, minimum=0)
+# Seconds a provider's answer about a payment is reused by notifications claiming the same outcome.
+PROVIDER_VERIFY_REUSE_S = parse_number(_env, "PROVIDER_VERIFY_REUSE_S", default=3.0, minimum=0.0)
+# Open (unpaid, unexpired) provider payments one machine may have; Pay on yet another order answers 429.
+DEVICE_OPEN_PAYMENTS_MAX = parse_int(_env, "DEVICE_OPEN_PAYMENTS_MAX", default=5, minimum=1)
 # Tests and drills only (`check --deploy` refuses it): "die_before_make" SIGKILLs the process between the commit
 # of make_pending and the make command, to prove the sweeper sends what a dead process owed.
 SERVING_TEST_FAULTS = env.list("SERVING_TEST_FAULTS", default=[])

@@ -36,7 +36,7 @@ import httpx
 from coffee_payment.serving.worker import drain_timeout
 from devtools import drill_dispense
 from devtools.processes import child_pids, connection_refused, requests_picked_up
-from devtools.stack import Stack, StackConfig
+from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig
 
 EVENTS = ("term", "int", "quit", "recycle", "kill-worker", "hup", "k8s")
 SIGNALS = {"term": signal.SIGTERM, "int": signal.SIGINT, "quit": signal.SIGQUIT, "hup": signal.SIGHUP}
@@ -212,6 +212,7 @@ class Drill:
             "GUNICORN_GRACEFUL_TIMEOUT": str(self.o.graceful_timeout),
             "GUNICORN_TIMEOUT": str(self.o.worker_timeout),
             **drill_dispense.STACK_ENV,
+            **ONE_CLIENT_ENV,
         }
         if self.o.event == "recycle":
             env.update(GUNICORN_MAX_REQUESTS=str(self.o.max_requests), GUNICORN_MAX_REQUESTS_JITTER="10")

@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from devtools.pg import PG_ADMIN_URL, pg_available, temporary_database  # noqa: E402
-from devtools.stack import Stack, StackConfig, local_secret_key  # noqa: E402
+from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig, local_secret_key  # noqa: E402
 from loadtests import compare, report  # noqa: E402
 from loadtests.measure import (  # noqa: E402
     LocustProfile,
@@ -225,6 +225,7 @@ class TargetRun:
             "GUNICORN_LOG_LEVEL": "warning",
             "GUNICORN_GRACEFUL_TIMEOUT": str(args.graceful_timeout),
             "LOG_LEVEL": "WARNING",
+            **ONE_CLIENT_ENV,
             **dict(item.split("=", 1) for item in args.env),
             **self.env_extra,
         }

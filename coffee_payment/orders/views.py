@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -23,7 +24,9 @@ from coffee_payment.orders.qr import QrError, parse_qr
 from coffee_payment.orders.selectors import order_find, order_status_json
 from coffee_payment.orders.services import order_get_or_create
 from coffee_payment.orders.state import OrderStatus
+from coffee_payment.payments.ratelimit import rate_hit
 from coffee_payment.payments.services import payment_initiate, payment_refresh_if_stale
+from coffee_payment.serving.client_address import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,7 @@ def _page_messages() -> dict[str, str]:
         "starting": str(_("Opening the payment page…")),
         "409": str(_("This order can no longer be paid.")),
         "503": str(_("The payment service is not answering. Please try again.")),
+        "429": str(_("Too many payment attempts right now. Please wait a few minutes and try again.")),
         "502": str(_("The payment could not be started. Please try again or call the help line.")),
         "error": str(_("The payment could not be started. Please try again.")),
         "offline": str(_("No connection. Please try again.")),
@@ -114,7 +118,16 @@ def _status_body(order_id: str) -> dict | None:
 @require_POST
 async def initiate_payment(request: HttpRequest) -> JsonResponse:
     """``POST /v1/initiate-payment`` ``{"order_id": str, "email"?: str}`` → ``{"redirect_url": str}``.
-    400 bad body; 404 unknown order; 409 not payable or expired; 502/503 provider trouble (with a reason)."""
+    400 bad body; 404 unknown order; 409 not payable or expired; 429 too many requests from this address
+    (``RATE_LIMIT_INITIATE_PER_MINUTE``, with ``Retry-After``) or too many open payments on the machine
+    (``DEVICE_OPEN_PAYMENTS_MAX``); 502/503 provider trouble (with a reason)."""
+    limit = await sync_to_async(rate_hit)(
+        scope="initiate", client=client_ip(request), limit=settings.RATE_LIMIT_INITIATE_PER_MINUTE
+    )
+    if not limit.allowed:
+        response = JsonResponse({"error": "too many requests from this address; try again later"}, status=429)
+        response["Retry-After"] = str(limit.retry_after_s)
+        return response
     try:
         data = parse_json(request.body)
     except BadJson as exc:

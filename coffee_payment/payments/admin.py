@@ -35,7 +35,7 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ["received_at", "provider", "verdict_name", "order_ref", "short_detail"]
     list_filter = ["verdict", "provider"]
     list_select_related = ["attempt"]
-    search_fields = ["attempt__provider_payment_id", "attempt__order__machine_uuid", "detail"]
+    search_fields = ["attempt__provider_payment_id", "attempt__order__machine_uuid", "detail", "=body_sha256"]
     readonly_fields = [f.name for f in Notification._meta.fields]
     date_hierarchy = "received_at"
     actions = ["reprocess"]

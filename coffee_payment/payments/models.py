@@ -38,6 +38,14 @@ class PaymentAttempt(models.Model):
     # Set while one request is creating this payment at the provider (others wait for its URL).
     create_claimed_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    # The provider's last answer about this payment (a serialised ProviderPayment) and when the fetch that got it
+    # started; notifications within PROVIDER_VERIFY_REUSE_S reuse it (payments/coalesce.py, issue 11).
+    last_verified_at = models.DateTimeField(null=True, blank=True)
+    last_verified_answer = models.JSONField(null=True, blank=True)
+    # Set while one worker fetches the payment from the provider for a notification (others wait and reuse), and
+    # when such a fetch last failed (the notifications that waited for it fail too instead of fetching in turn).
+    verify_claimed_at = models.DateTimeField(null=True, blank=True)
+    verify_failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -67,7 +75,11 @@ class Notification(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     headers = models.JSONField(default=dict)
-    body = models.TextField()
+    body = models.TextField(help_text="the body as received; only its start for a rejected notification")
+    # Size and SHA-256 of the body as received: a rejected body is stored truncated (issue 11: a bounded inbox).
+    body_bytes = models.PositiveIntegerField(null=True, blank=True)
+    body_sha256 = models.CharField(max_length=64, blank=True)
+    body_truncated = models.BooleanField(default=False)
     verdict = models.CharField(max_length=16, choices=NotificationVerdict.choices, default=NotificationVerdict.RECEIVED)
     detail = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True, help_text="traceback of the last failed processing")
@@ -75,7 +87,23 @@ class Notification(models.Model):
     attempt = models.ForeignKey(PaymentAttempt, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
-        indexes = [models.Index(fields=["provider", "received_at"])]
+        indexes = [models.Index(fields=["provider", "received_at"]), models.Index(fields=["received_at"])]
 
     def __str__(self) -> str:
         return f"{self.provider} notification {self.pk} ({self.verdict})"
+
+
+class RateWindow(models.Model):
+    """Requests counted per client address and scope in one fixed window (``payments/ratelimit.py``): a row per
+    (``scope_key``, ``window_no``), incremented by one upsert, so the limit holds across workers and pods."""
+
+    scope_key = models.CharField(max_length=80)
+    window_no = models.BigIntegerField()
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope_key", "window_no"], name="unique_rate_window")]
+        indexes = [models.Index(fields=["window_no"])]
+
+    def __str__(self) -> str:
+        return f"{self.scope_key} window {self.window_no}: {self.hits}"

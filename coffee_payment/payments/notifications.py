@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import traceback
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,9 @@ from coffee_payment.devices.models import PaymentScenario, ProviderAccount
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.orders.state import PaymentOutcome
-from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
+from coffee_payment.payments.coalesce import provider_payment_verified
+from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, attempt_lookup, stored_text
+from coffee_payment.payments.models import Notification, NotificationVerdict
 from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import (
     InvalidNotification,
@@ -36,12 +37,15 @@ from coffee_payment.payments.providers.base import (
     ProviderRejected,
 )
 from coffee_payment.payments.providers.tbank import TBankClient
-from coffee_payment.payments.providers.yookassa import NotificationClaim, YooKassaClient, parse_notification
+from coffee_payment.payments.providers.yookassa import (
+    STATUS_MAP,
+    NotificationClaim,
+    YooKassaClient,
+    parse_notification,
+)
 from coffee_payment.payments.services import payment_settle
 
 logger = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,21 +57,16 @@ class Verdict:
     detail: str
 
 
-def notification_store(*, provider: str, body: bytes, headers: dict[str, str], remote_addr: str | None) -> int:
-    """Store the raw notification before anything else; returns its id."""
-    return Notification.objects.create(
-        provider=provider,
-        body=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),  # PostgreSQL text has no NUL
-        headers=headers,
-        remote_addr=remote_addr,
-    ).pk
+# Verdicts whose stored body is cut down to its start (with its size and SHA-256 kept): junk and foreign payments.
+_TRUNCATED_VERDICTS = (NotificationVerdict.REJECTED, NotificationVerdict.UNKNOWN_PAYMENT)
 
 
 def notification_record(
-    notification_id: int, verdict: Verdict, attempt_id: str | None = None, *, error: str = ""
+    notification_id: int, verdict: Verdict, attempt_id: str | None = None, *, error: str = "", body: bytes = b""
 ) -> None:
-    """Keep the verdict (the attempt it concerned, the traceback of a failure) on the stored row."""
-    fields = {
+    """Keep the verdict (the attempt it concerned, the traceback of a failure) on the stored row; a rejected
+    notification or one for no payment of ours keeps only the start of its ``body`` (the inbox stays bounded)."""
+    fields: dict[str, Any] = {
         "verdict": verdict.verdict,
         "detail": verdict.detail[:500],
         "error": error,
@@ -75,6 +74,10 @@ def notification_record(
     }
     if attempt_id is not None:
         fields["attempt_id"] = attempt_id
+    if verdict.verdict in _TRUNCATED_VERDICTS and body:
+        text = stored_text(body)
+        fields["body"] = text[:REJECTED_BODY_CHARS]
+        fields["body_truncated"] = len(text) > REJECTED_BODY_CHARS
     Notification.objects.filter(pk=notification_id).update(**fields)
 
 
@@ -89,16 +92,9 @@ class _AttemptAccount:
 def _attempt_account(
     provider: str, *, attempt_id: str | None, provider_payment_id: str | None
 ) -> _AttemptAccount | None:
-    """The attempt a provider payment belongs to: by the provider payment id we stored when we created it; only
-    when no attempt holds that id (its create answer was lost) by our reference, and then only an attempt that has
-    no payment id yet. None when neither finds one, or the merchant has no account for ``provider``."""
-    query = PaymentAttempt.objects.select_related("order__device").filter(provider=provider)
-    attempt = query.filter(provider_payment_id=provider_payment_id).first() if provider_payment_id else None
-    if attempt is None and attempt_id:
-        try:
-            attempt = query.filter(pk=uuid.UUID(attempt_id), provider_payment_id=None).first()
-        except ValueError:
-            attempt = None
+    """The attempt a provider payment belongs to (``inbox.attempt_lookup``) with its merchant's account for
+    ``provider``; None when there is no such attempt or account."""
+    attempt = attempt_lookup(provider, attempt_id=attempt_id, provider_payment_id=provider_payment_id)
     if attempt is None:
         return None
     account = ProviderAccount.objects.filter(merchant_id=attempt.order.device.merchant_id, provider=provider).first()
@@ -129,6 +125,36 @@ async def _yookassa_refund_outcome(
     return payment
 
 
+def _yookassa_claimed(claim: NotificationClaim) -> PaymentOutcome | None:
+    if claim.refund_id is not None:
+        return PaymentOutcome.REFUNDED
+    return STATUS_MAP.get(claim.status) if claim.status else None
+
+
+async def _yookassa_payment(
+    client: YooKassaClient, claim: NotificationClaim, attempt_id: str
+) -> ProviderPayment | Verdict:
+    """``GET payments/{id}`` — and, for a ``refund.*`` claim the payment does not show as refunded yet, ``GET
+    refunds/{id}`` — as one fetch coalesced across workers (payments/coalesce.py): a burst of refund claims makes
+    one pair of calls. Returns the refund check's verdict when it refused the claim (to this caller only)."""
+    refused: list[Verdict] = []
+
+    async def fetch() -> ProviderPayment:
+        payment = await client.get_payment(claim.provider_payment_id)
+        if claim.refund_id is None or payment.outcome is PaymentOutcome.REFUNDED:
+            return payment
+        checked = await _yookassa_refund_outcome(client, claim, payment)
+        if isinstance(checked, Verdict):
+            refused.append(checked)
+            return payment
+        return checked
+
+    payment = await provider_payment_verified(
+        attempt_id=attempt_id, payment_id=claim.provider_payment_id, claimed=_yookassa_claimed(claim), fetch=fetch
+    )
+    return refused[0] if refused else payment
+
+
 async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
     """Verify a YooKassa notification by re-fetching the payment (and the refund, for ``refund.*``) with the
     merchant's credentials — YooKassa notifications carry no signature — and settle the provider's answer.
@@ -148,12 +174,9 @@ async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
     client = provider_client(PaymentScenario.YOOKASSA, account_id=found.account_id, secret=found.secret)
     assert isinstance(client, YooKassaClient)
     try:
-        payment = await client.get_payment(claim.provider_payment_id)
-        if claim.refund_id is not None:
-            refund_checked = await _yookassa_refund_outcome(client, claim, payment)
-            if isinstance(refund_checked, Verdict):
-                return refund_checked, found.attempt_id
-            payment = refund_checked
+        payment = await _yookassa_payment(client, claim, found.attempt_id)
+        if isinstance(payment, Verdict):
+            return payment, found.attempt_id
     except ProviderRejected as exc:  # e.g. 404: the payment does not exist in this shop
         return Verdict(NotificationVerdict.MISMATCH, 200, f"re-fetch refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
@@ -175,8 +198,8 @@ def _tbank_account(terminal_key: str) -> tuple[str, str] | None:
 async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
     """Verify a TBank notification's TerminalKey and Token, find the attempt (by PaymentId, else ``OrderId`` = our
     attempt id; ``Data`` is not an echo of Init's ``DATA``), and — when it would move money or dispense — confirm
-    it with ``GetState`` and settle the provider's answer (a refund that already happened wins over a late or
-    replayed CONFIRMED). Returns (verdict, attempt id)."""
+    it with ``GetState`` (coalesced across workers: payments/coalesce.py) and settle the provider's answer (a
+    refund that already happened wins over a late or replayed CONFIRMED). Returns (verdict, attempt id)."""
     try:
         data: Any = parse_json(body)
     except BadJson as exc:
@@ -200,7 +223,12 @@ async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
     if claimed.outcome is PaymentOutcome.PENDING:  # moves nothing: no GetState (no amplification)
         return await _settled(found, claimed, claimed.provider_status)
     try:
-        payment = await client.get_payment(claimed.provider_payment_id)
+        payment = await provider_payment_verified(
+            attempt_id=found.attempt_id,
+            payment_id=claimed.provider_payment_id,
+            claimed=claimed.outcome,
+            fetch=lambda: client.get_payment(claimed.provider_payment_id),
+        )
     except ProviderRejected as exc:
         return Verdict(NotificationVerdict.MISMATCH, 200, f"GetState refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
@@ -227,7 +255,7 @@ async def notification_process(provider: str, notification_id: int, body: bytes)
     log("%s notification %s: %s (%s)", provider, notification_id, verdict.verdict, verdict.detail)
     record_notification(provider, verdict.verdict)
     try:
-        await sync_to_async(notification_record)(notification_id, verdict, attempt_id, error=error[-20000:])
+        await sync_to_async(notification_record)(notification_id, verdict, attempt_id, error=error[-20000:], body=body)
     except Exception:  # noqa: BLE001 - the verdict stands; the row keeps "received"
         logger.exception("could not record the verdict of notification %s", notification_id)
     return verdict
@@ -237,4 +265,6 @@ async def notification_replay(notification_id: int) -> Verdict:
     """Re-process a stored notification (admin action): the same checks and decision as on arrival, so a
     notification already applied is a no-op. Raises Notification.DoesNotExist."""
     stored = await Notification.objects.aget(pk=notification_id)
+    if stored.body_truncated:  # refused on arrival and kept only in part: there is nothing to re-process
+        return Verdict(stored.verdict, 200, "stored truncated when it was refused; not re-processed")
     return await notification_process(stored.provider, stored.pk, stored.body.encode("utf-8"))

@@ -37,6 +37,7 @@ from coffee_payment.orders.state import (
     decide_payment,
     make_state_after_payment,
 )
+from coffee_payment.payments.limits import TooManyOpenPayments, device_open_payments_check
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.providers import provider_client
 from coffee_payment.payments.providers.base import (
@@ -91,6 +92,15 @@ def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
             live.create_claimed_at = now  # the previous creator gave up or died: retry with the same key
             live.save(update_fields=["create_claimed_at", "updated_at"])
             return _Claim(str(live.id), "create", retry=True)
+        try:
+            device_open_payments_check(device_id=order.device_id, now=now)
+        except TooManyOpenPayments as exc:
+            logger.warning("order %s: Pay refused: %s", order_id, exc)
+            raise PaymentError(
+                "Too many payments are open on this machine. Finish or cancel the open one, or try again in a few "
+                "minutes.",
+                http_status=429,
+            ) from exc
         attempt = PaymentAttempt.objects.create(
             order=order,
             provider=order.device.payment_scenario,
@@ -182,7 +192,8 @@ async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: b
 
     A double tap makes one provider payment: the second request gets the first one's URL. After a timeout the
     same attempt is retried with the same idempotency key (YooKassa) or after ``CheckOrder`` (TBank).
-    Raises PaymentError: 404 unknown order, 409 not payable/expired, 503 provider unavailable, 502 refused."""
+    Raises PaymentError: 404 unknown order, 409 not payable/expired, 429 too many open payments on the device
+    (``DEVICE_OPEN_PAYMENTS_MAX``), 503 provider unavailable, 502 refused."""
     claim = await sync_to_async(_claim_attempt)(order_id, email)
     if claim.action == "redirect":
         return claim.confirmation_url

@@ -62,6 +62,12 @@ async def release_notifications(request: Request) -> Response:
     return JSONResponse(await sandbox_state(request).release(reverse=order == "newest_first"))
 
 
+async def api_calls(request: Request) -> Response:
+    """``GET /_sandbox/api-calls``: API requests received per operation since the last reset, e.g.
+    ``{"yookassa.get": 3, "tbank.get_state": 1}`` (to count provider calls the server made)."""
+    return JSONResponse(sandbox_state(request).api_calls)
+
+
 async def deliveries(request: Request) -> Response:
     """``GET /_sandbox/deliveries``: notification deliveries, oldest first."""
     return JSONResponse(sandbox_state(request).deliveries)
@@ -155,6 +161,7 @@ def routes() -> list[Route]:
         Route("/_sandbox/notifications/release", release_notifications, methods=["POST"]),
         Route("/_sandbox/deliveries", deliveries, methods=["GET"]),
         Route("/_sandbox/calls", calls, methods=["GET"]),
+        Route("/_sandbox/api-calls", api_calls, methods=["GET"]),
         Route("/_sandbox/payments", payments, methods=["GET"]),
         Route("/_sandbox/payments/{provider}/{payment_id}/notify", notify, methods=["POST"]),
         Route("/_sandbox/payments/tbank/{payment_id}/status", set_tbank_status, methods=["POST"]),

@@ -147,6 +147,8 @@ class SandboxState:
         self.held: list[Notification] = []
         # Every call to the emulated APIs: {"service", "method", "path", "request_id", "received_at"}.
         self.calls: list[dict[str, Any]] = []
+        # API requests received per operation ("yookassa.get": 3), counted on arrival (before latency/faults).
+        self.api_calls: dict[str, int] = {}
 
     def reset(self) -> None:
         """Back to the start-up state: clear records, restore the CLI config, cancel pending auto-pays."""
@@ -259,6 +261,7 @@ def api_endpoint(
     prepare: Callable[[Request], Awaitable[Prepared]],
     handler: Callable[[Request, SandboxState, Prepared], Awaitable[Response]],
     fault_error: Callable[[str], ApiError],
+    counter: str | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     """One sandbox API endpoint, in the order every emulated service answers.
 
@@ -268,11 +271,14 @@ def api_endpoint(
        ``fault_error("500" | "reject")``, ``timeout`` does the work and delays the answer by ``timeout_seconds``;
     4. ``handler(request, state, prepared)``.
 
-    An :class:`ApiError` raised by any step is answered with its ``response()``.
+    An :class:`ApiError` raised by any step is answered with its ``response()``. Every request is counted first,
+    under ``counter`` or else ``operation`` (``GET /_sandbox/api-calls``).
     """
+    name = counter or operation or service
 
     async def endpoint(request: Request) -> Response:
         state = sandbox_state(request)
+        state.api_calls[name] = state.api_calls.get(name, 0) + 1
         await state.latency(service)
         try:
             prepared = await prepare(request)

@@ -166,6 +166,7 @@ async def _auto_pay(state: SandboxState, payment_id: str) -> None:
 def _endpoint(
     operation: str | None,
     handler: Callable[[Request, SandboxState, dict[str, Any]], Awaitable[dict[str, Any]]],
+    counter: str | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` (which returns the result fields) with latency, token check, faults, error rendering
     (:func:`~coffee_payment.sandbox.state.api_endpoint`) and TBank's ``Success``/``ErrorCode`` envelope."""
@@ -175,7 +176,7 @@ def _endpoint(
         return JSONResponse({"Success": True, "ErrorCode": "0", "Message": "OK", **result})
 
     answer.__doc__ = handler.__doc__
-    return api_endpoint(SERVICE, operation, _signed_body, answer, _fault_error)
+    return api_endpoint(SERVICE, operation, _signed_body, answer, _fault_error, counter)
 
 
 async def init(request: Request, state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
@@ -254,5 +255,5 @@ def routes() -> list[Route]:
         Route(f"{prefix}Init", _endpoint("tbank.init", init), methods=["POST"]),
         Route(f"{prefix}GetState", _endpoint("tbank.get_state", get_state), methods=["POST"]),
         Route(f"{prefix}CheckOrder", _endpoint("tbank.check_order", check_order), methods=["POST"]),
-        Route(f"{prefix}Cancel", _endpoint(None, cancel), methods=["POST"]),
+        Route(f"{prefix}Cancel", _endpoint(None, cancel, "tbank.cancel"), methods=["POST"]),
     ]

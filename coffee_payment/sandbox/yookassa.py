@@ -317,8 +317,8 @@ async def get_refund(request: Request, state: SandboxState, shop_id: str) -> Res
     return JSONResponse(refund)
 
 
-def _endpoint(operation: str | None, prepare: Any, handler: Any) -> Any:
-    return api_endpoint(SERVICE, operation, prepare, handler, _fault_error)
+def _endpoint(operation: str | None, prepare: Any, handler: Any, counter: str | None = None) -> Any:
+    return api_endpoint(SERVICE, operation, prepare, handler, _fault_error, counter)
 
 
 def routes() -> list[Route]:
@@ -331,6 +331,14 @@ def routes() -> list[Route]:
         Route(
             f"{prefix}payments/{{payment_id}}", _endpoint("yookassa.get", _authenticated, get_payment), methods=["GET"]
         ),
-        Route(f"{prefix}refunds", _endpoint(None, _authenticated_write, create_refund), methods=["POST"]),
-        Route(f"{prefix}refunds/{{refund_id}}", _endpoint(None, _authenticated, get_refund), methods=["GET"]),
+        Route(
+            f"{prefix}refunds",
+            _endpoint(None, _authenticated_write, create_refund, "yookassa.create_refund"),
+            methods=["POST"],
+        ),
+        Route(
+            f"{prefix}refunds/{{refund_id}}",
+            _endpoint(None, _authenticated, get_refund, "yookassa.get_refund"),
+            methods=["GET"],
+        ),
     ]

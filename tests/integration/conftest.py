@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from devtools.pg import temporary_database
-from devtools.stack import Stack, StackConfig
+from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig
 from tests.integration.secret_scan import assert_no_secret, assert_no_secret_in_files
 from tools.container.testsupport import query
 
@@ -24,6 +24,7 @@ FAST_TIMEOUTS = {
     "GUNICORN_WORKERS": "2",
     "PAYMENT_REFRESH_INTERVAL_S": "1",
     "DISPENSE_SWEEP_GRACE_S": "1",
+    **ONE_CLIENT_ENV,
 }
 SANDBOX_TIMEOUT_S = 4
 

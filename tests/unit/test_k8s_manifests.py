@@ -31,8 +31,8 @@ RENDERABLE = {"base": BASE, **OVERLAYS}
 # schema kubernetes-validate ships.
 KUBERNETES_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version()]
 GRACE_MARGIN_S = 5
-# Connections held by the migration Job and the reconcile CronJob: one process (one pool) each.
-ONE_OFF_PROCESSES = 2
+# Connections held by the migration Job and the two CronJobs (reconcile, prune notifications): one pool each.
+ONE_OFF_PROCESSES = 3
 SECRET_KEYS = {"SECRET_KEY", "DATABASE_URL", "TMETR_TOKEN", "FIELD_ENCRYPTION_KEYS"}
 LB_IDLE_TIMEOUT_S = 60  # ingress-nginx upstream-keepalive-timeout default; most cloud LBs use 60 s too
 
@@ -259,16 +259,27 @@ def test_rollout_and_migrations_divide_the_work(name):
     assert len(images) == 1, f"the Job, the CronJob and the Deployment must run one image: {images}"
 
 
+CRONJOB_COMMANDS = {"reconcile_payments", "prune_notifications"}
+
+
 @pytest.mark.parametrize("name", list(RENDERABLE))
-def test_cronjob_runs_an_existing_management_command(name):
-    cronjob = one(rendered(name), "CronJob")
-    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    argv = [*container.get("command", []), *container["args"]]
-    assert argv[:2] == ["python", "manage.py"]
-    command = argv[2]
-    assert command == "reconcile_payments"
-    found = list((ROOT / "coffee_payment").glob(f"*/management/commands/{command}.py"))
-    assert found, f"no management command {command!r} under coffee_payment/*/management/commands/"
+def test_cronjobs_run_existing_management_commands(name):
+    commands = set()
+    for cronjob in by_kind(rendered(name), "CronJob"):
+        (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        argv = [*container.get("command", []), *container["args"]]
+        assert argv[:2] == ["python", "manage.py"]
+        commands.add(argv[2])
+        found = list((ROOT / "coffee_payment").glob(f"*/management/commands/{argv[2]}.py"))
+        assert found, f"no management command {argv[2]!r} under coffee_payment/*/management/commands/"
+    assert commands == CRONJOB_COMMANDS
+
+
+@pytest.mark.parametrize("name", list(RENDERABLE))
+def test_ingress_limits_requests_and_connections_per_client(name):
+    annotations = one(rendered(name), "Ingress")["metadata"]["annotations"]
+    for key in ("limit-rps", "limit-connections"):
+        assert int(annotations[f"nginx.ingress.kubernetes.io/{key}"]) > 0, key
 
 
 @pytest.mark.parametrize("name", list(RENDERABLE))
@@ -282,11 +293,11 @@ def test_selectors_pick_the_server_pods_only(name):
     assert one(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
     assert one(manifests, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"] == selector
     for kind in ("Job", "CronJob"):
-        (pod_labels,) = [
-            (w["spec"].get("jobTemplate", {}).get("spec", w["spec"]))["template"]["metadata"]["labels"]
-            for w in by_kind(manifests, kind)
-        ]
-        assert not selector.items() <= pod_labels.items(), f"the Service would route to {kind} pods"
+        for workload in by_kind(manifests, kind):
+            pod_labels = (workload["spec"].get("jobTemplate", {}).get("spec", workload["spec"]))["template"][
+                "metadata"
+            ]["labels"]
+            assert not selector.items() <= pod_labels.items(), f"the Service would route to {kind} pods"
     target = one(manifests, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
 
@@ -359,7 +370,7 @@ def test_overlays_pin_an_image_tag(name):
 @pytest.mark.parametrize("name", list(OVERLAYS))
 def test_postgres_connections_fit_max_connections(name):
     """replicas (HPA max) x GUNICORN_WORKERS x DB_POOL_MAX_SIZE, doubled for a HUP reload or the rollout surge,
-    plus the migration Job and the reconcile CronJob (one pool each) and the reserved connections, must fit the
+    plus the migration Job and the two CronJobs (one pool each) and the reserved connections, must fit the
     max_connections the overlay states (docs/deployment.md, "Database connections")."""
     manifests = rendered(name)
     annotations = one(manifests, "Deployment")["metadata"].get("annotations", {})

@@ -388,6 +388,19 @@ async def test_tbank_check_order_and_cancel() -> None:
         assert (await tb_call(sb, "Cancel", signed({"PaymentId": init["PaymentId"]})))["Success"] is False
 
 
+async def test_api_calls_are_counted_per_operation_and_reset() -> None:
+    async with sandbox({"faults": {"tbank.get_state": "500"}}) as sb:
+        init = await tb_call(sb, "Init", init_body())
+        for _ in range(3):
+            await sb.client.post(f"{TB}GetState", json=signed({"PaymentId": init["PaymentId"]}))  # faulted, counted
+        await tb_call(sb, "Cancel", signed({"PaymentId": init["PaymentId"]}))
+        await yk_create(sb)
+        calls = (await sb.client.get("/_sandbox/api-calls")).json()
+        assert calls == {"tbank.init": 1, "tbank.get_state": 3, "tbank.cancel": 1, "yookassa.create": 1}
+        await sb.client.post("/_sandbox/reset")
+        assert (await sb.client.get("/_sandbox/api-calls")).json() == {}
+
+
 async def test_tbank_faults() -> None:
     async with sandbox({"faults": {"tbank.init": "reject"}, "timeout_seconds": 0.1}) as sb:
         rejected = await sb.client.post(f"{TB}Init", json=init_body())

@@ -1,0 +1,151 @@
+"""The bounded inbox: what a webhook request must pass before its body is stored whole (issue 11).
+
+In order, all cheap (no provider call): the per-address rate limit (429, nothing stored — that is the flood), the
+size (413), the content type (415), the JSON shape of the provider's notification (400), for TBank the
+TerminalKey and Token (400), and whether it names a payment attempt of ours (else 200 ``unknown_payment``, no
+provider call). A request refused after the rate limit is stored for staff with only the start of
+its body, its size and its SHA-256 — never whole (an UPDATE that truncated it later would leave the whole body
+in PostgreSQL's dead tuples until a vacuum); one that passes is stored whole and then processed
+(``notifications.notification_process``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from coffee_payment.devices.models import PaymentScenario, ProviderAccount
+from coffee_payment.jsonbody import BadJson, parse_json
+from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
+from coffee_payment.payments.providers.base import InvalidNotification
+from coffee_payment.payments.providers.tbank_token import tbank_token_valid
+from coffee_payment.payments.providers.yookassa import parse_notification
+from coffee_payment.payments.ratelimit import rate_hit
+
+# Characters of a rejected body kept for staff (enough to recognise a provider's payload or a probe).
+REJECTED_BODY_CHARS = 1024
+HEADER_VALUE_CHARS = 256
+_JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request refused before processing: the ``verdict`` to store, ``http_status``, ``detail`` and, for 429,
+    ``retry_after_s``."""
+
+    verdict: str
+    http_status: int
+    detail: str
+    retry_after_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The stored notification's id (None when nothing was stored) and the refusal, if any."""
+
+    notification_id: int | None
+    refusal: Refusal | None
+
+
+def body_digest(body: bytes) -> str:
+    """SHA-256 of the body as received, hex."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def stored_text(body: bytes, *, limit: int | None = None) -> str:
+    """The body as text for a ``TextField`` (PostgreSQL text has no NUL), cut to ``limit`` characters."""
+    text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return text if limit is None else text[:limit]
+
+
+def attempt_lookup(provider: str, *, attempt_id: str | None, provider_payment_id: str | None) -> PaymentAttempt | None:
+    """The attempt a provider payment belongs to: by the provider payment id we stored when we created it; only
+    when no attempt holds that id (its create answer was lost) by our reference, and then only an attempt that has
+    no payment id yet. None when neither finds one."""
+    query = PaymentAttempt.objects.select_related("order__device").filter(provider=provider)
+    attempt = query.filter(provider_payment_id=provider_payment_id).first() if provider_payment_id else None
+    if attempt is None and attempt_id:
+        try:
+            attempt = query.filter(pk=uuid.UUID(attempt_id), provider_payment_id=None).first()
+        except ValueError:
+            attempt = None
+    return attempt
+
+
+def _tbank_refusal(data: dict[str, Any]) -> Refusal | None:
+    account = ProviderAccount.objects.filter(provider=PaymentScenario.TBANK, account_id=data["TerminalKey"]).first()
+    if account is None:
+        return _rejected("unknown TerminalKey")
+    if not tbank_token_valid(data, account.secret):
+        return _rejected("bad Token")
+    payment_id, reference = data.get("PaymentId"), data.get("OrderId")
+    attempt = attempt_lookup(
+        PaymentScenario.TBANK,
+        attempt_id=str(reference) if reference else None,
+        provider_payment_id=str(payment_id) if payment_id is not None else None,
+    )
+    return None if attempt else Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {reference}")
+
+
+def _rejected(detail: str) -> Refusal:
+    return Refusal(NotificationVerdict.REJECTED, 400, detail)
+
+
+def _shape_refusal(provider: str, body: bytes) -> Refusal | None:
+    """Why ``body`` is not a notification of ``provider`` about a payment of ours (None when it is one): the
+    provider's parser for YooKassa; for TBank a JSON object with a TerminalKey and a valid Token. A well-formed
+    notification for no attempt of ours is answered 200 (``unknown_payment``) without a provider call."""
+    if provider == PaymentScenario.YOOKASSA:
+        try:
+            claim = parse_notification(body)
+        except InvalidNotification as exc:
+            return _rejected(exc.detail)
+        if attempt_lookup(provider, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id):
+            return None
+        return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}")
+    try:
+        data = parse_json(body)
+    except BadJson as exc:
+        return _rejected(str(exc))
+    if not isinstance(data, dict) or not isinstance(data.get("TerminalKey"), str):
+        return _rejected("not a TBank notification (no TerminalKey)")
+    return _tbank_refusal(data)
+
+
+def _refusal(provider: str, body: bytes, content_type: str) -> Refusal | None:
+    if len(body) > settings.NOTIFICATION_MAX_BODY_BYTES:
+        return Refusal(NotificationVerdict.REJECTED, 413, f"body too large ({len(body)} bytes)")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in _JSON_TYPES:
+        return Refusal(NotificationVerdict.REJECTED, 415, f"content type must be application/json, not {media_type!r}")
+    return _shape_refusal(provider, body)
+
+
+def inbox_admit(
+    *, provider: str, body: bytes, content_type: str, headers: dict[str, str], remote_addr: str | None
+) -> Admission:
+    """Rate-limit, check and store one webhook request (one thread hop for all of it). Raises DatabaseError."""
+    limit = rate_hit(scope=f"{provider}-webhook", client=remote_addr, limit=settings.RATE_LIMIT_WEBHOOK_PER_MINUTE)
+    if not limit.allowed:
+        return Admission(None, Refusal("", 429, "too many requests", retry_after_s=limit.retry_after_s))
+    refusal = _refusal(provider, body, content_type)
+    row = Notification(
+        provider=provider,
+        headers={name: value[:HEADER_VALUE_CHARS] for name, value in headers.items()},
+        remote_addr=remote_addr,
+        body_bytes=len(body),
+        body_sha256=body_digest(body),
+    )
+    if refusal is None:
+        row.body = stored_text(body)
+    else:
+        row.body = stored_text(body[: REJECTED_BODY_CHARS * 4], limit=REJECTED_BODY_CHARS)
+        row.body_truncated = len(row.body.encode("utf-8")) < len(body)
+        row.verdict, row.detail, row.processed_at = refusal.verdict, refusal.detail[:500], timezone.now()
+    row.save()
+    return Admission(row.pk, refusal)
