@@ -1,7 +1,7 @@
-"""nox sessions: lint, unit, integration, container (image built and run for real), load, rollout.
+"""Sessions lint, unit, integration and container run by default; load and rollout only when asked for (nox -s load).
 
-Every session installs the project from ``uv.lock`` into its own virtualenv (``uv sync --frozen``), so a
-session runs the exact versions the Docker image ships.
+Every session installs the project from uv.lock into its own virtualenv (uv sync --frozen), so it runs the exact
+versions the Docker image ships.
 """
 
 from __future__ import annotations
@@ -20,13 +20,20 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "unit", "integration", "container"]
 
 PYTHON = "3.11"
+# `nox -l` shows each session's first docstring line: one whole sentence (tests/unit/test_commands.py checks it).
 
 
 def install_locked(session: nox.Session) -> None:
-    """Install the locked runtime + dev dependencies into the session's virtualenv."""
+    """Install the locked runtime + dev dependencies into the session's virtualenv, quietly.
+
+    Bytecode is compiled once here (a no-op when nothing changed): every server, worker and sandbox process the
+    tests start would otherwise compile Django & co. from source again where PYTHONDONTWRITEBYTECODE is set.
+    """
     session.run_install(
         "uv",
         "sync",
+        "--quiet",
+        "--compile-bytecode",
         "--frozen",
         "--group",
         "dev",
@@ -55,7 +62,7 @@ def ensure_debian_packages(session: nox.Session, packages: dict[str, str]) -> No
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format) over the code; hadolint over the Dockerfile."""
+    """Ruff (lint and format) over the code, hadolint over the Dockerfile, msgfmt over the Russian catalog."""
     install_locked(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -66,46 +73,61 @@ def lint(session: nox.Session) -> None:
     session.run("msgfmt", "--check", "-o", os.devnull, "locale/ru/LC_MESSAGES/django.po", external=True)
 
 
+def pytest_args(session: nox.Session, tests: str, *options: str) -> list[str]:
+    """pytest's arguments: ``options``, the 10 slowest tests listed, then the session's posargs.
+
+    ``tests`` (a directory) is run unless the posargs name tests themselves (a path under tests/), so
+    ``nox -s integration -- -k flow`` selects among the integration tests only.
+    """
+    names_tests = any(arg.startswith("tests/") or arg.startswith("tests" + os.sep) for arg in session.posargs)
+    return [*options, "--durations=10", *([] if names_tests else [tests]), *session.posargs]
+
+
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Unit tests: pure logic and in-process Django (no servers); promtool (Debian's prometheus) for the alert rules."""
+    """Unit tests of pure logic and in-process Django, no servers, spread over every CPU; promtool checks the alerts."""
     install_locked(session)
     ensure_debian_packages(session, {"promtool": "prometheus"})
-    session.run("pytest", *(session.posargs or ["tests/unit"]))
+    # Parallel-safe: each xdist worker is its own process with its own SQLite test database (tests/settings.py).
+    session.run("pytest", *pytest_args(session, "tests/unit", "-n", "auto"))
 
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """Integration tests: real gunicorn/runserver/sandbox processes over loopback HTTP, SQLite and PostgreSQL,
-    headless Chromium (Debian's, installed if missing)."""
+    """Integration tests with real servers over loopback HTTP, on SQLite and PostgreSQL, and headless Chromium.
+
+    Real gunicorn/runserver/sandbox processes on free loopback ports; Chromium is Debian's, installed if missing.
+    Two xdist workers, each test file on one worker, so a file's module-scoped stack serves all its tests.
+    """
     install_locked(session)
     ensure_postgres(session)
     ensure_debian_packages(session, {"chromium": "chromium", "nginx": "nginx"})
-    session.run("pytest", *(session.posargs or ["tests/integration"]))
+    # One test at a time: the drills, signal and recycling tests measure real timings on a 2-core machine, and a
+    # second test file running beside them makes those timings (and so the verdicts) depend on the neighbour.
+    session.run("pytest", *pytest_args(session, "tests/integration", "-n", "0"))
 
 
 @nox.session(python=PYTHON)
 def container(session: nox.Session) -> None:
-    """The image built and run for real: a private dockerd (root; Debian's docker.io, installed if missing), a
-    local stand-in python:3.11-slim (debootstrap, cached in /var/cache/coffee-container), the Dockerfile built
-    unchanged with the legacy builder and run in both RUN_MODEs; hadolint, lock sync. Cleans up after itself."""
+    """The container image built from the unchanged Dockerfile and run for real in both RUN_MODEs.
+
+    A private dockerd (root; Debian's docker.io, installed if missing), a local stand-in python:3.11-slim
+    (debootstrap, cached in /var/cache/coffee-container), the legacy builder; hadolint, lock sync. Cleans up
+    after itself.
+    """
     install_locked(session)
     ensure_postgres(session)  # the containers (--network host) use 127.0.0.1:5432
-    session.run(
-        "pytest",
-        # These tests never import Django settings (which need SECRET_KEY); pytest-django stays out of it.
-        "-p",
-        "no:django",
-        "-W",
-        "ignore:Unknown config option:pytest.PytestConfigWarning",
-        *(session.posargs or ["tests/container"]),
-    )
+    # These tests never import Django settings (which need SECRET_KEY); pytest-django stays out of it.
+    options = ("-p", "no:django", "-W", "ignore:Unknown config option:pytest.PytestConfigWarning")
+    session.run("pytest", *pytest_args(session, "tests/container", *options))
 
 
 @nox.session(python=PYTHON)
 def load(session: nox.Session) -> None:
-    """Load suite (not in the default list): runserver vs gunicorn + Uvicorn worker vs gunicorn asgi worker on
-    PostgreSQL, locust + wrk, report in reports/load. Runner options after ``--``, e.g. ``-- --baseline FILE``."""
+    """Load suite comparing runserver and gunicorn's two ASGI workers under locust and wrk, not run by default.
+
+    On PostgreSQL; report in reports/load. Runner options after --, e.g. ``nox -s load -- --baseline FILE``.
+    """
     install_locked(session)
     ensure_postgres(session)
     ensure_debian_packages(session, {"wrk": "wrk"})
@@ -114,9 +136,10 @@ def load(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def rollout(session: nox.Session) -> None:
-    """The full rolling-deploy drill (not in the default list): 3 pods behind Debian's nginx, customer load, every
-    pod replaced with the manifests' preStop, lag and grace; fails when a request or a dispense is lost. Drill
-    options after ``--``, e.g. ``-- --pods 4 --json reports/rollout.json``."""
+    """The full rolling-deploy drill of 3 pods behind Debian's nginx under customer load (not in the default list).
+
+    Every pod is replaced with the manifests' preStop, lag and grace; it fails when a request or a dispense is
+    lost. Drill options after ``--``, e.g. ``-- --pods 4 --json reports/rollout.json``."""
     install_locked(session)
     ensure_postgres(session)
     ensure_debian_packages(session, {"nginx": "nginx"})

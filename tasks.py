@@ -17,14 +17,15 @@ from devtools.banner import admin_line  # noqa: E402
 from devtools.drill import DrillOptions  # noqa: E402
 from devtools.rollout import RolloutOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
+from devtools.taskhelp import documented_task  # noqa: E402
 
 
-@task(
+@documented_task(
     help={
         "prod": "gunicorn + Uvicorn workers with DEBUG off (as in production) instead of runserver",
-        "port": "app port (default 8000)",
-        "sandbox_port": "sandbox emulators port (default 8001)",
-        "host": "bind address (default 127.0.0.1; 0.0.0.0 to scan from a phone on your network)",
+        "port": "app port",
+        "sandbox_port": "sandbox emulators port",
+        "host": "bind address (0.0.0.0 to scan from a phone on your network)",
         "auto_pay": "sandbox pays every payment by itself (no checkout click)",
         "latency_ms": "sandbox latency per provider/Tmetr call, milliseconds",
     }
@@ -106,18 +107,18 @@ def manage(c: Context, command: str) -> None:
         raise Exit(code=result.returncode)
 
 
-@task(
+@documented_task(
     name="drill-shutdown",
     help={
-        "event": "term (default) | int | quit | recycle | kill-worker | hup | k8s",
+        "event": "term | int | quit | recycle | kill-worker | hup | k8s",
         "duration": "seconds of steady load (the run also waits for the master to exit after a stop event)",
         "clients": "steady keep-alive clients on the hot paths (status JSON, /health)",
         "inflight": "long requests in flight at the moment of the event",
-        "inflight_seconds": "how long each in-flight request takes (GET /_test/sleep)",
+        "inflight_seconds": "how long each in-flight request takes (GET /_test/sleep), seconds",
         "graceful_timeout": "GUNICORN_GRACEFUL_TIMEOUT of the drill's server, seconds",
         "workers": "GUNICORN_WORKERS of the drill's server",
         "prestop": "k8s event: seconds between the readiness flip and TERM",
-        "max_requests": "recycle event: GUNICORN_MAX_REQUESTS (jitter 10)",
+        "max_requests": "recycle event: GUNICORN_MAX_REQUESTS of the drill's server (jitter 10)",
         "dispenses": "paid orders whose make command is in flight at the event (0 = none); each must end with one "
         "make or an explicit state",
         "url": "target a running server instead (needs --pid; SERVING_TEST_ENDPOINTS=1 for in-flight requests)",
@@ -174,13 +175,13 @@ def drill_shutdown(
         raise Exit(code=1)
 
 
-@task(
+@documented_task(
     name="drill-rollout",
     help={
-        "pods": "pods (gunicorn masters) behind the nginx ingress, each replaced in turn (default 3)",
-        "workers": "GUNICORN_WORKERS of each pod (default 2)",
-        "customers": "concurrent customers running the buy-a-drink flow through the ingress (default 6)",
-        "probes": "probe clients (GET /health and /readyz, a new connection each) (default 1)",
+        "pods": "pods (gunicorn masters) behind the nginx ingress, each replaced in turn",
+        "workers": "GUNICORN_WORKERS of each pod",
+        "customers": "concurrent customers running the buy-a-drink flow through the ingress",
+        "probes": "probe clients (GET /health and /readyz, a new connection each)",
         "warmup": "seconds of load before the rollout (the throughput baseline)",
         "cooldown": "seconds of load after the last old pod exited",
         "prestop": "preStop sleep after touching the drain file, seconds (0 = no preStop: a negative control)",
@@ -247,67 +248,26 @@ def drill_rollout(
         raise Exit(code=1)
 
 
-@task(
-    help={
-        "out": "output directory for report.json / report.md / report.html (default reports/load)",
-        "targets": "comma-separated: runserver,uvicorn-worker,gunicorn-asgi (default all)",
-        "workers": "gunicorn workers of the gunicorn targets (default 3)",
-        "users": "locust users (default 100)",
-        "duration": "measured seconds per target and round (default 10)",
-        "rounds": "interleaved rounds; medians are reported (default 2)",
-        "latency_ms": "sandbox latency per provider/Tmetr call (default 100)",
-        "max_requests": "max_requests of the recycling run; 0 skips it (default 1000)",
-        "baseline": "a previous report.json: exit 3 when a same-run ratio fell more than --tolerance below it",
-        "tolerance": "allowed relative drop of a ratio vs the baseline (default 0.25)",
-    }
-)
-def load(
-    c: Context,
-    out: str = "reports/load",
-    targets: str = "runserver,uvicorn-worker,gunicorn-asgi",
-    workers: int = 3,
-    users: int = 100,
-    duration: float = 10.0,
-    rounds: int = 2,
-    latency_ms: float = 100.0,
-    max_requests: int = 1000,
-    baseline: str = "",
-    tolerance: float = 0.25,
-) -> None:
-    """Load suite: runserver vs gunicorn + our Uvicorn worker vs gunicorn's asgi worker, same locust profile, report."""
+@task
+def load(c: Context) -> None:
+    """Load suite: runserver vs gunicorn + our Uvicorn worker vs gunicorn's asgi worker, same locust profile, report.
+
+    The runner's own options follow ``--`` (one definition, in loadtests/runner.py):
+    ``invoke load -- --users 50 --duration 5``; ``invoke load -- --help`` lists them.
+    """
+    import shlex
+
     from loadtests.runner import main as run_load
 
-    argv = [
-        "--out",
-        out,
-        "--targets",
-        targets,
-        "--workers",
-        str(workers),
-        "--users",
-        str(users),
-        "--duration",
-        str(duration),
-        "--rounds",
-        str(rounds),
-        "--latency-ms",
-        str(latency_ms),
-        "--max-requests",
-        str(max_requests),
-        "--tolerance",
-        str(tolerance),
-    ]
-    if baseline:
-        argv += ["--baseline", baseline]
-    code = run_load(argv)
+    code = run_load(shlex.split(c.remainder))
     if code:
         raise Exit(code=code)
 
 
-@task(
+@documented_task(
     help={
-        "tag": "image tag (default coffee-payment:latest, the name deploy/k8s/base uses)",
-        "engine": "docker | podman | buildah (default: first found)",
+        "tag": "image tag; none = coffee-payment:latest, the name deploy/k8s/base uses",
+        "engine": "docker | podman | buildah; none = the first one found",
     }
 )
 def image(c: Context, tag: str = "", engine: str | None = None) -> None:

@@ -148,6 +148,11 @@ class Tally:
             self.lost += 1
             self.lost_kinds[kind] += 1
 
+    @property
+    def attempted(self) -> int:
+        """Requests tried: completed + refused + lost (``sent`` is completed + lost)."""
+        return self.sent + self.refused
+
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
 
@@ -155,7 +160,7 @@ class Tally:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
 
         return {
-            "attempted": self.sent + self.refused,
+            "attempted": self.attempted,
             "sent": self.sent,
             "completed": self.completed,
             "refused": self.refused,
@@ -165,6 +170,16 @@ class Tally:
             "retried_after_reset": dict(self.retried),
             "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
         }
+
+
+def progress_line(elapsed: float, steady: Tally, inflight: Tally, inflight_total: int, phase: str) -> str:
+    """The running counts, in the terms and order of the summary (:func:`render`): attempted = completed +
+    refused + lost."""
+    s, i = steady, inflight
+    return (
+        f"t={elapsed:5.1f}s  steady: {s.attempted} attempted: {s.completed} completed, {s.refused} refused, "
+        f"{s.lost} lost  in-flight: {i.completed}/{inflight_total} completed, {i.lost} lost  {phase}"
+    )
 
 
 # Connection closed or reset before any response byte (no read timeout: that request may be in progress).
@@ -376,15 +391,15 @@ class Drill:
             time.sleep(0.02)
 
     def _progress(self) -> None:
+        """Print the running counts (on one rewritten line on a terminal); the last line is the final count."""
         tty = os.isatty(1)
-        while not self._stop.is_set():
-            s, i = self.steady, self.inflight
-            line = (
-                f"\r t={self._now():5.1f}s  steady: sent {s.sent} ok {s.completed} refused {s.refused} "
-                f"lost {s.lost}  in-flight: {i.completed}/{self.o.inflight} ok, {i.lost} lost  "
-                f"{'event sent' if 'event_at' in self.timeline else 'warming up'}   "
-            )
-            print(line if tty else line.strip() + "\n", end="", flush=True)
+        while True:
+            stopping = self._stop.is_set()
+            phase = "event sent" if "event_at" in self.timeline else "warming up"
+            line = progress_line(self._now(), self.steady, self.inflight, self.o.inflight, phase)
+            print(f"\r{line}   " if tty else line + "\n", end="", flush=True)
+            if stopping:
+                break
             self._stop.wait(0.5 if tty else 2.0)
         print()
 
