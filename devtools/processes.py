@@ -56,13 +56,14 @@ def connection_refused(port: int, host: str = "127.0.0.1", timeout: float = 1.0)
 _TCP_LISTEN, _TCP_ESTABLISHED = "0A", "01"
 
 
-def _tcp_sockets(port: int) -> list[tuple[str, int]]:
-    """(state, receive-queue bytes) of every local TCP socket bound to ``port``, from /proc/net/tcp{,6}.
+def tcp_table() -> list[tuple[int, int, str, int]]:
+    """Every local TCP socket from /proc/net/tcp{,6}: (local port, remote port, state, receive-queue bytes).
 
-    For a listening socket the receive-queue field is the accept queue length (connections the kernel has
-    completed and no worker has accepted yet); for an established one, bytes not yet read by the process.
+    ``state`` is the kernel's hex code (``0A`` listen, ``01`` established, ``06`` time-wait, …). For a listening
+    socket the receive-queue field is the accept queue length (connections the kernel has completed and no
+    worker has accepted yet); for an established one, bytes not yet read by the process. Linux only.
     """
-    found = []
+    rows = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -70,10 +71,21 @@ def _tcp_sockets(port: int) -> list[tuple[str, int]]:
             continue
         for line in lines:
             fields = line.split()
-            local, state, queues = fields[1], fields[3], fields[4]
-            if int(local.rsplit(":", 1)[1], 16) == port:
-                found.append((state, int(queues.split(":")[1], 16)))
-    return found
+            local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+            rows.append(
+                (
+                    int(local.rsplit(":", 1)[1], 16),
+                    int(remote.rsplit(":", 1)[1], 16),
+                    state,
+                    int(queues.split(":")[1], 16),
+                )
+            )
+    return rows
+
+
+def _tcp_sockets(port: int) -> list[tuple[str, int]]:
+    """(state, receive-queue bytes) of every local TCP socket bound to ``port`` (see :func:`tcp_table`)."""
+    return [(state, queued) for local, _remote, state, queued in tcp_table() if local == port]
 
 
 def requests_picked_up(port: int, count: int) -> bool:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 import math
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devtools import drill_dispense
+from devtools.processes import tcp_table
 
 if TYPE_CHECKING:
     from devtools.rollout import Rollout
@@ -52,16 +52,9 @@ class ServerCloseWatch:
         self.draining.add(port)
 
     def sample(self) -> None:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                lines = Path(table).read_text().splitlines()[1:]
-            except OSError:
-                continue
-            for line in lines:
-                fields = line.split()
-                local, remote, state = int(fields[1].rsplit(":", 1)[1], 16), fields[2], fields[3]
-                if local in self.ports and local not in self.draining and state in ACTIVE_CLOSE:
-                    self.closed[local].add(int(remote.rsplit(":", 1)[1], 16))
+        for local, remote, state, _queued in tcp_table():
+            if local in self.ports and local not in self.draining and state in ACTIVE_CLOSE:
+                self.closed[local].add(remote)
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import timedelta
 
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import timezone
 
-from coffee_payment.devices.models import Device, Merchant, ProviderAccount
 from coffee_payment.integrations import http as shared_http
 from coffee_payment.orders.display import order_reference
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
-from coffee_payment.payments.models import PaymentAttempt
+from tests.unit.factories import make_attempt, make_order
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 _n = itertools.count()
@@ -34,30 +31,9 @@ def staff(client: Client) -> Client:
 
 
 def _order(status: str, *, payment_id: str | None = None) -> Order:
-    n = next(_n)
-    merchant = Merchant.objects.create(name=f"M{n}")
-    ProviderAccount.objects.create(merchant=merchant, provider="yookassa", account_id="shop", secret="secret")
-    device = Device.objects.create(
-        merchant=merchant, device_uuid=f"dev-{n}", tmetr_device_id="tm", name=f"D{n}", payment_scenario="yookassa"
-    )
-    order = Order.objects.create(
-        machine_uuid=f"machine-{n}",
-        device=device,
-        drink_no="d7",
-        drink_name="Латте",
-        size=0,
-        price_kopecks=15000,
-        status=status,
-        expires_at=timezone.now() + timedelta(minutes=15),
-    )
+    order = make_order(status=status, size=0)
     if payment_id:
-        PaymentAttempt.objects.create(
-            order=order,
-            provider="yookassa",
-            provider_payment_id=payment_id,
-            amount_kopecks=15000,
-            status=AttemptStatus.SUCCEEDED,
-        )
+        make_attempt(order, payment_id=payment_id, status=AttemptStatus.SUCCEEDED)
     return order
 
 

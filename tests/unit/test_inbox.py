@@ -14,8 +14,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from coffee_payment.devices.models import Device, Merchant, ProviderAccount
-from coffee_payment.orders.models import Order
+from coffee_payment.devices.models import Merchant, ProviderAccount
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
 from coffee_payment.payments.inbox import REJECTED_BODY_CHARS
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt, RateWindow
@@ -23,6 +22,7 @@ from coffee_payment.payments.notifications import notification_replay
 from coffee_payment.payments.providers.tbank_token import tbank_token
 from coffee_payment.payments.ratelimit import rate_hit
 from coffee_payment.payments.retention import RetentionPolicy, notifications_prune
+from tests.unit.factories import make_attempt, make_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
 
@@ -139,24 +139,8 @@ def _notification(verdict: str, age_days: float, attempt: PaymentAttempt | None 
 
 
 def _attempt(status: str) -> PaymentAttempt:
-    merchant = Merchant.objects.create(name=f"M {status}")
-    device = Device.objects.create(
-        merchant=merchant, device_uuid=f"d-{status}", tmetr_device_id="t", name="D", payment_scenario="yookassa"
-    )
-    order = Order.objects.create(
-        machine_uuid=f"m-{status}",
-        device=device,
-        drink_no="d7",
-        drink_name="Латте",
-        size=1,
-        price_kopecks=15000,
-        status=status,
-        expires_at=timezone.now(),
-    )
-    return PaymentAttempt.objects.create(
-        order=order, provider="yookassa", provider_payment_id=f"p-{status}", amount_kopecks=15000,
-        status=AttemptStatus.SUCCEEDED,
-    )  # fmt: skip
+    order = make_order(status=status, expires_in=timedelta(0))
+    return make_attempt(order, payment_id=f"p-{status}", status=AttemptStatus.SUCCEEDED)
 
 
 def test_prune_keeps_each_class_its_days_and_never_what_staff_still_need():

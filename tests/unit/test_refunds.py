@@ -4,46 +4,23 @@ the outcome recorded on the order; a repeated YooKassa refund reuses its Idempot
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import httpx
 import pytest
-from django.utils import timezone
 
-from coffee_payment.devices.models import Device, Merchant, ProviderAccount
 from coffee_payment.integrations import http as shared_http
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
-from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.refunds import RefundError, payment_refund
+from tests.unit.factories import make_attempt, make_order
 from tests.unit.mock_http import run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
 def _paid_order(provider: str, status: str = OrderStatus.MAKE_FAILED) -> Order:
-    merchant = Merchant.objects.create(name=f"M-{provider}-{status}")
-    ProviderAccount.objects.create(merchant=merchant, provider=provider, account_id="terminal", secret="password")
-    device = Device.objects.create(
-        merchant=merchant,
-        device_uuid=f"d-{provider}-{status}",
-        tmetr_device_id="t",
-        name="D",
-        payment_scenario=provider,
-    )
-    order = Order.objects.create(
-        machine_uuid=f"m-{provider}-{status}",
-        device=device,
-        drink_no="d7",
-        drink_name="Латте",
-        size=1,
-        price_kopecks=15000,
-        status=status,
-        expires_at=timezone.now() + timedelta(minutes=10),
-    )
-    PaymentAttempt.objects.create(
-        order=order, provider=provider, provider_payment_id="7001", amount_kopecks=15000, status=AttemptStatus.SUCCEEDED
-    )
+    order = make_order(status=status, provider=provider, account_id="terminal", secret="password")
+    make_attempt(order, payment_id="7001", status=AttemptStatus.SUCCEEDED)
     return order
 
 

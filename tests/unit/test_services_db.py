@@ -2,71 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from coffee_payment.devices.models import Device, Merchant, ProviderAccount
-from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, MakeState, OrderStatus, PaymentOutcome
-from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.providers.base import ProviderPayment
 from coffee_payment.payments.services import payment_apply
+from tests.unit.factories import PRICE, make_attempt, make_order
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
-PRICE = 15000
-_counter = itertools.count()
 
-
-def _order(
-    *, status: str = OrderStatus.PENDING, expires_in: timedelta = timedelta(minutes=15), provider: str = "yookassa"
-) -> Order:
-    n = next(_counter)
-    merchant = Merchant.objects.create(name=f"Merchant {n}")
-    ProviderAccount.objects.create(merchant=merchant, provider=provider, account_id="shop", secret="secret")
-    device = Device.objects.create(
-        merchant=merchant,
-        device_uuid=f"dev-{n}",
-        tmetr_device_id=f"tm-{n}",
-        name=f"Machine {n}",
-        payment_scenario=provider,
-    )
-    return Order.objects.create(
-        machine_uuid=f"machine-order-{n}",
-        device=device,
-        drink_no="d7",
-        drink_name="Капучино",
-        size=1,
-        price_kopecks=PRICE,
-        status=status,
-        expires_at=timezone.now() + expires_in,
-    )
-
-
-def _attempt(
-    order: Order,
-    *,
-    payment_id: str | None = "pay-1",
-    status: str = AttemptStatus.PENDING,
-    amount: int = PRICE,
-    age: timedelta | None = None,
-) -> PaymentAttempt:
-    attempt = PaymentAttempt.objects.create(
-        order=order,
-        provider=order.device.payment_scenario,
-        provider_payment_id=payment_id,
-        amount_kopecks=amount,
-        status=status,
-    )
-    if age is not None:
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(created_at=timezone.now() - age)
-        attempt.refresh_from_db()
-    return attempt
+_order = make_order
+_attempt = make_attempt
 
 
 def _payment(
