@@ -36,7 +36,7 @@ from devtools.ingress import Ingress, IngressSettings
 from devtools.launch import kill_group
 from devtools.pg import temporary_database
 from devtools.processes import GunicornServer, free_port, wait_until
-from devtools.stack import Stack, StackConfig
+from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig
 
 # The production manifests' numbers (tests/unit/test_rollout_drill.py keeps them equal to deploy/k8s).
 MANIFEST_PRESTOP_S, MANIFEST_GRACE_S, MANIFEST_KEEPALIVE_S, MANIFEST_GRACEFUL_S = 10.0, 90.0, 75, 60
@@ -234,7 +234,8 @@ class Rollout:
 
     def _start(self, database_url: str) -> None:
         nginx_port = free_port()
-        env = {"DATABASE_URL": database_url, **drill_dispense.STACK_ENV}
+        # One client address drives every machine's orders: the per-IP and per-device limits would refuse it.
+        env = {"DATABASE_URL": database_url, **drill_dispense.STACK_ENV, **ONE_CLIENT_ENV}
         config = StackConfig(
             mode="prod", port=nginx_port, env=env, server=False, auto_pay=True, latency_ms=self.o.latency_ms
         )

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, TmetrUnavailable, tmetr_client
 from coffee_payment.monitoring.metrics import record_dispense
+from coffee_payment.monitoring.requestid import REQUEST_ID
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import MakeState, MakeStep, OrderStatus, decide_on_make, decide_on_sweep
 from coffee_payment.serving import background
@@ -152,7 +153,7 @@ def dispense(order_id: str) -> asyncio.Task[str]:
     that the worker's drain waits for (``coffee_payment.serving.background``). Await it through
     ``asyncio.shield`` to get the status without letting a cancelled caller cancel the send."""
     _test_fault("die_before_make", order_id)
-    return background.start(order_dispense(order_id=order_id), name=f"make order {order_id}")
+    return background.start(order_dispense(order_id=order_id), name=f"make order {order_id}", carry=(REQUEST_ID,))
 
 
 async def dispense_and_wait(order_id: str) -> str | None:

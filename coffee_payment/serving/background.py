@@ -22,10 +22,18 @@ T = TypeVar("T")
 _in_flight: set[asyncio.Task[Any]] = set()
 
 
-def start(coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+def start(
+    coro: Coroutine[Any, Any, T], *, name: str, carry: tuple[contextvars.ContextVar[Any], ...] = ()
+) -> asyncio.Task[T]:
     """Run ``coro`` as a registered background task on the running loop; ``name`` appears in error logs.
-    Raises RuntimeError without a running loop."""
-    task = asyncio.get_running_loop().create_task(coro, name=name, context=contextvars.Context())
+
+    The task gets a fresh context holding only the ``carry`` variables' current values (e.g. the request id,
+    so its log lines and outbound calls stay traceable to the request that started it). Raises RuntimeError
+    without a running loop."""
+    context = contextvars.Context()
+    for variable in carry:
+        context.run(variable.set, variable.get())
+    task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
     _in_flight.add(task)
     task.add_done_callback(_finished)
     return task

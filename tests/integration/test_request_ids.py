@@ -81,7 +81,7 @@ def test_one_payment_followed_through_every_hop(stack):
     assert re.search(rf"POST /v1/yook-pay-webhook 200 .* request_id={webhook_id} pid=\d+", log)
     app_lines = [line for line in log.splitlines() if f"request_id={webhook_id}:" in line]
     assert any("notification" in line and "applied" in line for line in app_lines), app_lines
-    assert any("make command accepted" in line for line in app_lines), app_lines
+    assert any("dispense.accepted" in line for line in app_lines), app_lines  # the durable make, same id
     assert re.search(rf"POST /v1/initiate-payment 200 .* request_id={pay_id} pid=\d+", log)
 
     samples = _scrape(stack)
