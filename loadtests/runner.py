@@ -19,10 +19,12 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -265,6 +267,7 @@ class TargetRun:
         record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg()}
         server_log = self.logs / "server.log"
         offsets = [_size(server_log)]
+        locust_html = self.logs / f"locust-round{round_no}.html"
         window, first, last = run_locust(
             stack.base_url,
             profile,
@@ -273,9 +276,15 @@ class TargetRun:
             master_pid=stack.server.pid,
             log=self.logs / "locust.log",
             watch={"sandbox": stack.sandbox.pid},
+            html=locust_html,
         )
         offsets.append(_size(server_log))
         record["locust"] = window
+        if locust_html.exists():
+            record["locust_html"] = str(locust_html.relative_to(args.out))
+        window_start = (window.get("workers") or {}).get("start")
+        if window_start:
+            record["signals"] = signals_in(_log_slice(server_log, offsets[0], offsets[1]), window_start)
         record["samples"] = {"start": first.as_dict() if first else None, "end": last.as_dict()}
         record["memory_end"] = {str(pid): smaps_rollup(pid) for pid in last.workers}
         if first is not None:
@@ -330,6 +339,18 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+SIGNAL_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4})\].*Handling signal: (\w+)", re.M)
+
+
+def signals_in(log: str, origin: float) -> list[dict[str, Any]]:
+    """The signals gunicorn's master logged (``Handling signal: ttin``, at info level) as ``{"t", "signal"}``, ``t``
+    in seconds since ``origin`` (epoch seconds; the log has whole seconds)."""
+    return [
+        {"t": datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S %z").timestamp() - origin, "signal": name}
+        for stamp, name in SIGNAL_LINE.findall(log)
+    ]
 
 
 def _log_slice(path: Path, start: int, end: int) -> str:
