@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,12 +202,14 @@ def run_locust(
     log: Path,
     watch: dict[str, int],
     html: Path | None = None,
+    on_edge: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], ServerSample | None, ServerSample]:
     """Run the locustfile headless against ``host``; sample the server when the measured window starts and when
     locust is done. Returns (window report, sample at window start, sample at end); the report gets
     ``load_side_cpu_util``: CPU share of locust itself and of the ``watch`` processes (e.g. the sandbox) during
     the window — near 100 % means the load side, not the server, was the limit — and ``workers`` (a
-    :class:`WorkerWatch` of the window). ``html``: where locust writes its own HTML report."""
+    :class:`WorkerWatch` of the window). ``html``: where locust writes its own HTML report; ``on_edge`` is called
+    with ``"start"`` and ``"end"`` at the window's edges (e.g. to scrape the server's metrics)."""
     report = workdir / "locust-window.json"
     started = report.with_name(report.name + ".started")
     for path in (report, started):
@@ -225,10 +228,14 @@ def run_locust(
                     start_sample = ServerSample.take(master_pid)
                     cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     workers.start(json.loads(started.read_text())["start"])
+                    if on_edge:
+                        on_edge("start")
                 if start_sample is not None and not cpu_end:
                     workers.look()
                 if report.exists() and not cpu_end:
                     cpu_end = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    if on_edge:
+                        on_edge("end")
                 time.sleep(0.05)
         finally:
             stop_process(proc, timeout=10)

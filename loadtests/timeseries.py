@@ -17,6 +17,7 @@ from __future__ import annotations
 import html as _html
 import io
 from typing import Any
+from urllib.parse import quote
 
 PANELS = (
     # (title, unit, [(series key, label, colour)])
@@ -47,11 +48,12 @@ MARK_STYLE = {
 }
 
 
-def figure_svg(title: str, record: dict[str, Any], salt: str) -> str:
+def figure_svg(record: dict[str, Any], salt: str) -> str:
     """One round's four panels as an ``<svg>`` element (no XML prolog: it is inlined); ``salt`` keeps the SVG's
     element ids distinct between charts of one page. Raises KeyError when the round has no ``locust.timeline``."""
     from matplotlib import rc_context
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     timeline = record["locust"]["timeline"]
     live = ((record.get("locust") or {}).get("workers") or {}).get("live", [])
@@ -66,7 +68,9 @@ def figure_svg(title: str, record: dict[str, Any], salt: str) -> str:
                         label=label)  # fmt: skip
             ax.set_title(name, loc="left")
             ax.set_ylabel(unit)
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(0, max([1, *(row.get(key) or 0 for key, _, _ in series for row in timeline)]) * 1.1)
+            if unit != "ms":  # counts: whole-number ticks
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if live:
             times, counts = [t for t, _ in live], [n for _, n in live]
             axes[-1].step(times, counts, where="post", color="#4e79a7", label="live (/proc)")
@@ -83,7 +87,6 @@ def figure_svg(title: str, record: dict[str, Any], salt: str) -> str:
                 ax.legend(loc="upper right", fontsize=7)
         axes[-1].set_xlabel("seconds into the measured window")
         axes[-1].set_xlim(0, max([len(timeline), *(t for t, _ in live)]) or 1)
-        fig.suptitle(title, x=0.01, ha="left")
         out = io.StringIO()
         fig.savefig(out, format="svg", metadata={"Date": None})
     svg = out.getvalue()
@@ -105,11 +108,11 @@ def section(data: dict[str, Any]) -> str:
             if not (record.get("locust") or {}).get("timeline"):
                 continue
             title = f"{label} · round {record.get('round', '?')}"
-            link = record.get("locust_html")
+            link = quote(record["locust_html"]) if record.get("locust_html") else None
             parts.append(
                 f"<h3>{_html.escape(title)}</h3>"
                 + (f'<p><a href="{_html.escape(link)}">locust\'s own report of this round</a></p>' if link else "")
-                + figure_svg(title, record, salt=f"{label}-{record.get('round')}")
+                + figure_svg(record, salt=f"{label}-{record.get('round')}")
             )
     if not parts:
         return ""
