@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtests import report, timeseries
+from loadtests import prom, report, timeseries
 from loadtests.measure import WorkerWatch
 from loadtests.runner import signals_in
 
@@ -100,3 +100,51 @@ def test_worker_watch_records_live_count_and_an_exit() -> None:
     found = watch.as_dict()
     assert found["live"][0][1] - found["live"][-1][1] == 1
     assert found["changes"][-1]["exited"] == [child.pid] and found["changes"][-1]["booted"] == []
+
+
+def _exposition(requests: int, recycles: int, pids: list[int]) -> str:
+    memory = "".join(f'coffee_worker_resident_memory_bytes{{pid="{pid}"}} 5e7\n' for pid in pids)
+    return (
+        "# TYPE coffee_http_requests_total counter\n"
+        f'coffee_http_requests_total{{method="GET",route="probe",status="200"}} {requests - 10}\n'
+        'coffee_http_requests_total{method="POST",route="initiate_payment",status="200"} 10\n'
+        "# TYPE coffee_worker_restarts_total counter\n"
+        f'coffee_worker_restarts_total{{reason="recycle"}} {recycles}\n'
+        'coffee_worker_restarts_total{reason="crash"} 1\n'
+        "# TYPE coffee_workers gauge\n"
+        f"coffee_workers {len(pids)}\n"
+        "# TYPE coffee_worker_resident_memory_bytes gauge\n" + memory + "# TYPE coffee_worker_drain_seconds histogram\n"
+        'coffee_worker_drain_seconds_bucket{le="+Inf"} 2\ncoffee_worker_drain_seconds_count 2\n'
+        "coffee_worker_drain_seconds_sum 0.5\n"
+    )
+
+
+def test_metrics_window_is_the_delta_between_two_scrapes() -> None:
+    before = prom.parse(_exposition(100, 2, [11, 12]))
+    after = prom.parse(_exposition(340, 3, [12, 13]))
+    assert before["requests"] == 100 and before["pids"] == [11, 12] and before["workers"] == 2
+    assert prom.window(before, after) == {
+        "requests": 240,
+        "restarts": {"crash": 0, "recycle": 1},
+        "drains": 0,
+        "drain_s": 0,
+        "pids": [12, 13],
+        "workers": 2,
+    }
+    assert prom.window({"error": "ConnectError: refused"}, after) == {"error": "ConnectError: refused"}
+
+
+def test_metrics_cross_check_section_sets_metrics_beside_locust_and_proc() -> None:
+    record = _round()
+    record["locust"] |= {"totals": {"requests": 238}, "worker_requests": {"12": 120, "13": 117, "none": 1}}
+    record["metrics"] = prom.window(prom.parse(_exposition(100, 2, [11])), prom.parse(_exposition(340, 3, [12, 13])))
+    data = {"targets": {"uvicorn-worker": {"rounds": [record]}}}
+    check = prom.cross_check(record)
+    assert check is not None
+    assert (check["metrics_requests"], check["locust_requests"], check["x_worker_pid_requests"]) == (240, 238, 238)
+    assert (check["restarts_by_reason"], check["proc_recycles"]) == ({"recycle": 1}, 1)
+    assert check["metrics_pids"] == check["answered_pids"] == [12, 13]
+    section = prom.section(data)
+    assert section.startswith("<h2>Metrics cross-check</h2>")
+    assert "<td>1 (recycle 1)</td>" in section and "<td>12 13</td>" in section
+    assert prom.section(json.loads(BASELINE.read_text())) == ""
