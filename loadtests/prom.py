@@ -1,6 +1,6 @@
 """The server's Prometheus metrics (coffee_payment/monitoring/metrics.py) read by the load runner around a window.
 
-No request metric has a ``pid`` label (one by design: per-pid series would grow with every recycle), so per-worker
+No request metric has a ``pid`` label (by design: per-pid series would grow with every recycle), so per-worker
 request shares come from ``X-Worker-Pid`` only. What the metrics give, and what the report cross-checks:
 the window's requests (``coffee_http_requests_total`` delta) vs locust's request count and the ``X-Worker-Pid``
 sum; restarts by reason (``coffee_worker_restarts_total`` delta) vs the pid changes /proc saw; the live workers
@@ -12,63 +12,9 @@ from __future__ import annotations
 import html as _html
 from typing import Any
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from devtools.metrics_scrape import MEMORY, parse, scrape, window
 
-REQUESTS = "coffee_http_requests_total"
-RESTARTS = "coffee_worker_restarts_total"
-MEMORY = "coffee_worker_resident_memory_bytes"
-DRAIN = "coffee_worker_drain_seconds"
-
-
-def parse(text: str) -> dict[str, Any]:
-    """The figures the report uses from one scrape's exposition text: ``requests`` (all routes), ``restarts``
-    {reason: n}, ``pids`` (live workers' pids, sorted), ``workers`` (coffee_workers), ``drain_count`` and
-    ``drain_sum_s`` (coffee_worker_drain_seconds)."""
-    found: dict[str, Any] = {"requests": 0.0, "restarts": {}, "pids": [], "workers": None}
-    found |= {"drain_count": 0.0, "drain_sum_s": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == REQUESTS:
-                found["requests"] += sample.value
-            elif sample.name == RESTARTS:
-                found["restarts"][sample.labels["reason"]] = sample.value
-            elif sample.name == MEMORY:
-                found["pids"].append(int(sample.labels["pid"]))
-            elif sample.name == "coffee_workers":
-                found["workers"] = sample.value
-            elif sample.name == f"{DRAIN}_count":
-                found["drain_count"] = sample.value
-            elif sample.name == f"{DRAIN}_sum":
-                found["drain_sum_s"] = sample.value
-    found["pids"].sort()
-    return found
-
-
-def scrape(url: str) -> dict[str, Any]:
-    """GET ``url`` (the metrics listener's /metrics) and :func:`parse` it; ``{"error": …}`` when unreachable."""
-    try:
-        response = httpx.get(url, timeout=10)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return parse(response.text)
-
-
-def window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """What changed between two :func:`parse` results: ``requests`` and ``restarts`` by reason (deltas), drains,
-    and the live ``pids``/``workers`` at the end. ``{"error"}`` when either scrape failed."""
-    if "error" in before or "error" in after:
-        return {"error": before.get("error") or after.get("error")}
-    reasons = sorted({*before["restarts"], *after["restarts"]})
-    return {
-        "requests": after["requests"] - before["requests"],
-        "restarts": {r: after["restarts"].get(r, 0.0) - before["restarts"].get(r, 0.0) for r in reasons},
-        "drains": after["drain_count"] - before["drain_count"],
-        "drain_s": after["drain_sum_s"] - before["drain_sum_s"],
-        "pids": after["pids"],
-        "workers": after["workers"],
-    }
+__all__ = ["cross_check", "parse", "scrape", "section", "window"]
 
 
 def cross_check(record: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devtools.drill import metrics_row
 from loadtests import prom, report, timeseries
 from loadtests.measure import WorkerWatch
 from loadtests.runner import signals_in
@@ -148,3 +149,13 @@ def test_metrics_cross_check_section_sets_metrics_beside_locust_and_proc() -> No
     assert section.startswith("<h2>Metrics cross-check</h2>")
     assert "<td>1 (recycle 1)</td>" in section and "<td>12 13</td>" in section
     assert prom.section(json.loads(BASELINE.read_text())) == ""
+
+
+def test_drill_metrics_row_gives_drain_totals_and_says_why_not_per_worker() -> None:
+    metrics = prom.window(prom.parse(_exposition(100, 2, [11])), prom.parse(_exposition(100, 2, [11])))
+    metrics |= {"drains": 2.0, "drain_s": 1.5, "restarts": {"signal": 0.0, "recycle": 1.0}, "last_at": 0.4}
+    row = metrics_row(metrics)
+    assert row.startswith("2 worker drain(s), 1.50 s in all, 0.75 s each on average")
+    assert "no pid label" in row and "restarts: recycle 1" in row
+    assert metrics_row(None).startswith("— (no metrics")
+    assert metrics_row({"error": "ConnectError: refused"}) == "— (ConnectError: refused)"
