@@ -22,15 +22,18 @@ DRAIN = "coffee_worker_drain_seconds"
 
 
 def parse(text: str) -> dict[str, Any]:
-    """The figures the report uses from one scrape's exposition text: ``requests`` (all routes), ``restarts``
+    """The figures the report uses from one scrape's exposition text: ``requests`` (all routes), ``webhooks`` (of
+    them, the providers' notifications: the sandbox sends them, not locust), ``restarts``
     {reason: n}, ``pids`` (live workers' pids, sorted), ``workers`` (coffee_workers), ``drain_count`` and
     ``drain_sum_s`` (coffee_worker_drain_seconds)."""
-    found: dict[str, Any] = {"requests": 0.0, "restarts": {}, "pids": [], "workers": None}
+    found: dict[str, Any] = {"requests": 0.0, "webhooks": 0.0, "restarts": {}, "pids": [], "workers": None}
     found |= {"drain_count": 0.0, "drain_sum_s": 0.0}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == REQUESTS:
                 found["requests"] += sample.value
+                if sample.labels.get("route", "").endswith("-webhook"):
+                    found["webhooks"] += sample.value
             elif sample.name == RESTARTS:
                 found["restarts"][sample.labels["reason"]] = sample.value
             elif sample.name == MEMORY:
@@ -63,6 +66,7 @@ def window(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     reasons = sorted({*before["restarts"], *after["restarts"]})
     return {
         "requests": after["requests"] - before["requests"],
+        "webhooks": after.get("webhooks", 0.0) - before.get("webhooks", 0.0),
         "restarts": {r: after["restarts"].get(r, 0.0) - before["restarts"].get(r, 0.0) for r in reasons},
         "drains": after["drain_count"] - before["drain_count"],
         "drain_s": after["drain_sum_s"] - before["drain_sum_s"],

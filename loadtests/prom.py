@@ -27,6 +27,7 @@ def cross_check(record: dict[str, Any]) -> dict[str, Any] | None:
     changes = (locust.get("workers") or {}).get("changes", [])
     return {
         "metrics_requests": metrics["requests"],
+        "metrics_webhooks": metrics.get("webhooks", 0.0),
         "locust_requests": (locust.get("totals") or {}).get("requests"),
         "x_worker_pid_requests": sum(worker_requests.values()),
         "metrics_restarts": sum(metrics["restarts"].values()),
@@ -50,7 +51,7 @@ def section(data: dict[str, Any]) -> str:
             reasons = ", ".join(f"{r} {n:.0f}" for r, n in check["restarts_by_reason"].items()) or "none"
             cells = [
                 f"{label} · {record.get('round')}",
-                f"{check['metrics_requests']:.0f}",
+                f"{check['metrics_requests']:.0f} ({check['metrics_webhooks']:.0f} webhooks)",
                 f"{check['locust_requests']}",
                 f"{check['x_worker_pid_requests']}",
                 f"{check['metrics_restarts']:.0f} ({reasons})",
@@ -68,6 +69,7 @@ def section(data: dict[str, Any]) -> str:
     return (
         "<h2>Metrics cross-check</h2><p>Deltas of the server's Prometheus metrics over each measured window. No "
         "request metric has a pid label, so per-worker shares are X-Worker-Pid's; the live pids are "
-        f"{MEMORY}'s. Requests in flight at the window's edges make the counts differ by a few.</p>"
+        f"{MEMORY}'s. The server's count includes the providers' notifications (webhooks), which the sandbox "
+        "sends, not locust; requests in flight at the window's edges make the counts differ by a few more.</p>"
         "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>\n"
     )

@@ -108,7 +108,8 @@ def _exposition(requests: int, recycles: int, pids: list[int]) -> str:
     return (
         "# TYPE coffee_http_requests_total counter\n"
         f'coffee_http_requests_total{{method="GET",route="probe",status="200"}} {requests - 10}\n'
-        'coffee_http_requests_total{method="POST",route="initiate_payment",status="200"} 10\n'
+        'coffee_http_requests_total{method="POST",route="initiate_payment",status="200"} 6\n'
+        'coffee_http_requests_total{method="POST",route="tbank-webhook",status="200"} 4\n'
         "# TYPE coffee_worker_restarts_total counter\n"
         f'coffee_worker_restarts_total{{reason="recycle"}} {recycles}\n'
         'coffee_worker_restarts_total{reason="crash"} 1\n'
@@ -123,9 +124,10 @@ def _exposition(requests: int, recycles: int, pids: list[int]) -> str:
 def test_metrics_window_is_the_delta_between_two_scrapes() -> None:
     before = prom.parse(_exposition(100, 2, [11, 12]))
     after = prom.parse(_exposition(340, 3, [12, 13]))
-    assert before["requests"] == 100 and before["pids"] == [11, 12] and before["workers"] == 2
+    assert (before["requests"], before["webhooks"], before["pids"], before["workers"]) == (100, 4, [11, 12], 2)
     assert prom.window(before, after) == {
         "requests": 240,
+        "webhooks": 0,
         "restarts": {"crash": 0, "recycle": 1},
         "drains": 0,
         "drain_s": 0,
@@ -147,7 +149,8 @@ def test_metrics_cross_check_section_sets_metrics_beside_locust_and_proc() -> No
     assert check["metrics_pids"] == check["answered_pids"] == [12, 13]
     section = prom.section(data)
     assert section.startswith("<h2>Metrics cross-check</h2>")
-    assert "<td>1 (recycle 1)</td>" in section and "<td>12 13</td>" in section
+    for cell in ("240 (0 webhooks)", "1 (recycle 1)", "12 13"):
+        assert f"<td>{cell}</td>" in section, cell
     assert prom.section(json.loads(BASELINE.read_text())) == ""
 
 
