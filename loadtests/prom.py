@@ -71,5 +71,9 @@ def section(data: dict[str, Any]) -> str:
         "request metric has a pid label, so per-worker shares are X-Worker-Pid's; the live pids are "
         f"{MEMORY}'s. The server's count includes the providers' notifications (webhooks), which the sandbox "
         "sends, not locust; requests in flight at the window's edges make the counts differ by a few more.</p>"
-        "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>\n"
+        "<table style='font-size:80%'><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>\n"
     )
