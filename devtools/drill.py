@@ -35,7 +35,8 @@ import httpx
 
 from coffee_payment.serving.worker import drain_timeout
 from devtools import drill_dispense
-from devtools.processes import child_pids, connection_refused, requests_picked_up
+from devtools.metrics_scrape import MetricsWatch
+from devtools.processes import child_pids, connection_refused, free_port, requests_picked_up
 from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig
 
 EVENTS = ("term", "int", "quit", "recycle", "kill-worker", "hup", "k8s")
@@ -217,6 +218,7 @@ class Drill:
         self.dispense_probe: drill_dispense.DispenseProbe | None = None
         self.dispenses: dict[str, Any] | None = None
         self._event_monotonic = 0.0
+        self.metrics: MetricsWatch | None = None  # the drill's own server only (its metrics listener)
 
     # --- server ---------------------------------------------------------------------------------------------
     def _start_server(self) -> None:
@@ -228,7 +230,10 @@ class Drill:
             "GUNICORN_TIMEOUT": str(self.o.worker_timeout),
             **drill_dispense.STACK_ENV,
             **ONE_CLIENT_ENV,
+            "METRICS_PORT": str(metrics_port := free_port()),
+            "METRICS_BIND_HOST": "127.0.0.1",
         }
+        self.metrics = MetricsWatch(f"http://127.0.0.1:{metrics_port}/metrics")
         if self.o.event == "recycle":
             env.update(GUNICORN_MAX_REQUESTS=str(self.o.max_requests), GUNICORN_MAX_REQUESTS_JITTER="10")
         var_dir = self._tmp / "var"
@@ -336,6 +341,8 @@ class Drill:
         if event != "k8s":
             await self._launch_dispenses()
             await self._launch_inflight()
+        if self.metrics is not None:
+            self.metrics.mark()
         self.timeline["event_at"] = self._now()
         self._event_monotonic = time.monotonic()
         if event in SIGNALS:
@@ -413,6 +420,8 @@ class Drill:
         ]
         if not self.o.quiet:
             threads.append(threading.Thread(target=self._progress, daemon=True))
+        if self.metrics is not None:
+            threads.append(threading.Thread(target=self.metrics.run, args=(self._stop,), daemon=True))
         self._t0 = time.monotonic()
         for thread in threads:
             thread.start()
@@ -497,6 +506,7 @@ class Drill:
                 "requests": sorted(self.inflight_results, key=lambda r: r["index"]),
             },
             "dispenses": self.dispenses,
+            "metrics": self.metrics.summary() if self.metrics is not None else None,
             "timeline_s": t,
             "server": {
                 "master_pid": self.master_pid,
@@ -535,6 +545,22 @@ class Drill:
         return result
 
 
+def metrics_row(metrics: dict[str, Any] | None) -> str:
+    """The drill's metrics since the event: coffee_worker_drain_seconds has no pid label (no per-worker series by
+    design), so drains are a count and a total; restarts by reason from coffee_worker_restarts_total."""
+    if not metrics:
+        return "— (no metrics: a server given by --url, or the listener never answered)"
+    if "error" in metrics:
+        return f"— ({metrics['error']})"
+    drains = metrics["drains"]
+    mean = f", {metrics['drain_s'] / drains:.2f} s each on average" if drains else ""
+    restarts = ", ".join(f"{r} {n:.0f}" for r, n in metrics["restarts"].items() if n) or "none"
+    return (
+        f"{drains:.0f} worker drain(s), {metrics['drain_s']:.2f} s in all{mean} (no per-worker series: the drain "
+        f"histogram has no pid label); restarts: {restarts}; last scrape {metrics['last_at']:g} s after the event"
+    )
+
+
 def render(report: dict[str, Any]) -> str:
     """The human-readable table printed after a run."""
     o, s, i, srv = report["options"], report["steady"], report["inflight"], report["server"]
@@ -562,6 +588,7 @@ def render(report: dict[str, Any]) -> str:
         ("signal → master exit", fmt(srv["signal_to_master_exit_s"]) + f" (graceful timeout {o['graceful_timeout']}s)"),
         ("master exit code", fmt(srv["exit_code"], "")),
         ("workers before → after", f"{srv['workers_before']} → {srv['workers_after']}"),
+        ("drains, restarts (metrics)", metrics_row(report.get("metrics"))),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"  {k.ljust(width)}  {v}".rstrip() for k, v in rows]

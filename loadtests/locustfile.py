@@ -9,8 +9,8 @@ kind (``status:``, ``body:``, ``flow:``; anything else is a transport error) and
 
 ``--report-json PATH`` (used by ``loadtests/runner.py``): after ``--warmup-s`` the stats are reset, ``PATH.started``
 is written, and after ``--measure-s`` more the measured window (totals, percentiles per endpoint group, failures
-by kind, requests per ``X-Worker-Pid``) is written to PATH and locust quits. Totals come from the in-process
-stats at that instant, not from the final CSV, which lags.
+by kind, requests per ``X-Worker-Pid``, and ``timeline``: one entry per second of the window) is written to PATH
+and locust quits. Totals come from the in-process stats at that instant, not from the final CSV, which lags.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ FLOW_NAME = "customer flow: scan → make_pending"
 _PAID: deque[tuple[str, str]] = deque(maxlen=500)
 _PID_COUNTS: Counter[str] = Counter()
 _WINDOW: dict[str, float] = {}
+# Second of the measured window → what ended in it: completed flows, customer response times (ms), failures
+# (HTTP and flows), distinct X-Worker-Pid values.
+_SECONDS: dict[int, dict[str, Any]] = {}
 
 
 @events.init_command_line_parser.add_listener
@@ -95,6 +98,58 @@ def _on_init(environment: Environment, **_: Any) -> None:
         environment.user_classes = [c for c in environment.user_classes if c is not NotificationStormUser]
 
 
+def endpoint_kind(name: str) -> str:
+    """``probe``, ``storm`` or ``customer``: the group a request name belongs to."""
+    return "probe" if name in PROBE_PATHS else "storm" if "storm" in name or "webhook" in name else "customer"
+
+
+@events.request.add_listener
+def _per_second(
+    request_type: str = "", name: str = "", response_time: float = 0.0, exception: Any = None, **kw: Any
+) -> None:
+    if "start" not in _WINDOW:
+        return
+    second = _SECONDS.setdefault(
+        int(time.time() - _WINDOW["start"]), {"flows": 0, "customer_ms": [], "failures": 0, "pids": set()}
+    )
+    second["failures"] += exception is not None
+    if request_type == FLOW:
+        second["flows"] += exception is None
+        return
+    if endpoint_kind(name) == "customer":
+        second["customer_ms"].append(response_time)
+    headers = getattr(kw.get("response"), "headers", None)
+    if headers is not None and headers.get("x-worker-pid"):
+        second["pids"].add(headers.get("x-worker-pid"))
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of ``values`` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def timeline(seconds: float) -> list[dict[str, Any]]:
+    """Per whole second ``t`` of the window: ``flows`` completed, customer ``p50_ms``/``p99_ms`` (None without
+    customer requests), ``failures`` (HTTP + flows) and ``pids_seen`` (distinct X-Worker-Pid answering)."""
+    out = []
+    for t in range(int(seconds)):
+        second = _SECONDS.get(t, {"flows": 0, "customer_ms": [], "failures": 0, "pids": set()})
+        out.append(
+            {
+                "t": t,
+                "flows": second["flows"],
+                "p50_ms": _percentile(second["customer_ms"], 0.50),
+                "p99_ms": _percentile(second["customer_ms"], 0.99),
+                "failures": second["failures"],
+                "pids_seen": len(second["pids"]),
+            }
+        )
+    return out
+
+
 @events.request.add_listener
 def _count_worker(response: Any = None, request_type: str = "", **_: Any) -> None:
     if request_type == FLOW or response is None or not _WINDOW.get("counting"):
@@ -117,6 +172,7 @@ def _measure(environment: Environment, path: Path, warmup_s: float, measure_s: f
     gevent.sleep(warmup_s)
     environment.runner.stats.reset_all()
     _PID_COUNTS.clear()
+    _SECONDS.clear()
     _WINDOW["start"] = time.time()
     path.with_name(path.name + ".started").write_text(json.dumps({"start": _WINDOW["start"]}))
     if measure_s <= 0:
@@ -163,8 +219,7 @@ def window_report(environment: Environment, seconds: float) -> dict[str, Any]:
             flow = _entry(entry, seconds)
             continue
         groups[f"{method} {name}"] = _entry(entry, seconds)
-        kind = "probe" if name in PROBE_PATHS else "storm" if "storm" in name or "webhook" in name else "customer"
-        merged[kind].extend(entry)
+        merged[endpoint_kind(name)].extend(entry)
         merged["http"].extend(entry)
     failures: list[dict[str, Any]] = []
     by_kind: Counter[str] = Counter()
@@ -188,6 +243,7 @@ def window_report(environment: Environment, seconds: float) -> dict[str, Any]:
         "failures": sorted(failures, key=lambda f: -f["occurrences"]),
         "worker_requests": dict(_PID_COUNTS),
         "worker_shares": {pid: n / total_pid for pid, n in _PID_COUNTS.items()} if total_pid else {},
+        "timeline": timeline(seconds),
     }
 
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,10 @@ class LocustProfile:
     extra: list[str]  # profile options passed through, e.g. ["--poll-interval", "0.25"]
 
 
-def locust_argv(host: str, profile: LocustProfile, report: Path) -> list[str]:
+def locust_argv(host: str, profile: LocustProfile, report: Path, html: Path | None = None) -> list[str]:
     """The headless locust command line for ``profile`` against ``host``, writing the measured window's report
-    to ``report``; ``--run-time`` is only a backstop (warm-up + window + 60 s), the window's end quits locust."""
+    to ``report`` (and locust's own HTML report to ``html``); ``--run-time`` is only a backstop (warm-up + window
+    + 60 s), the window's end quits locust."""
     return [
         sys.executable,
         "-m",
@@ -185,6 +187,7 @@ def locust_argv(host: str, profile: LocustProfile, report: Path) -> list[str]:
         str(profile.warmup_s),
         "--measure-s",
         str(profile.measure_s),
+        *(["--html", str(html)] if html else []),
         *profile.extra,
     ]
 
@@ -198,17 +201,22 @@ def run_locust(
     master_pid: int,
     log: Path,
     watch: dict[str, int],
+    html: Path | None = None,
+    on_edge: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], ServerSample | None, ServerSample]:
     """Run the locustfile headless against ``host``; sample the server when the measured window starts and when
     locust is done. Returns (window report, sample at window start, sample at end); the report gets
     ``load_side_cpu_util``: CPU share of locust itself and of the ``watch`` processes (e.g. the sandbox) during
-    the window — near 100 % means the load side, not the server, was the limit."""
+    the window — near 100 % means the load side, not the server, was the limit — and ``workers`` (a
+    :class:`WorkerWatch` of the window). ``html``: where locust writes its own HTML report; ``on_edge`` is called
+    with ``"start"`` and ``"end"`` at the window's edges (e.g. to scrape the server's metrics)."""
     report = workdir / "locust-window.json"
     started = report.with_name(report.name + ".started")
     for path in (report, started):
         path.unlink(missing_ok=True)
-    argv = pinned(core, locust_argv(host, profile, report))
+    argv = pinned(core, locust_argv(host, profile, report, html))
     start_sample = None
+    workers = WorkerWatch(master_pid)
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         pids = {"locust": proc.pid, **watch}
@@ -219,8 +227,15 @@ def run_locust(
                 if start_sample is None and started.exists():
                     start_sample = ServerSample.take(master_pid)
                     cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    workers.start(json.loads(started.read_text())["start"])
+                    if on_edge:
+                        on_edge("start")
+                if start_sample is not None and not cpu_end:
+                    workers.look()
                 if report.exists() and not cpu_end:
                     cpu_end = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    if on_edge:
+                        on_edge("end")
                 time.sleep(0.05)
         finally:
             stop_process(proc, timeout=10)
@@ -230,7 +245,43 @@ def run_locust(
     window = json.loads(report.read_text())
     if cpu_start and cpu_end and window.get("seconds"):
         window["load_side_cpu_util"] = {name: (cpu_end[name] - cpu_start[name]) / window["seconds"] for name in pids}
+    window["workers"] = workers.as_dict()
     return window, start_sample, end_sample
+
+
+class WorkerWatch:
+    """The master's worker processes over a measured window, looked at every ``interval`` seconds (/proc).
+
+    ``as_dict()``: ``{"start": epoch s, "interval_s", "live": [[t, count], ...],
+    "changes": [{"t", "exited": [pid], "booted": [pid]}, ...]}`` with ``t`` in seconds since the window's start
+    (locust's wall clock); an exit followed by a boot is a recycle (or a crash: the server log says which)."""
+
+    def __init__(self, master: int, interval: float = 0.5) -> None:
+        self.master, self.interval = master, interval
+        self.origin = 0.0
+        self.next_at = 0.0
+        self.pids: set[int] | None = None
+        self.live: list[list[float]] = []
+        self.changes: list[dict[str, Any]] = []
+
+    def start(self, origin: float) -> None:
+        self.origin = origin
+        self.look()
+
+    def look(self) -> None:
+        now = time.time()
+        if now < self.next_at:
+            return
+        self.next_at = now + self.interval
+        pids = set(child_pids(self.master))
+        t = round(now - self.origin, 2)
+        if self.pids is not None and pids != self.pids:
+            self.changes.append({"t": t, "exited": sorted(self.pids - pids), "booted": sorted(pids - self.pids)})
+        self.pids = pids
+        self.live.append([t, len(pids)])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.origin, "interval_s": self.interval, "live": self.live, "changes": self.changes}
 
 
 class PinnedGunicorn:

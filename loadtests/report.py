@@ -1,12 +1,13 @@
 """Render a load report (the dict written to report.json): a stdout summary, Markdown and a self-contained HTML
-page with SVG charts (throughput, latency percentiles, worker shares) — no plotting dependency."""
+page with SVG charts (throughput, latency percentiles, worker shares) and, when the rounds carry per-second data,
+time series per target (loadtests/timeseries.py, matplotlib)."""
 
 from __future__ import annotations
 
 import html as _html
 from typing import Any
 
-from loadtests import compare
+from loadtests import compare, prom, timeseries
 
 COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
@@ -463,7 +464,7 @@ pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head><body>
 {_bars("Customer-flow latency percentiles (locust, lower is better)", latency, "ms")}
 {_bars("Ceilings: /health and the status JSON (wrk, higher is better)", ceiling, "req/s")}
 {_stacked("Requests per worker process (X-Worker-Pid)", [(n, s["worker_shares"]) for n, s in rows])}
-<h2>Goals</h2><table>{goals}</table>
+{timeseries.section(data)}{prom.section(data)}<h2>Goals</h2><table>{goals}</table>
 <h2>Summary</h2><pre>{_html.escape(summary(data))}</pre></body></html>
 """
 

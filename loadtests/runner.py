@@ -19,10 +19,12 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,9 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from devtools.pg import PG_ADMIN_URL, pg_available, temporary_database  # noqa: E402
+from devtools.processes import free_port  # noqa: E402
 from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig, local_secret_key  # noqa: E402
-from loadtests import compare, report  # noqa: E402
+from loadtests import compare, prom, report  # noqa: E402
 from loadtests.measure import (  # noqa: E402
     LocustProfile,
     PinnedGunicorn,
@@ -204,6 +207,7 @@ class TargetRun:
         self.logs = args.out / "logs" / label
         self.stack: Stack | None = None
         self.status_url = ""
+        self.metrics_url = ""
         self.result: dict[str, Any] = {
             "target": name,
             "label": label,
@@ -229,6 +233,10 @@ class TargetRun:
             **dict(item.split("=", 1) for item in args.env),
             **self.env_extra,
         }
+        if self.mode != "dev":  # the gunicorn targets' metrics listener, on loopback only
+            port = free_port()
+            env.update(METRICS_PORT=str(port), METRICS_BIND_HOST="127.0.0.1")
+            self.metrics_url = f"http://127.0.0.1:{port}/metrics"
         if self.mode == "dev" and not args.runserver_debug:
             env.update(DEBUG="0", SECRET_KEY=local_secret_key(self.workdir / "var")[0])
         self.stack = Stack(
@@ -265,6 +273,8 @@ class TargetRun:
         record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg()}
         server_log = self.logs / "server.log"
         offsets = [_size(server_log)]
+        locust_html = self.logs / f"locust-round{round_no}.html"
+        scrapes: dict[str, dict[str, Any]] = {}
         window, first, last = run_locust(
             stack.base_url,
             profile,
@@ -273,9 +283,19 @@ class TargetRun:
             master_pid=stack.server.pid,
             log=self.logs / "locust.log",
             watch={"sandbox": stack.sandbox.pid},
+            html=locust_html,
+            on_edge=(lambda edge: scrapes.update({edge: prom.scrape(self.metrics_url)})) if self.metrics_url else None,
         )
         offsets.append(_size(server_log))
         record["locust"] = window
+        if self.metrics_url:
+            missing = {"error": "no scrape at this edge of the window"}
+            record["metrics"] = prom.window(scrapes.get("start", missing), scrapes.get("end", missing))
+        if locust_html.exists():
+            record["locust_html"] = str(locust_html.relative_to(args.out))
+        window_start = (window.get("workers") or {}).get("start")
+        if window_start:
+            record["signals"] = signals_in(_log_slice(server_log, offsets[0], offsets[1]), window_start)
         record["samples"] = {"start": first.as_dict() if first else None, "end": last.as_dict()}
         record["memory_end"] = {str(pid): smaps_rollup(pid) for pid in last.workers}
         if first is not None:
@@ -330,6 +350,18 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+SIGNAL_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4})\].*Handling signal: (\w+)", re.M)
+
+
+def signals_in(log: str, origin: float) -> list[dict[str, Any]]:
+    """The signals gunicorn's master logged (``Handling signal: ttin``, at info level) as ``{"t", "signal"}``, ``t``
+    in seconds since ``origin`` (epoch seconds; the log has whole seconds)."""
+    return [
+        {"t": datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S %z").timestamp() - origin, "signal": name}
+        for stamp, name in SIGNAL_LINE.findall(log)
+    ]
 
 
 def _log_slice(path: Path, start: int, end: int) -> str:
