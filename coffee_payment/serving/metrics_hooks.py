@@ -213,9 +213,15 @@ def post_worker_init(worker: Any) -> None:
     from coffee_payment.monitoring import metrics
 
     metrics.WORKER_BOOT.observe(time.monotonic() - _State.forked_at)
-    worker.wsgi = request_layer(worker.wsgi, forwarded_allow_ips=worker.cfg.forwarded_allow_ips)
-    # The request layer applies uvicorn's ProxyHeadersMiddleware itself, inside, so it sees the TCP peer.
-    worker.config.proxy_headers = False
+    # Our Uvicorn worker serves ``worker.wsgi``; gunicorn's native ``-k asgi`` worker (compared in the load
+    # suite) serves ``worker.asgi`` and has no uvicorn config.
+    attribute = "asgi" if hasattr(worker, "asgi") else "wsgi"
+    setattr(
+        worker, attribute, request_layer(getattr(worker, attribute), forwarded_allow_ips=worker.cfg.forwarded_allow_ips)
+    )
+    if hasattr(worker, "config"):
+        # The request layer applies uvicorn's ProxyHeadersMiddleware itself, inside, so it sees the TCP peer.
+        worker.config.proxy_headers = False
 
 
 def request_layer(app: Any, *, forwarded_allow_ips: list[str] | str) -> Any:
