@@ -5,8 +5,10 @@ authenticated provider calls (counted by the sandbox), and a burst of Pay taps o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,8 +65,13 @@ def _storage_bytes(stack: Stack) -> int:
     url = stack.env.get("DATABASE_URL")
     if url:
         return int(query(url, "SELECT pg_total_relation_size('payments_notification')")[0][0])
-    files = [stack.config.var_dir / f"coffee.sqlite3{suffix}" for suffix in ("", "-wal")]
-    return sum(os.path.getsize(f) for f in files if f.exists())
+    # SQLite: fold the write-ahead log into the database first. The WAL's size says how many page writes
+    # happened since the last checkpoint (the per-IP rate-limit upserts rewrite the same rows), not what is
+    # stored; the main file after a checkpoint does.
+    database = stack.config.var_dir / "coffee.sqlite3"
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return os.path.getsize(database)
 
 
 def _junk(i: int) -> tuple[bytes, str]:
