@@ -1,8 +1,8 @@
 """The bounded inbox: what a webhook request must pass before its body is stored whole (issue 11).
 
 In order, all cheap (no provider call): the per-address rate limit (429, nothing stored — that is the flood), the
-size (413), the content type (415), the JSON shape of the provider's notification (400), for TBank the
-TerminalKey and Token (400), and whether it names a payment attempt of ours (else 200 ``unknown_payment``, no
+size (413), the content type (415), the shape of the provider's notification (400), for a signed one (TBank)
+its account and signature (400), and whether it names a payment attempt of ours (else 200 ``unknown_payment``, no
 provider call). A request refused after the rate limit is stored for staff with only the start of
 its body, its size and its SHA-256 — never whole (an UPDATE that truncated it later would leave the whole body
 in PostgreSQL's dead tuples until a vacuum); one that passes is stored whole and then processed
@@ -14,17 +14,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from coffee_payment.devices.models import PaymentScenario, ProviderAccount
-from coffee_payment.jsonbody import BadJson, parse_json
+from coffee_payment.devices.models import ProviderAccount
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
+from coffee_payment.payments.providers import get_provider
 from coffee_payment.payments.providers.base import InvalidNotification
-from coffee_payment.payments.providers.tbank_token import tbank_token_valid
-from coffee_payment.payments.providers.yookassa import parse_notification
 from coffee_payment.payments.ratelimit import rate_hit
 
 # Characters of a rejected body kept for staff (enough to recognise a provider's payload or a probe).
@@ -77,44 +74,28 @@ def attempt_lookup(provider: str, *, attempt_id: str | None, provider_payment_id
     return attempt
 
 
-def _tbank_refusal(data: dict[str, Any]) -> Refusal | None:
-    account = ProviderAccount.objects.filter(provider=PaymentScenario.TBANK, account_id=data["TerminalKey"]).first()
-    if account is None:
-        return _rejected("unknown TerminalKey")
-    if not tbank_token_valid(data, account.secret):
-        return _rejected("bad Token")
-    payment_id, reference = data.get("PaymentId"), data.get("OrderId")
-    attempt = attempt_lookup(
-        PaymentScenario.TBANK,
-        attempt_id=str(reference) if reference else None,
-        provider_payment_id=str(payment_id) if payment_id is not None else None,
-    )
-    return None if attempt else Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {reference}")
-
-
 def _rejected(detail: str) -> Refusal:
     return Refusal(NotificationVerdict.REJECTED, 400, detail)
 
 
-def _shape_refusal(provider: str, body: bytes) -> Refusal | None:
-    """Why ``body`` is not a notification of ``provider`` about a payment of ours (None when it is one): the
-    provider's parser for YooKassa; for TBank a JSON object with a TerminalKey and a valid Token. A well-formed
-    notification for no attempt of ours is answered 200 (``unknown_payment``) without a provider call."""
-    if provider == PaymentScenario.YOOKASSA:
-        try:
-            claim = parse_notification(body)
-        except InvalidNotification as exc:
-            return _rejected(exc.detail)
-        if attempt_lookup(provider, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id):
-            return None
-        return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}")
+def _shape_refusal(provider_name: str, body: bytes) -> Refusal | None:
+    """Why ``body`` is not a notification of the provider about a payment of ours (None when it is one): the
+    provider's parser, and for a notification naming its account (TBank's TerminalKey) that account's signature
+    check. A well-formed notification for no attempt of ours is answered 200 (``unknown_payment``) without a
+    provider call."""
+    provider = get_provider(provider_name)
     try:
-        data = parse_json(body)
-    except BadJson as exc:
-        return _rejected(str(exc))
-    if not isinstance(data, dict) or not isinstance(data.get("TerminalKey"), str):
-        return _rejected("not a TBank notification (no TerminalKey)")
-    return _tbank_refusal(data)
+        claim = provider.parse_notification(body)
+        if claim.account_id is not None:
+            account = ProviderAccount.objects.filter(provider=provider.name, account_id=claim.account_id).first()
+            if account is None:
+                return _rejected(f"unknown {provider.account_field}")
+            claim = provider.verify_notification(claim, secret=account.secret)
+    except InvalidNotification as exc:
+        return _rejected(exc.detail)
+    if attempt_lookup(provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id):
+        return None
+    return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
 
 
 def _refusal(provider: str, body: bytes, content_type: str) -> Refusal | None:

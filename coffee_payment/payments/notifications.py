@@ -13,7 +13,6 @@ failure → 503 so the provider retries (the stored row keeps the error and can 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import traceback
 from dataclasses import dataclass
@@ -22,26 +21,21 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from coffee_payment.devices.models import PaymentScenario, ProviderAccount
-from coffee_payment.jsonbody import BadJson, parse_json
+from coffee_payment.devices.models import ProviderAccount
 from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.coalesce import provider_payment_verified
 from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, attempt_lookup, stored_text
 from coffee_payment.payments.models import Notification, NotificationVerdict
-from coffee_payment.payments.providers import provider_client
+from coffee_payment.payments.providers import get_provider
 from coffee_payment.payments.providers.base import (
     InvalidNotification,
+    NotificationClaim,
+    PaymentProvider,
+    ProviderClient,
     ProviderError,
     ProviderPayment,
     ProviderRejected,
-)
-from coffee_payment.payments.providers.tbank import TBankClient
-from coffee_payment.payments.providers.yookassa import (
-    STATUS_MAP,
-    NotificationClaim,
-    YooKassaClient,
-    parse_notification,
 )
 from coffee_payment.payments.services import payment_settle
 
@@ -109,135 +103,79 @@ async def _settled(found: _AttemptAccount, payment: ProviderPayment, said: str) 
     return Verdict(verdict, 200, f"{said}: {result.reason} → {result.order_status}"), found.attempt_id
 
 
-async def _yookassa_refund_outcome(
-    client: YooKassaClient, claim: NotificationClaim, payment: ProviderPayment
-) -> ProviderPayment | Verdict:
-    """Confirm a ``refund.*`` notification with ``GET refunds/{id}``: a refund of this payment that succeeded for
-    the whole amount makes the payment REFUNDED even before its ``refunded_amount`` shows it."""
-    try:
-        refund = await client.get_refund(claim.refund_id or "")
-    except ProviderRejected as exc:
-        return Verdict(NotificationVerdict.MISMATCH, 200, f"refund re-fetch refused: {exc.detail}")
-    if refund.payment_id != payment.provider_payment_id:
-        return Verdict(NotificationVerdict.MISMATCH, 200, "refund belongs to another payment")
-    if refund.status == "succeeded" and refund.amount_kopecks >= payment.amount_kopecks:
-        return dataclasses.replace(payment, outcome=PaymentOutcome.REFUNDED)
-    return payment
-
-
-def _yookassa_claimed(claim: NotificationClaim) -> PaymentOutcome | None:
-    if claim.refund_id is not None:
-        return PaymentOutcome.REFUNDED
-    return STATUS_MAP.get(claim.status) if claim.status else None
-
-
-async def _yookassa_payment(
-    client: YooKassaClient, claim: NotificationClaim, attempt_id: str
-) -> ProviderPayment | Verdict:
-    """``GET payments/{id}`` — and, for a ``refund.*`` claim the payment does not show as refunded yet, ``GET
-    refunds/{id}`` — as one fetch coalesced across workers (payments/coalesce.py): a burst of refund claims makes
-    one pair of calls. Returns the refund check's verdict when it refused the claim (to this caller only)."""
-    refused: list[Verdict] = []
-
-    async def fetch() -> ProviderPayment:
-        payment = await client.get_payment(claim.provider_payment_id)
-        if claim.refund_id is None or payment.outcome is PaymentOutcome.REFUNDED:
-            return payment
-        checked = await _yookassa_refund_outcome(client, claim, payment)
-        if isinstance(checked, Verdict):
-            refused.append(checked)
-            return payment
-        return checked
-
-    payment = await provider_payment_verified(
-        attempt_id=attempt_id, payment_id=claim.provider_payment_id, claimed=_yookassa_claimed(claim), fetch=fetch
-    )
-    return refused[0] if refused else payment
-
-
-async def yookassa_process(body: bytes) -> tuple[Verdict, str | None]:
-    """Verify a YooKassa notification by re-fetching the payment (and the refund, for ``refund.*``) with the
-    merchant's credentials — YooKassa notifications carry no signature — and settle the provider's answer.
-    Returns (verdict, attempt id). Raises ProviderError subclasses other than rejections only through the caller's
-    catch-all (a 503)."""
-    try:
-        claim = parse_notification(body)
-    except InvalidNotification as exc:
-        return Verdict(NotificationVerdict.REJECTED, 400, exc.detail), None
-    found = await sync_to_async(_attempt_account)(
-        PaymentScenario.YOOKASSA, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id
-    )
-    if found is None:
-        return Verdict(
-            NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for payment {claim.provider_payment_id}"
-        ), None
-    client = provider_client(PaymentScenario.YOOKASSA, account_id=found.account_id, secret=found.secret)
-    assert isinstance(client, YooKassaClient)
-    try:
-        payment = await _yookassa_payment(client, claim, found.attempt_id)
-        if isinstance(payment, Verdict):
-            return payment, found.attempt_id
-    except ProviderRejected as exc:  # e.g. 404: the payment does not exist in this shop
-        return Verdict(NotificationVerdict.MISMATCH, 200, f"re-fetch refused: {exc.detail}"), found.attempt_id
-    except ProviderError as exc:
-        return Verdict(NotificationVerdict.RETRY, 503, f"re-fetch failed: {exc.detail}"), found.attempt_id
-    if payment.provider_payment_id != claim.provider_payment_id:
-        return Verdict(NotificationVerdict.MISMATCH, 200, "re-fetched another payment"), found.attempt_id
-    verdict, attempt_id = await _settled(found, payment, claim.event)
-    if claim.status and claim.refund_id is None and claim.status != payment.provider_status:
-        said = f"notification said {claim.status}, provider says {payment.provider_status}; applied the provider's"
-        return Verdict(NotificationVerdict.MISMATCH, 200, f"{said}: {verdict.detail}"), attempt_id
-    return verdict, attempt_id
-
-
-def _tbank_account(terminal_key: str) -> tuple[str, str] | None:
-    account = ProviderAccount.objects.filter(provider=PaymentScenario.TBANK, account_id=terminal_key).first()
+def _account_by_id(provider: str, account_id: str) -> tuple[str, str] | None:
+    account = ProviderAccount.objects.filter(provider=provider, account_id=account_id).first()
     return (account.account_id, account.secret) if account else None
 
 
-async def tbank_process(body: bytes) -> tuple[Verdict, str | None]:
-    """Verify a TBank notification's TerminalKey and Token, find the attempt (by PaymentId, else ``OrderId`` = our
-    attempt id; ``Data`` is not an echo of Init's ``DATA``), and — when it would move money or dispense — confirm
-    it with ``GetState`` (coalesced across workers: payments/coalesce.py) and settle the provider's answer (a
-    refund that already happened wins over a late or replayed CONFIRMED). Returns (verdict, attempt id)."""
+async def _verified_claim(provider: PaymentProvider, body: bytes) -> NotificationClaim | Verdict:
+    """The claim after the provider's shape and (for a claim naming its account) signature checks, or the 400
+    verdict refusing it."""
     try:
-        data: Any = parse_json(body)
-    except BadJson as exc:
-        return Verdict(NotificationVerdict.REJECTED, 400, str(exc)), None
-    if not isinstance(data, dict) or not isinstance(data.get("TerminalKey"), str):
-        return Verdict(NotificationVerdict.REJECTED, 400, "not a TBank notification (no TerminalKey)"), None
-    account = await sync_to_async(_tbank_account)(data["TerminalKey"])
-    if account is None:
-        return Verdict(NotificationVerdict.REJECTED, 400, "unknown TerminalKey"), None
-    client = provider_client(PaymentScenario.TBANK, account_id=account[0], secret=account[1])
-    assert isinstance(client, TBankClient)
-    try:
-        claimed = client.verify_notification(data)
+        claim = provider.parse_notification(body)
+        if claim.account_id is None:
+            return claim
+        account = await sync_to_async(_account_by_id)(provider.name, claim.account_id)
+        if account is None:
+            return Verdict(NotificationVerdict.REJECTED, 400, f"unknown {provider.account_field}")
+        return provider.verify_notification(claim, secret=account[1])
     except InvalidNotification as exc:
-        return Verdict(NotificationVerdict.REJECTED, 400, exc.detail), None
-    found = await sync_to_async(_attempt_account)(
-        PaymentScenario.TBANK, attempt_id=claimed.reference, provider_payment_id=claimed.provider_payment_id
+        return Verdict(NotificationVerdict.REJECTED, 400, exc.detail)
+
+
+async def _confirmed(
+    client: ProviderClient, claim: NotificationClaim, attempt_id: str
+) -> tuple[ProviderPayment, str | None]:
+    """The provider's answer about the claim's payment as one fetch coalesced across workers (payments/coalesce.py):
+    a burst of claims makes one call. The second value is the provider's refusal of a detail of the claim (to this
+    caller only)."""
+    refused: list[str] = []
+
+    async def fetch() -> ProviderPayment:
+        payment, refusal = await client.confirm_notification(claim)
+        if refusal is not None:
+            refused.append(refusal)
+        return payment
+
+    payment = await provider_payment_verified(
+        attempt_id=attempt_id, payment_id=claim.provider_payment_id, claimed=claim.claimed, fetch=fetch
     )
-    if found is None or found.account_id != account[0]:
-        return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for OrderId {claimed.reference}"), None
-    if claimed.outcome is PaymentOutcome.PENDING:  # moves nothing: no GetState (no amplification)
-        return await _settled(found, claimed, claimed.provider_status)
+    return payment, (refused[0] if refused else None)
+
+
+async def provider_process(provider: PaymentProvider, body: bytes) -> tuple[Verdict, str | None]:
+    """Verify a notification of ``provider``, find the attempt (by the provider payment id, else our reference),
+    and — when it would move money or dispense — confirm it with the provider using the merchant's credentials
+    (a payment the notification's own signature proves pending is settled without a call: no amplification) and
+    settle the provider's answer. Returns (verdict, attempt id). Raises only through the caller's catch-all (503)."""
+    claim = await _verified_claim(provider, body)
+    if isinstance(claim, Verdict):
+        return claim, None
+    found = await sync_to_async(_attempt_account)(
+        provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id
+    )
+    if found is None or (claim.account_id is not None and found.account_id != claim.account_id):
+        return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}"), None
+    if claim.signed is not None and claim.signed.outcome is PaymentOutcome.PENDING:
+        return await _settled(found, claim.signed, claim.event)
+    client = provider.connect(account_id=found.account_id, secret=found.secret)
+    label = provider.fetch_label
     try:
-        payment = await provider_payment_verified(
-            attempt_id=found.attempt_id,
-            payment_id=claimed.provider_payment_id,
-            claimed=claimed.outcome,
-            fetch=lambda: client.get_payment(claimed.provider_payment_id),
-        )
-    except ProviderRejected as exc:
-        return Verdict(NotificationVerdict.MISMATCH, 200, f"GetState refused: {exc.detail}"), found.attempt_id
+        payment, refusal = await _confirmed(client, claim, found.attempt_id)
+    except ProviderRejected as exc:  # e.g. 404: the payment does not exist at this account
+        return Verdict(NotificationVerdict.MISMATCH, 200, f"{label} refused: {exc.detail}"), found.attempt_id
     except ProviderError as exc:
-        return Verdict(NotificationVerdict.RETRY, 503, f"GetState failed: {exc.detail}"), found.attempt_id
-    said = f"{claimed.provider_status} (GetState: {payment.provider_status})"
-    return await _settled(found, payment, said)
-
-
-_PROCESSORS = {PaymentScenario.YOOKASSA: yookassa_process, PaymentScenario.TBANK: tbank_process}
+        return Verdict(NotificationVerdict.RETRY, 503, f"{label} failed: {exc.detail}"), found.attempt_id
+    if refusal is not None:
+        return Verdict(NotificationVerdict.MISMATCH, 200, refusal), found.attempt_id
+    if payment.provider_payment_id != claim.provider_payment_id:
+        return Verdict(NotificationVerdict.MISMATCH, 200, "re-fetched another payment"), found.attempt_id
+    said, disagree = provider.describe(claim, payment)
+    verdict, attempt_id = await _settled(found, payment, said)
+    if disagree:
+        said = f"notification said {claim.status}, provider says {payment.provider_status}; applied the provider's"
+        return Verdict(NotificationVerdict.MISMATCH, 200, f"{said}: {verdict.detail}"), attempt_id
+    return verdict, attempt_id
 
 
 async def notification_process(provider: str, notification_id: int, body: bytes) -> Verdict:
@@ -245,7 +183,7 @@ async def notification_process(provider: str, notification_id: int, body: bytes)
     statement timeout, a bug — is recorded as verdict ``error`` with its traceback and answered 503, so the
     provider retries and staff can re-process it from the admin (dj-stripe's shape)."""
     try:
-        verdict, attempt_id = await _PROCESSORS[provider](body)
+        verdict, attempt_id = await provider_process(get_provider(provider), body)
         error = ""
     except Exception as exc:  # noqa: BLE001 - recorded on the row and logged; the provider retries
         logger.exception("%s notification %s failed; the provider will retry", provider, notification_id)

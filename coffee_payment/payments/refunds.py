@@ -94,11 +94,9 @@ def _record(order_id: str, line: str) -> None:
 
 async def _ask_provider(target: _Target) -> str:
     client = provider_client(target.provider, account_id=target.account_id, secret=target.secret)
-    if target.provider == "yookassa":
-        return await client.refund_payment(
-            target.provider_payment_id, amount_kopecks=target.amount_kopecks, idempotency_key=target.idempotency_key
-        )
-    return (await client.cancel(target.provider_payment_id)).provider_status  # full amount
+    return await client.refund(  # the full amount
+        target.provider_payment_id, amount_kopecks=target.amount_kopecks, idempotency_key=target.idempotency_key
+    )
 
 
 async def payment_refund(*, order: Order, actor: str) -> RefundResult:

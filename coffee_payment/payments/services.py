@@ -39,15 +39,15 @@ from coffee_payment.orders.state import (
 )
 from coffee_payment.payments.limits import TooManyOpenPayments, device_open_payments_check
 from coffee_payment.payments.models import PaymentAttempt
-from coffee_payment.payments.providers import provider_client
+from coffee_payment.payments.providers import get_provider, provider_client
 from coffee_payment.payments.providers.base import (
     PaymentRequest,
+    ProviderClient,
     ProviderError,
     ProviderMisconfigured,
     ProviderPayment,
     ProviderUnavailable,
 )
-from coffee_payment.payments.providers.tbank import TBankClient
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _attempt_context(attempt_id: str) -> _AttemptContext:
             amount_kopecks=attempt.amount_kopecks,
             description=f"{order.drink_name} ({size}), order {order.id}",
             return_url=f"{settings.BASE_URL}/v1/order-status-page?order_id={order.id}",
-            notification_url=f"{settings.BASE_URL}/v1/tbank-webhook",
+            notification_url=f"{settings.BASE_URL}{get_provider(attempt.provider).webhook_path}",
             email=attempt.customer_email or None,
         ),
     )
@@ -191,7 +191,7 @@ async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: b
     """Start (or return the live) provider payment for an order; returns the provider's confirmation URL.
 
     A double tap makes one provider payment: the second request gets the first one's URL. After a timeout the
-    same attempt is retried with the same idempotency key (YooKassa) or after ``CheckOrder`` (TBank).
+    same attempt is retried once the provider says it may be (``ProviderClient.after_ambiguous_create``).
     Raises PaymentError: 404 unknown order, 409 not payable/expired, 429 too many open payments on the device
     (``DEVICE_OPEN_PAYMENTS_MAX``), 503 provider unavailable, 502 refused."""
     claim = await sync_to_async(_claim_attempt)(order_id, email)
@@ -226,36 +226,24 @@ async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: b
 async def _create_at_provider(claim: _Claim) -> ProviderPayment:
     ctx = await sync_to_async(_attempt_context)(claim.attempt_id)
     client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
-    if claim.retry and isinstance(client, TBankClient):
-        await _tbank_after_ambiguous_init(client, ctx)
+    if claim.retry:
+        await _after_ambiguous_create(client, ctx)
     return await client.create_payment(ctx.request)
 
 
-async def _tbank_after_ambiguous_init(client: TBankClient, ctx: _AttemptContext) -> None:
-    """TBank has no idempotency key: before re-sending Init for an attempt whose Init timed out, ask CheckOrder.
-
-    A payment found there has no PaymentURL we can recover. A paid one is applied (409: already paid). An open one
-    is canceled at TBank — so it can never be paid next to the one the customer will pay — and this attempt is
-    closed; ``_StartAfresh`` tells the caller to start a fresh attempt (new OrderId) at once. Returns when TBank
-    has nothing for this OrderId (Init never reached it: re-send it). Raises PaymentError, ProviderUnavailable
-    (the cancel failed: the attempt stays open and the next tap tries again)."""
-    found = await client.check_order(ctx.attempt_id)
-    if not found:
-        return
-    for payment in found:
-        if payment.outcome is PaymentOutcome.SUCCEEDED:
-            await payment_settle(attempt_id=ctx.attempt_id, payment=payment)
-            raise PaymentError("This order is already paid.", http_status=409)
-    for payment in found:
-        if payment.outcome is PaymentOutcome.PENDING:
-            try:
-                await client.cancel(payment.provider_payment_id)
-            except ProviderError as exc:  # never close the attempt while its payment may still be paid
-                raise ProviderUnavailable(f"cancel of the orphan TBank payment failed: {exc.detail}") from exc
-    await sync_to_async(_release_claim)(
-        ctx.attempt_id, error="Init outcome was unknown; the orphan payment was canceled at TBank", final=True
-    )
-    raise _StartAfresh
+async def _after_ambiguous_create(client: ProviderClient, ctx: _AttemptContext) -> None:
+    """Before re-sending a create whose outcome was unknown, ask the provider (``after_ambiguous_create``). Returns
+    when the same create may be sent again (YooKassa: same idempotency key; TBank: CheckOrder found nothing). A paid
+    payment is applied (409: already paid). Orphans canceled at the provider close this attempt; ``_StartAfresh``
+    tells the caller to start a fresh attempt at once. Raises PaymentError, ProviderUnavailable (the attempt stays
+    open and the next tap tries again)."""
+    after = await client.after_ambiguous_create(ctx.attempt_id)
+    if after.action == "paid" and after.payment is not None:
+        await payment_settle(attempt_id=ctx.attempt_id, payment=after.payment)
+        raise PaymentError("This order is already paid.", http_status=409)
+    if after.action == "fresh":
+        await sync_to_async(_release_claim)(ctx.attempt_id, error=after.detail, final=True)
+        raise _StartAfresh
 
 
 class _StartAfresh(Exception):

@@ -1,4 +1,5 @@
-"""Provider webhooks: ``POST /v1/yook-pay-webhook`` and ``POST /v1/tbank-webhook``."""
+"""Provider webhooks: ``POST`` at each registered provider's ``webhook_path`` (``/v1/yook-pay-webhook``,
+``/v1/tbank-webhook``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from coffee_payment.devices.models import PaymentScenario
 from coffee_payment.payments.inbox import inbox_admit
 from coffee_payment.payments.models import NotificationVerdict
 from coffee_payment.payments.notifications import Verdict, notification_process
+from coffee_payment.payments.providers import get_provider
 from coffee_payment.serving.client_address import client_ip
 
 logger = logging.getLogger(__name__)
@@ -45,12 +46,6 @@ async def _handle(request: HttpRequest, provider: str) -> tuple[Verdict, int | N
     return await notification_process(provider, admission.notification_id, body), None
 
 
-def _with_retry_after(response: HttpResponse, retry_after_s: int | None) -> HttpResponse:
-    if retry_after_s is not None:
-        response["Retry-After"] = str(retry_after_s)
-    return response
-
-
 def _public_reason(verdict: Verdict) -> str:
     """What the caller sees: the reason for a 4xx; for our own failures only that it is temporary (details are on
     the stored notification and in the log)."""
@@ -59,22 +54,13 @@ def _public_reason(verdict: Verdict) -> str:
 
 @csrf_exempt
 @require_POST
-async def yookassa_webhook(request: HttpRequest) -> HttpResponse:
-    """YooKassa notification. 200 for processed, duplicate, stale or unknown; 400 malformed; 413 too large; 415 not
-    JSON; 429 too many from this address (``Retry-After``); 503 retry later."""
-    verdict, retry_after_s = await _handle(request, PaymentScenario.YOOKASSA)
-    if verdict.http_status == 200:
-        return JsonResponse({"status": "ok"})
-    response = JsonResponse({"error": _public_reason(verdict)}, status=verdict.http_status)
-    return _with_retry_after(response, retry_after_s)
-
-
-@csrf_exempt
-@require_POST
-async def tbank_webhook(request: HttpRequest) -> HttpResponse:
-    """TBank notification: answer HTTP 200 with body exactly ``OK`` (duplicates too), else TBank retries."""
-    verdict, retry_after_s = await _handle(request, PaymentScenario.TBANK)
-    if verdict.http_status == 200:
-        return HttpResponse("OK", content_type="text/plain")
-    response = HttpResponse(_public_reason(verdict), status=verdict.http_status, content_type="text/plain")
-    return _with_retry_after(response, retry_after_s)
+async def webhook(request: HttpRequest, provider: str) -> HttpResponse:
+    """A notification of ``provider`` (routed from ``PaymentProvider.webhook_path``), answered in its format
+    (``webhook_response``: YooKassa JSON, TBank body exactly ``OK`` — else TBank retries, duplicates too).
+    200 for processed, duplicate, stale or unknown; 400 malformed or forged; 413 too large; 415 not JSON; 429 too
+    many from this address (``Retry-After``); 503 retry later."""
+    verdict, retry_after_s = await _handle(request, provider)
+    response = get_provider(provider).webhook_response(verdict.http_status, _public_reason(verdict))
+    if verdict.http_status != 200 and retry_after_s is not None:
+        response["Retry-After"] = str(retry_after_s)
+    return response

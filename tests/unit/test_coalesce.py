@@ -19,12 +19,22 @@ from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus, PaymentOutcome
 from coffee_payment.payments.coalesce import answer_from_json, answer_to_json
 from coffee_payment.payments.models import PaymentAttempt
-from coffee_payment.payments.notifications import tbank_process, yookassa_process
+from coffee_payment.payments.notifications import provider_process
+from coffee_payment.payments.providers import PROVIDERS
 from coffee_payment.payments.providers.base import ProviderPayment
 from coffee_payment.payments.providers.tbank_token import tbank_token
 from coffee_payment.payments.services import PaymentError, _claim_attempt
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+async def yookassa_process(body: bytes):
+    return await provider_process(PROVIDERS["yookassa"], body)
+
+
+async def tbank_process(body: bytes):
+    return await provider_process(PROVIDERS["tbank"], body)
+
 
 YK_ID = "2f0000aa-000f-5000-9000-1b2c3d4e5f60"
 TB_ID = "7001"

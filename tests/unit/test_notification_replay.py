@@ -18,10 +18,10 @@ def _stored(body: bytes = b'{"TerminalKey": "t"}') -> Notification:
 
 
 def test_any_exception_is_recorded_with_its_traceback_and_answered_503(monkeypatch):
-    async def broken(body: bytes):
+    async def broken(provider, body: bytes):
         raise KeyError("a bug in processing")
 
-    monkeypatch.setitem(notifications._PROCESSORS, "tbank", broken)
+    monkeypatch.setattr(notifications, "provider_process", broken)
     stored = _stored()
     verdict = run(notification_process("tbank", stored.pk, stored.body.encode()))
     assert verdict.http_status == 503 and verdict.verdict == NotificationVerdict.ERROR
@@ -35,17 +35,17 @@ def test_any_exception_is_recorded_with_its_traceback_and_answered_503(monkeypat
 def test_replay_after_the_fix_records_the_new_verdict_and_clears_the_error(monkeypatch):
     seen: list[bytes] = []
 
-    async def broken(body: bytes):
+    async def broken(provider, body: bytes):
         raise RuntimeError("database went away")
 
-    async def fixed(body: bytes):
+    async def fixed(provider, body: bytes):
         seen.append(body)
         return Verdict(NotificationVerdict.NO_CHANGE, 200, "duplicate"), None
 
     stored = _stored(b'{"TerminalKey": "t", "Status": "CONFIRMED"}')
-    monkeypatch.setitem(notifications._PROCESSORS, "tbank", broken)
+    monkeypatch.setattr(notifications, "provider_process", broken)
     run(notification_process("tbank", stored.pk, stored.body.encode()))
-    monkeypatch.setitem(notifications._PROCESSORS, "tbank", fixed)
+    monkeypatch.setattr(notifications, "provider_process", fixed)
     verdict = run(notification_replay(stored.pk))
     assert verdict.http_status == 200
     assert seen == [stored.body.encode()]  # the stored body, byte for byte

@@ -1,30 +1,30 @@
-"""Provider clients, built per merchant account on the worker's shared HTTP client."""
+"""The provider registry: every provider the generic code (services, notifications, inbox, refunds, webhooks)
+reaches, by the name stored in ``provider`` columns. Each implements ``base.PaymentProvider``; a new provider is
+one module plus one line here (and a ``PaymentScenario`` choice for the devices that use it)."""
 
 from __future__ import annotations
 
-from django.conf import settings
+from coffee_payment.payments.providers.base import PaymentProvider, ProviderClient, ProviderMisconfigured
+from coffee_payment.payments.providers.tbank import TBank
+from coffee_payment.payments.providers.yookassa import YooKassa
 
-from coffee_payment.integrations.http import shared_client
-from coffee_payment.payments.providers.base import ProviderMisconfigured
-from coffee_payment.payments.providers.tbank import TBankClient
-from coffee_payment.payments.providers.yookassa import YooKassaClient
+PROVIDERS: dict[str, PaymentProvider] = {
+    "yookassa": YooKassa(),
+    "tbank": TBank(),
+}
 
 
-def provider_client(provider: str, *, account_id: str, secret: str) -> YooKassaClient | TBankClient:
-    """Client for ``provider`` (``yookassa``/``tbank``) with one merchant's credentials; must be called on the
-    running event loop. Raises ProviderMisconfigured for an unknown provider or empty credentials."""
+def get_provider(name: str) -> PaymentProvider:
+    """The registered provider called ``name``. Raises ProviderMisconfigured for an unknown name."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise ProviderMisconfigured(f"unknown provider {name!r}") from None
+
+
+def provider_client(provider: str, *, account_id: str, secret: str) -> ProviderClient:
+    """Client for ``provider`` with one merchant's credentials; must be called on the running event loop. Raises
+    ProviderMisconfigured for an unknown provider or empty credentials."""
     if not account_id or not secret:
         raise ProviderMisconfigured(f"{provider} credentials are empty")
-    timeouts = {
-        "connect_timeout": settings.PROVIDER_CONNECT_TIMEOUT_S,
-        "read_timeout": settings.PROVIDER_READ_TIMEOUT_S,
-    }
-    if provider == "yookassa":
-        return YooKassaClient(
-            shared_client(), base_url=settings.YOOKASSA_API_URL, shop_id=account_id, secret_key=secret, **timeouts
-        )
-    if provider == "tbank":
-        return TBankClient(
-            shared_client(), base_url=settings.TBANK_API_URL, terminal_key=account_id, password=secret, **timeouts
-        )
-    raise ProviderMisconfigured(f"unknown provider {provider!r}")
+    return get_provider(provider).connect(account_id=account_id, secret=secret)

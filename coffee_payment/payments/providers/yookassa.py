@@ -5,24 +5,31 @@ Source: https://yookassa.ru/developers/api (payments, idempotence, notifications
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 
+from coffee_payment.integrations.http import shared_client
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.money import format_rubles, parse_rubles
 from coffee_payment.payments.providers.base import (
+    AfterAmbiguousCreate,
     InvalidNotification,
+    NotificationClaim,
     PaymentRequest,
     ProviderError,
     ProviderMisconfigured,
     ProviderPayment,
     ProviderRejected,
     ProviderUnavailable,
+    client_timeouts,
 )
 
 # YooKassa payment ids are UUID-shaped ("2f0000aa-000f-5000-9000-1b2c3d4e5f60"); anything else is refused before it
@@ -52,21 +59,10 @@ def map_status(payment: dict[str, Any]) -> PaymentOutcome:
     return outcome
 
 
-@dataclass(frozen=True)
-class NotificationClaim:
-    """What a notification *claims* (nothing here is trusted: the caller re-fetches the payment).
-    ``attempt_id`` is ``metadata.attempt_id`` when present (refund objects carry no metadata)."""
-
-    event: str
-    provider_payment_id: str
-    status: str | None
-    attempt_id: str | None
-    refund_id: str | None = None
-
-
 def parse_notification(body: bytes) -> NotificationClaim:
-    """Parse a notification body. Raises InvalidNotification for a body that is not a notification object
-    (no ``object``, or a non-object ``object`` — the official SDK's parser accepts those; we don't)."""
+    """Parse a notification body (what it claims: YooKassa notifications carry no signature). Raises
+    InvalidNotification for a body that is not a notification object (no ``object``, or a non-object ``object`` —
+    the official SDK's parser accepts those; we don't)."""
     try:
         data = parse_json(body)
     except BadJson as exc:
@@ -87,7 +83,14 @@ def parse_notification(body: bytes) -> NotificationClaim:
     if refund_id is not None and (not isinstance(refund_id, str) or not PAYMENT_ID_RE.fullmatch(refund_id)):
         raise InvalidNotification("refund notification object has no valid 'id'")
     return NotificationClaim(
-        event, payment_id, status, attempt_id if isinstance(attempt_id, str) else None, refund_id=refund_id
+        event=event,
+        provider_payment_id=payment_id,
+        status=status,
+        attempt_id=attempt_id if isinstance(attempt_id, str) else None,
+        refund_id=refund_id,
+        claimed=PaymentOutcome.REFUNDED if refund_id is not None else STATUS_MAP.get(status) if status else None,
+        names=f"payment {payment_id}",
+        raw=data,
     )
 
 
@@ -167,6 +170,33 @@ class YooKassaClient:
         data = await self._call("POST", "refunds", json=body, headers={"Idempotence-Key": idempotency_key})
         return str(data.get("status", ""))
 
+    async def refund(self, provider_payment_id: str, *, amount_kopecks: int, idempotency_key: str) -> str:
+        """The protocol's refund: ``POST refunds`` (``refund_payment``)."""
+        return await self.refund_payment(
+            provider_payment_id, amount_kopecks=amount_kopecks, idempotency_key=idempotency_key
+        )
+
+    async def after_ambiguous_create(self, reference: str) -> AfterAmbiguousCreate:
+        """YooKassa keeps the payment by ``Idempotence-Key``: re-sending the same create is safe."""
+        return AfterAmbiguousCreate("retry")
+
+    async def confirm_notification(self, claim: NotificationClaim) -> tuple[ProviderPayment, str | None]:
+        """``GET payments/{id}`` and, for a ``refund.*`` claim the payment does not show as refunded yet, ``GET
+        refunds/{id}``: a refund of this payment that succeeded for the whole amount makes the payment REFUNDED
+        even before its ``refunded_amount`` shows it. The second value says why the refund claim was refused."""
+        payment = await self.get_payment(claim.provider_payment_id)
+        if claim.refund_id is None or payment.outcome is PaymentOutcome.REFUNDED:
+            return payment, None
+        try:
+            refund = await self.get_refund(claim.refund_id)
+        except ProviderRejected as exc:
+            return payment, f"refund re-fetch refused: {exc.detail}"
+        if refund.payment_id != payment.provider_payment_id:
+            return payment, "refund belongs to another payment"
+        if refund.status == "succeeded" and refund.amount_kopecks >= payment.amount_kopecks:
+            return dataclasses.replace(payment, outcome=PaymentOutcome.REFUNDED), None
+        return payment, None
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._http.request(
@@ -213,3 +243,37 @@ class YooKassaClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderUnavailable(f"YooKassa payment object malformed: {exc!r}", raw=data) from exc
+
+
+class YooKassa:
+    """The YooKassa provider (registry entry, ``providers.PROVIDERS["yookassa"]``): unsigned notifications
+    confirmed by ``GET payments/{id}``; the webhook answers JSON."""
+
+    name = "yookassa"
+    webhook_path = "/v1/yook-pay-webhook"
+    fetch_label = "re-fetch"
+    account_field = "shop_id"
+
+    def connect(self, *, account_id: str, secret: str) -> YooKassaClient:
+        return YooKassaClient(
+            shared_client(),
+            base_url=settings.YOOKASSA_API_URL,
+            shop_id=account_id,
+            secret_key=secret,
+            **client_timeouts(),
+        )
+
+    def parse_notification(self, body: bytes) -> NotificationClaim:
+        return parse_notification(body)
+
+    def verify_notification(self, claim: NotificationClaim, *, secret: str) -> NotificationClaim:
+        return claim  # no signature: the payment is re-fetched before anything moves
+
+    def describe(self, claim: NotificationClaim, payment: ProviderPayment) -> tuple[str, bool]:
+        disagree = bool(claim.status and claim.refund_id is None and claim.status != payment.provider_status)
+        return claim.event, disagree
+
+    def webhook_response(self, http_status: int, reason: str) -> HttpResponse:
+        if http_status == 200:
+            return JsonResponse({"status": "ok"})
+        return JsonResponse({"error": reason}, status=http_status)
