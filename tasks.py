@@ -212,8 +212,9 @@ def drill_rollout(
     latency_ms: int = RolloutOptions.latency_ms,
     json: str = "",
 ) -> None:
-    """Rolling-deploy drill: pods behind a real nginx, customer load, every pod replaced as Kubernetes does;
-    every request and paid order accounted; fails (naming the cause) when one is lost."""
+    """Rolling-deploy drill: pods behind a real nginx under customer load, each replaced as Kubernetes does.
+
+    Every request and paid order is accounted; the drill fails, naming the cause, when one is lost."""
     from devtools.rollout import Rollout
     from devtools.rollout_report import render as render_rollout
 

@@ -26,4 +26,4 @@ def admin_line(admin_url: str, env: dict[str, str]) -> str:
     """``Admin: <admin_url>`` plus how to create a login when there is none (or when that cannot be checked)."""
     if superuser_exists(env):
         return f"Admin: {admin_url}"
-    return f"Admin: {admin_url} (create a login: uv run invoke manage createsuperuser)"
+    return f"Admin: {admin_url} (create a login: python3 -m uv run invoke manage createsuperuser)"
