@@ -103,10 +103,18 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def markdown(data: dict[str, Any]) -> str:
+def _runs(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The raw runs by report label: the targets in order, then the recycling run under its label."""
+    runs = {name: data["targets"][name] for name in data.get("targets", {})}
+    if "recycling" in data:
+        runs[data["recycling"].get("label", "recycling")] = data["recycling"]
+    return runs
+
+
+def _md_header(data: dict[str, Any]) -> list[str]:
+    """Title, machine and parameters, the command, and one line per failed run."""
     machine, params = data.get("machine", {}), data.get("parameters", {})
-    rows = _rows(data)
-    parts = [
+    return [
         "# Load report",
         "",
         f"Run {data.get('started_at')} on {machine.get('cpus')} × {machine.get('cpu_model')}, "
@@ -126,124 +134,121 @@ def markdown(data: dict[str, Any]) -> str:
             for name, run in [*data.get("targets", {}).items(), ("recycling", data.get("recycling") or {})]
             if "error" in run
         ],
+    ]
+
+
+def _md_customer(data: dict[str, Any], rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Customer flow and probes per target (locust, measured window), with ratios vs runserver."""
+    head = [
+        "target",
+        "customer req/s",
+        "flows/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "flow p50 ms",
+        "probe p99 ms",
+        "failures",
+        "server CPU",
+        "CPU ms/req",
+        "locust CPU",
+        "sandbox CPU",
+        "loadavg before",
+    ]
+    table = [
+        [
+            name,
+            _f(s["customer_rps"], "{:.1f}") + _ratio_cell(data, name, "customer_rps_x"),
+            _f(s["flows_per_s"], "{:.2f}") + _ratio_cell(data, name, "flows_x"),
+            _f(s["customer_p50_ms"]),
+            _f(s["customer_p95_ms"]),
+            _f(s["customer_p99_ms"]) + _ratio_cell(data, name, "customer_p99_x"),
+            _f(s["flow_p50_ms"]),
+            _f(s["probe_p99_ms"]),
+            f"{s['failures']} {s['failures_by_kind'] or ''}".strip(),
+            _f(s["cpu_util"], "{:.0%}"),
+            _f(s["cpu_ms_per_request"], "{:.2f}"),
+            _f(s["load_side_cpu_util"].get("locust"), "{:.0%}"),
+            _f(s["load_side_cpu_util"].get("sandbox"), "{:.0%}"),
+            _f(s["loadavg_before"], "{:.2f}"),
+        ]
+        for name, s in rows
+    ]
+    return [
         "## Customer flow and probes (locust, measured window)",
         "",
-        _table(
-            [
-                "target",
-                "customer req/s",
-                "flows/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "flow p50 ms",
-                "probe p99 ms",
-                "failures",
-                "server CPU",
-                "CPU ms/req",
-                "locust CPU",
-                "sandbox CPU",
-                "loadavg before",
-            ],
-            [
-                [
-                    name,
-                    _f(s["customer_rps"], "{:.1f}") + _ratio_cell(data, name, "customer_rps_x"),
-                    _f(s["flows_per_s"], "{:.2f}") + _ratio_cell(data, name, "flows_x"),
-                    _f(s["customer_p50_ms"]),
-                    _f(s["customer_p95_ms"]),
-                    _f(s["customer_p99_ms"]) + _ratio_cell(data, name, "customer_p99_x"),
-                    _f(s["flow_p50_ms"]),
-                    _f(s["probe_p99_ms"]),
-                    f"{s['failures']} {s['failures_by_kind'] or ''}".strip(),
-                    _f(s["cpu_util"], "{:.0%}"),
-                    _f(s["cpu_ms_per_request"], "{:.2f}"),
-                    _f(s["load_side_cpu_util"].get("locust"), "{:.0%}"),
-                    _f(s["load_side_cpu_util"].get("sandbox"), "{:.0%}"),
-                    _f(s["loadavg_before"], "{:.2f}"),
-                ]
-                for name, s in rows
-            ],
-        ),
+        _table(head, table),
         "",
         "Flows/s = customer flows completed (scan → make_pending) per second: the throughput that matters, since a "
         "slow server makes each customer poll more. Ratios in parentheses are vs runserver, measured in this run. "
         "Server CPU = CPU time of master + workers "
         "(from /proc) / window; near 100 % the server core was the limit. Locust and sandbox CPU share the load "
         "core: near 100 % together, the load side was the limit.",
-        "",
-        "## Per endpoint group (p50 / p95 / p99 ms, req/s)",
-        "",
     ]
-    runs = {name: data["targets"][name] for name in data.get("targets", {})}
-    if "recycling" in data:
-        runs[data["recycling"].get("label", "recycling")] = data["recycling"]
+
+
+def _group_cell(entry: dict[str, Any] | None) -> str:
+    """One endpoint group of one run: ``p50 / p95 / p99 · req/s`` and failures if any; ``–`` when absent."""
+    if not entry:
+        return "–"
+    cell = f"{_f(entry['p50_ms'])} / {_f(entry['p95_ms'])} / {_f(entry['p99_ms'])} · {_f(entry['rps'], '{:.1f}')}/s"
+    return cell + (f" · {entry['failures']} failed" if entry["failures"] else "")
+
+
+def _md_groups(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Per endpoint group: one row per locust group, one column per run (medians over the rounds)."""
     groups = sorted(
         {g for run in runs.values() for rd in _rounds(run) for g in ((rd.get("locust") or {}).get("groups") or {})}
     )
-    parts.append(
-        _table(
-            ["group", *runs],
-            [
-                [
-                    g,
-                    *[
-                        (
-                            lambda e: (
-                                "–"
-                                if not e
-                                else f"{_f(e['p50_ms'])} / {_f(e['p95_ms'])} / {_f(e['p99_ms'])} · "
-                                f"{_f(e['rps'], '{:.1f}')}/s" + (f" · {e['failures']} failed" if e["failures"] else "")
-                            )
-                        )(_group(run, g))
-                        for run in runs.values()
-                    ],
-                ]
-                for g in groups
-            ],
-        )
-    )
-    parts += ["", "Medians over the rounds.", "", "## Rounds (spread of the headline figures)", ""]
-    parts.append(
-        _table(
-            [
-                "target",
-                "round",
-                "flows/s",
-                "customer req/s",
-                "p99 ms",
-                "/health wrk",
-                "status wrk",
-                "CPU ms/req",
-                "loadavg before",
-            ],
-            [
-                [
-                    name,
-                    str(i + 1),
-                    _f(r["flows_per_s"], "{:.2f}"),
-                    _f(r["customer_rps"], "{:.1f}"),
-                    _f(r["customer_p99_ms"]),
-                    _f(r["health_ceiling_rps"]),
-                    _f(r["status_ceiling_rps"]),
-                    _f(r["cpu_ms_per_request"], "{:.2f}"),
-                    _f(r["loadavg_before"], "{:.2f}"),
-                ]
-                for name, figures in rows
-                for i, r in enumerate(figures.get("per_round") or [])
-            ],
-        )
-    )
-    parts += [
+    table = [[g, *[_group_cell(_group(run, g)) for run in runs.values()]] for g in groups]
+    return [
+        "## Per endpoint group (p50 / p95 / p99 ms, req/s)",
         "",
-        f"## Ceilings (wrk, one thread, {params.get('wrk_connections')} keep-alive connections, "
-        f"{params.get('wrk_seconds')} s)",
+        _table(["group", *runs], table),
         "",
-        "`/health` is answered before Django; the status JSON of one `created` order is the Django request "
-        "path with one database read and no provider call.",
-        "",
+        "Medians over the rounds.",
     ]
-    wrk_rows = []
+
+
+def _md_rounds(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The headline figures of every round, to show their spread."""
+    head = [
+        "target",
+        "round",
+        "flows/s",
+        "customer req/s",
+        "p99 ms",
+        "/health wrk",
+        "status wrk",
+        "CPU ms/req",
+        "loadavg before",
+    ]
+    table = [
+        [
+            name,
+            str(i + 1),
+            _f(r["flows_per_s"], "{:.2f}"),
+            _f(r["customer_rps"], "{:.1f}"),
+            _f(r["customer_p99_ms"]),
+            _f(r["health_ceiling_rps"]),
+            _f(r["status_ceiling_rps"]),
+            _f(r["cpu_ms_per_request"], "{:.2f}"),
+            _f(r["loadavg_before"], "{:.2f}"),
+        ]
+        for name, figures in rows
+        for i, r in enumerate(figures.get("per_round") or [])
+    ]
+    return ["## Rounds (spread of the headline figures)", "", _table(head, table)]
+
+
+def _wrk_row(server: str, path: str, w: dict[str, Any], rps: str) -> list[str]:
+    return [server, path, rps, _f(w.get("p50_ms"), "{:.2f}"), _f(w.get("p99_ms"), "{:.2f}"), str(w.get("errors") or "")]
+
+
+def _md_ceilings(data: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
+    """wrk ceilings of /health and the status JSON per run (medians over the rounds), then the bare ASGI apps."""
+    params = data.get("parameters", {})
+    table = []
     for name, run in runs.items():
         for path, key, ratio in (
             ("/health", "wrk_health", "health_ceiling_x"),
@@ -251,133 +256,141 @@ def markdown(data: dict[str, Any]) -> str:
         ):
             w = compare.median_wrk([rd[key] for rd in _rounds(run) if rd.get(key)])
             if w["rps"] is not None:
-                wrk_rows.append(
-                    [
-                        name,
-                        path,
-                        _f(w.get("rps")) + _ratio_cell(data, name, ratio),
-                        _f(w.get("p50_ms"), "{:.2f}"),
-                        _f(w.get("p99_ms"), "{:.2f}"),
-                        str(w.get("errors") or ""),
-                    ]
-                )
+                table.append(_wrk_row(name, path, w, _f(w.get("rps")) + _ratio_cell(data, name, ratio)))
     for worker_class, w in (data.get("bare") or {}).items():
-        wrk_rows.append(
-            [
-                f"bare ASGI app · {worker_class.rsplit('.', 1)[-1]}",
-                "/health",
-                _f(w.get("rps")),
-                _f(w.get("p50_ms"), "{:.2f}"),
-                _f(w.get("p99_ms"), "{:.2f}"),
-                str(w.get("errors") or ""),
-            ]
-        )
-    parts.append(_table(["server", "path", "req/s", "p50 ms", "p99 ms", "errors"], wrk_rows))
-    parts += ["", "## Worker processes", ""]
-    proc_rows = []
-    for name, s in rows:
-        for pid, rss in s["rss_mb"].items():
-            proc_rows.append(
-                [
-                    name,
-                    pid,
-                    _f(s["worker_shares"].get(pid), "{:.1%}"),
-                    _f(rss.get("boot"), "{:.1f}"),
-                    _f(rss.get("start"), "{:.1f}"),
-                    _f(rss.get("end"), "{:.1f}"),
-                ]
-            )
-    parts.append(
-        _table(["target", "pid", "share of requests", "RSS boot MiB", "RSS start MiB", "RSS end MiB"], proc_rows)
-    )
-    lifecycle_head = ["target", "boot s (migrate + seed + ready)", "stop s (TERM)", "exit code"]
-    parts += [
+        table.append(_wrk_row(f"bare ASGI app · {worker_class.rsplit('.', 1)[-1]}", "/health", w, _f(w.get("rps"))))
+    return [
+        f"## Ceilings (wrk, one thread, {params.get('wrk_connections')} keep-alive connections, "
+        f"{params.get('wrk_seconds')} s)",
         "",
+        "`/health` is answered before Django; the status JSON of one `created` order is the Django request "
+        "path with one database read and no provider call.",
+        "",
+        _table(["server", "path", "req/s", "p50 ms", "p99 ms", "errors"], table),
+    ]
+
+
+def _md_workers(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Each worker pid: its share of the requests and its RSS (MiB) at boot, window start and window end."""
+    table = [
+        [
+            name,
+            pid,
+            _f(s["worker_shares"].get(pid), "{:.1%}"),
+            _f(rss.get("boot"), "{:.1f}"),
+            _f(rss.get("start"), "{:.1f}"),
+            _f(rss.get("end"), "{:.1f}"),
+        ]
+        for name, s in rows
+        for pid, rss in s["rss_mb"].items()
+    ]
+    head = ["target", "pid", "share of requests", "RSS boot MiB", "RSS start MiB", "RSS end MiB"]
+    return ["## Worker processes", "", _table(head, table)]
+
+
+def _md_lifecycle(data: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Boot and stop seconds and the stop's exit code per run."""
+    table = [
+        [
+            name,
+            _f(run.get("boot_s"), "{:.1f}"),
+            _f(run.get("stop_s"), "{:.1f}"),
+            _f(run.get("stop_exit_code"), "{}"),
+        ]
+        for name, run in runs.items()
+    ]
+    return [
         "## Lifecycle",
         "",
-        _table(
-            lifecycle_head,
-            [
-                [
-                    name,
-                    _f(run.get("boot_s"), "{:.1f}"),
-                    _f(run.get("stop_s"), "{:.1f}"),
-                    _f(run.get("stop_exit_code"), "{}"),
-                ]
-                for name, run in runs.items()
-            ],
-        ),
+        _table(["target", "boot s (migrate + seed + ready)", "stop s (TERM)", "exit code"], table),
         "",
         "runserver has no TERM handler (exit −15 is the signal). A stop that takes the whole graceful timeout "
-        f"({params.get('graceful_timeout')} s) means workers did not drain and were killed.",
+        f"({data.get('parameters', {}).get('graceful_timeout')} s) means workers did not drain and were killed.",
     ]
-    parts += [
-        "",
+
+
+def _md_shares_note(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """How worker shares are counted, and the duplicate makes (exactly-once dispense) per target."""
+    return [
         "Shares count locust's requests by `X-Worker-Pid` (a gunicorn master serves none). Exactly-once "
-        "dispense: " + "; ".join(f"{name} {s['duplicate_makes']} duplicate make(s)" for name, s in rows) + ".",
-        "",
+        "dispense: " + "; ".join(f"{name} {s['duplicate_makes']} duplicate make(s)" for name, s in rows) + "."
+    ]
+
+
+def _md_goals(data: dict[str, Any]) -> list[str]:
+    """The goals (compare.goals) with measured value, met and by how much."""
+    table = [
+        [
+            g["goal"],
+            g["target"],
+            _f(g["value"], "{:.2f}") if isinstance(g["value"], float) else _f(g["value"], "{}"),
+            {True: "yes", False: "**no**", None: "n/a"}[g["met"]],
+            g["miss"],
+        ]
+        for g in data.get("goals") or []
+    ]
+    return [
         "## Goals (uvicorn-worker = prod mode)",
         "",
+        _table(["goal", "target", "measured", "met", "by how much"], table),
     ]
-    parts.append(
-        _table(
-            ["goal", "target", "measured", "met", "by how much"],
-            [
-                [
-                    g["goal"],
-                    g["target"],
-                    _f(g["value"], "{:.2f}") if isinstance(g["value"], float) else _f(g["value"], "{}"),
-                    {True: "yes", False: "**no**", None: "n/a"}[g["met"]],
-                    g["miss"],
-                ]
-                for g in data.get("goals") or []
-            ],
-        )
-    )
+
+
+def _md_recycling(data: dict[str, Any]) -> list[str]:
+    """The recycling run against prod mode without recycling: throughput, ceiling, recycles, boot CPU, USS."""
+    derived = data.get("derived") or {}
+    rec, prod = derived.get("recycling") or {}, derived.get(compare.PROD) or {}
+    return [
+        "## Recycling",
+        "",
+        f"{data['recycling'].get('label')}: {_f(rec.get('customer_rps'), '{:.1f}')} customer req/s vs "
+        f"{_f(prod.get('customer_rps'), '{:.1f}')} without (ratio "
+        f"{_f((data.get('ratios') or {}).get('recycling.rps_kept'), '{:.2f}')}); status-JSON ceiling "
+        f"{_f(rec.get('status_ceiling_rps'), '{:.0f}')} vs {_f(prod.get('status_ceiling_rps'), '{:.0f}')} req/s; "
+        f"recycles counted in the server log: {rec.get('recycles_in_window')} in the measured windows, "
+        f"{rec.get('recycles_in_ceilings')} during the wrk ceilings ({rec.get('workers_replaced')} new worker "
+        f"pid(s) seen in the windows). A recycled worker's boot costs "
+        f"{_f(rec.get('boot_cpu_s'), '{:.3f}')} s of CPU (its own log line; "
+        f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s for the first boot as sampled from /proc); a "
+        f"worker's own memory (USS) at the end of a window: {_f(rec.get('worker_uss_mib'), '{:.1f}')} MiB "
+        f"with recycling, {_f(prod.get('worker_uss_mib'), '{:.1f}')} MiB without.",
+    ]
+
+
+def _md_baseline_check(check: dict[str, Any]) -> list[str]:
+    """Each compared ratio against the baseline's, with its bound (compare.check_baseline)."""
+    table = [
+        [r["ratio"], f"{r['baseline']:.3f}", f"{r['current']:.3f}", f"{r['bound']:.3f}", "yes" if r["ok"] else "**no**"]
+        for r in check["compared"]
+    ]
+    return [
+        f"## Baseline check (tolerance {check['tolerance']:.0%}, {check['baseline']})",
+        "",
+        _table(["ratio", "baseline", "now", "bound", "ok"], table),
+    ]
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """The report as Markdown: header, then one section per builder above, separated by blank lines."""
+    rows, runs = _rows(data), _runs(data)
+    sections = [
+        _md_groups(runs),
+        _md_rounds(rows),
+        _md_ceilings(data, runs),
+        _md_workers(rows),
+        _md_lifecycle(data, runs),
+        _md_shares_note(rows),
+        _md_goals(data),
+    ]
     if "recycling" in data:
-        rec, prod = (
-            (data.get("derived") or {}).get("recycling") or {},
-            (data.get("derived") or {}).get(compare.PROD) or {},
-        )
-        parts += [
-            "",
-            "## Recycling",
-            "",
-            f"{data['recycling'].get('label')}: {_f(rec.get('customer_rps'), '{:.1f}')} customer req/s vs "
-            f"{_f(prod.get('customer_rps'), '{:.1f}')} without (ratio "
-            f"{_f((data.get('ratios') or {}).get('recycling.rps_kept'), '{:.2f}')}); status-JSON ceiling "
-            f"{_f(rec.get('status_ceiling_rps'), '{:.0f}')} vs {_f(prod.get('status_ceiling_rps'), '{:.0f}')} req/s; "
-            f"recycles counted in the server log: {rec.get('recycles_in_window')} in the measured windows, "
-            f"{rec.get('recycles_in_ceilings')} during the wrk ceilings ({rec.get('workers_replaced')} new worker "
-            f"pid(s) seen in the windows). A recycled worker's boot costs "
-            f"{_f(rec.get('boot_cpu_s'), '{:.3f}')} s of CPU (its own log line; "
-            f"{_f(prod.get('worker_boot_cpu_s'), '{:.2f}')} s for the first boot as sampled from /proc); a "
-            f"worker's own memory (USS) at the end of a window: {_f(rec.get('worker_uss_mib'), '{:.1f}')} MiB "
-            f"with recycling, {_f(prod.get('worker_uss_mib'), '{:.1f}')} MiB without.",
-        ]
-    check = data.get("baseline_check")
-    if check:
-        parts += [
-            "",
-            f"## Baseline check (tolerance {check['tolerance']:.0%}, {check['baseline']})",
-            "",
-            _table(
-                ["ratio", "baseline", "now", "bound", "ok"],
-                [
-                    [
-                        r["ratio"],
-                        f"{r['baseline']:.3f}",
-                        f"{r['current']:.3f}",
-                        f"{r['bound']:.3f}",
-                        "yes" if r["ok"] else "**no**",
-                    ]
-                    for r in check["compared"]
-                ],
-            ),
-        ]
-    versions = data.get("versions", {})
-    parts += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items() if v), ""]
-    return "\n".join(parts)
+        sections.append(_md_recycling(data))
+    if check := data.get("baseline_check"):
+        sections.append(_md_baseline_check(check))
+    sections.append(["## Versions", "", ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items() if v)])
+    lines = _md_header(data) + _md_customer(data, rows)
+    for section in sections:
+        lines += ["", *section]
+    return "\n".join([*lines, ""])
 
 
 def _bars(title: str, series: list[tuple[str, list[tuple[str, float | None]]]], unit: str, width: int = 720) -> str:
