@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 REFERENCE = "runserver"
 PROD = "uvicorn-worker"
@@ -206,81 +207,116 @@ def ratios(data: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in found.items() if v is not None}
 
 
+class _Bound(NamedTuple):
+    """One goal with a bound: ``key`` (``{target}`` filled in) is looked up in the ratios (``ratio``) or in the
+    target's derived figures (``figure``); ``ok(value)`` says if it is met, ``miss(value)`` by how much it is not."""
+
+    name: str
+    wanted: str
+    source: str
+    key: str
+    ok: Callable[[Any], Any]
+    miss: Callable[[Any], str]
+
+
+def _points_over_5(cost: float) -> str:
+    return f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points"
+
+
+# Throughput of the customer flow = completed purchases per second. Requests per second would flatter a slow
+# server: its customers poll the status JSON more times per purchase.
+_TARGET_GOALS = (
+    _Bound(
+        "customer-flow throughput (flows/s) vs runserver",
+        "≥ 3×",
+        "ratio",
+        "{target}.flows_x",
+        lambda x: x >= 3,
+        lambda x: f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×",
+    ),
+    _Bound(
+        "customer-flow p99 vs runserver",
+        "≤ 0.2×",
+        "ratio",
+        "{target}.customer_p99_x",
+        lambda p: p <= 0.2,
+        lambda p: f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×",
+    ),
+    _Bound("failures under load", "0", "figure", "failures", lambda f: f == 0, lambda f: f"{f} failed requests/flows"),
+    _Bound(
+        "/health ceiling vs runserver (wrk)",
+        "≥ 10×",
+        "ratio",
+        "{target}.health_ceiling_x",
+        lambda h: h >= 10,
+        lambda h: f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×",
+    ),
+    _Bound(
+        "/health vs bare ASGI app, same worker (wrk)",
+        "≥ 50 %",
+        "ratio",
+        "{target}.health_vs_bare",
+        lambda b: b >= 0.5,
+        lambda b: f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %",
+    ),
+    _Bound(
+        "worker shares vs even (max deviation)",
+        "≤ ±20 %",
+        "figure",
+        "share_max_deviation",
+        lambda d: d <= 0.2,
+        lambda d: f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points",
+    ),
+)
+_RECYCLING_MEASURED = _Bound(
+    "throughput cost of max_requests recycling (measured)",
+    "≤ 5 %",
+    "ratio",
+    "",
+    lambda c: c <= 0.05,
+    _points_over_5,
+)
+_RECYCLING_MODEL = _Bound(
+    "throughput cost of max_requests recycling (boot CPU × rate)",
+    "≤ 5 %",
+    "ratio",
+    "recycling.cost_model",
+    lambda m: m <= 0.05,
+    _points_over_5,
+)
+
+
 def _goal(name: str, wanted: str, value: float | None, met: bool | None, miss: str) -> dict[str, Any]:
     return {"goal": name, "target": wanted, "value": value, "met": met, "miss": "" if met or met is None else miss}
+
+
+def _bounded(goal: _Bound, value: float | None) -> dict[str, Any]:
+    """``goal`` judged on ``value``: met is None (n/a) when nothing was measured."""
+    met = None if value is None else bool(goal.ok(value))
+    return _goal(goal.name, goal.wanted, value, met, goal.miss(value) if met is False else "")
+
+
+def _recycling_measured(derived: dict[str, Any], found: dict[str, float]) -> dict[str, Any]:
+    """Throughput lost to recycling (1 − recycling.rps_kept); n/a when no worker recycled inside the window."""
+    kept = found.get("recycling.rps_kept")
+    cost = None if kept is None else 1 - kept
+    recycling = derived.get("recycling") or {}
+    if cost is not None and not recycling.get("workers_replaced") and not recycling.get("recycles_in_window"):
+        goal = _goal(_RECYCLING_MEASURED.name, _RECYCLING_MEASURED.wanted, cost, None, "")
+        goal["miss"] = "no worker recycled inside the measured window: not measurable at this rate"
+        return goal
+    return _bounded(_RECYCLING_MEASURED, cost)
 
 
 def goals(data: dict[str, Any], target: str = PROD) -> list[dict[str, Any]]:
     """The issue's benchmark goals for ``target`` (prod mode), each met or missed by how much."""
     derived = data.get("derived") or derive(data)
     found = data.get("ratios") or ratios({**data, "derived": derived})
-    figures = derived.get(target) or {}
-    out: list[dict[str, Any]] = []
-
-    def bound(name: str, wanted: str, value: float | None, ok: Any, miss: Any) -> None:
-        met = None if value is None else bool(ok(value))
-        out.append(_goal(name, wanted, value, met, miss(value) if met is False else ""))
-
-    # Throughput of the customer flow = completed purchases per second. Requests per second would flatter a slow
-    # server: its customers poll the status JSON more times per purchase.
-    bound(
-        "customer-flow throughput (flows/s) vs runserver",
-        "≥ 3×",
-        found.get(f"{target}.flows_x"),
-        lambda x: x >= 3,
-        lambda x: f"{x:.2f}× is {(1 - x / 3) * 100:.0f} % short of 3×",
-    )
-    bound(
-        "customer-flow p99 vs runserver",
-        "≤ 0.2×",
-        found.get(f"{target}.customer_p99_x"),
-        lambda p: p <= 0.2,
-        lambda p: f"{p:.2f}× is {p / 0.2:.1f}× the allowed 0.2×",
-    )
-    bound("failures under load", "0", figures.get("failures"), lambda f: f == 0, lambda f: f"{f} failed requests/flows")
-    bound(
-        "/health ceiling vs runserver (wrk)",
-        "≥ 10×",
-        found.get(f"{target}.health_ceiling_x"),
-        lambda h: h >= 10,
-        lambda h: f"{h:.1f}× is {(1 - h / 10) * 100:.0f} % short of 10×",
-    )
-    bound(
-        "/health vs bare ASGI app, same worker (wrk)",
-        "≥ 50 %",
-        found.get(f"{target}.health_vs_bare"),
-        lambda b: b >= 0.5,
-        lambda b: f"{b * 100:.0f} % is {(0.5 - b) * 100:.0f} points short of 50 %",
-    )
-    bound(
-        "worker shares vs even (max deviation)",
-        "≤ ±20 %",
-        figures.get("share_max_deviation"),
-        lambda d: d <= 0.2,
-        lambda d: f"±{d * 100:.0f} % exceeds ±20 % by {(d - 0.2) * 100:.0f} points",
-    )
-    k = found.get("recycling.rps_kept")
-    replaced = (derived.get("recycling") or {}).get("workers_replaced")
-    cost = None if k is None else 1 - k
-    name = "throughput cost of max_requests recycling (measured)"
-    recycles = (derived.get("recycling") or {}).get("recycles_in_window")
-    if cost is not None and not replaced and not recycles:
-        out.append(_goal(name, "≤ 5 %", cost, None, ""))
-        out[-1]["miss"] = "no worker recycled inside the measured window: not measurable at this rate"
-    else:
-        bound(name, "≤ 5 %", cost, lambda c: c <= 0.05, _points_over_5)
-    bound(
-        "throughput cost of max_requests recycling (boot CPU × rate)",
-        "≤ 5 %",
-        found.get("recycling.cost_model"),
-        lambda m: m <= 0.05,
-        _points_over_5,
-    )
+    sources = {"ratio": found, "figure": derived.get(target) or {}}
+    out = [_bounded(goal, sources[goal.source].get(goal.key.format(target=target))) for goal in _TARGET_GOALS]
+    out.append(_recycling_measured(derived, found))
+    out.append(_bounded(_RECYCLING_MODEL, found.get(_RECYCLING_MODEL.key)))
     return out
-
-
-def _points_over_5(cost: float) -> str:
-    return f"{cost * 100:.1f} % exceeds 5 % by {(cost - 0.05) * 100:.1f} points"
 
 
 def check_baseline(current: dict[str, float], baseline: dict[str, float], tolerance: float) -> dict[str, Any]:
