@@ -386,9 +386,8 @@ def bare_server(worker_class: str, args: argparse.Namespace) -> PinnedGunicorn:
     )
 
 
-def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
-    """Start every target, then measure them in interleaved rounds (the order reverses each round, so a drift of
-    the machine's speed hits every target alike), then stop them. Fills ``data['targets'|'recycling'|'bare']``."""
+def _plan(args: argparse.Namespace) -> list[TargetRun]:
+    """One run per ``--targets`` entry, plus the recycling run (RECYCLE_TARGET with max_requests) when asked."""
     targets = args.targets.split(",")
     plan = [TargetRun(name, name, args) for name in targets]
     if args.max_requests and RECYCLE_TARGET in targets:
@@ -405,6 +404,48 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
                 },
             )
         )
+    return plan
+
+
+_Bare = dict[str, tuple[str, list[dict[str, Any]]]]  # worker class -> (/health URL, wrk results by round)
+
+
+def _start_bare_servers(plan: list[TargetRun], args: argparse.Namespace, resources: ExitStack) -> _Bare:
+    """One bare ASGI app per worker class of a started target, stopped when ``resources`` closes."""
+    bare: _Bare = {}
+    for run in plan:
+        worker_class = run.result["worker_class_for_bare"]
+        if worker_class and worker_class not in bare and "error" not in run.result:
+            server = resources.enter_context(bare_server(worker_class, args))
+            bare[worker_class] = (f"http://127.0.0.1:{server.port}/health", [])
+    return bare
+
+
+def _measure_round(round_no: int, plan: list[TargetRun], bare: _Bare, args: argparse.Namespace) -> None:
+    """Measure every live target once (in reverse order on even rounds), each followed by its bare app's wrk."""
+    for run in plan if round_no % 2 else list(reversed(plan)):
+        if "error" in run.result:
+            continue
+        try:
+            run.measure(round_no)
+        except FAILURES as exc:
+            run.fail(exc)
+            continue
+        print(f"[load] round {round_no} {run.label}: {report.one_line(run.result['rounds'][-1])}", flush=True)
+        worker_class = run.result["worker_class_for_bare"]
+        if worker_class in bare and run.label == run.name:
+            # Right after the target's own wrk, so the two see the same machine.
+            url, results = bare[worker_class]
+            if len(results) < round_no:
+                results.append(
+                    run_wrk(url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core)
+                )
+
+
+def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Start every target, then measure them in interleaved rounds (the order reverses each round, so a drift of
+    the machine's speed hits every target alike), then stop them. Fills ``data['targets'|'recycling'|'bare']``."""
+    plan = _plan(args)
     with ExitStack() as resources:
         for run in plan:
             print(f"[load] {run.label}: starting …", flush=True)
@@ -413,32 +454,9 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
             except FAILURES as exc:
                 run.fail(exc)
         resources.callback(lambda: [run.stop() for run in plan])
-        bare: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-        for run in plan:
-            worker_class = run.result["worker_class_for_bare"]
-            if worker_class and worker_class not in bare and "error" not in run.result:
-                server = resources.enter_context(bare_server(worker_class, args))
-                bare[worker_class] = (f"http://127.0.0.1:{server.port}/health", [])
+        bare = _start_bare_servers(plan, args, resources)
         for round_no in range(1, args.rounds + 1):
-            for run in plan if round_no % 2 else list(reversed(plan)):
-                if "error" in run.result:
-                    continue
-                try:
-                    run.measure(round_no)
-                except FAILURES as exc:
-                    run.fail(exc)
-                    continue
-                print(f"[load] round {round_no} {run.label}: {report.one_line(run.result['rounds'][-1])}", flush=True)
-                worker_class = run.result["worker_class_for_bare"]
-                if worker_class in bare and run.label == run.name:
-                    # Right after the target's own wrk, so the two see the same machine.
-                    url, results = bare[worker_class]
-                    if len(results) < round_no:
-                        results.append(
-                            run_wrk(
-                                url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
-                            )
-                        )
+            _measure_round(round_no, plan, bare, args)
     # Leaving the ExitStack stopped the bare servers, then every target (the callback above).
     for run in plan:
         if run.name == RECYCLE_TARGET and run.label != run.name:
