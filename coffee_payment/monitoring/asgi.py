@@ -64,6 +64,32 @@ def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
     return None
 
 
+def _record(
+    scope: dict[str, Any],
+    response: dict[str, int],
+    seconds: float,
+    request_id: str,
+    route_of: Callable[[str], str],
+    access_log: logging.Logger | None,
+    log_probes: bool,
+) -> None:
+    """Count one finished request (metrics.record_request) and write its access line unless it is off (``access_log``
+    None) or the request is a probe and ``log_probes`` is false. ``response`` = {"status", "bytes"} as sent."""
+    path = scope["path"]
+    route = route_of(path)
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    metrics.record_request(method, route, response["status"], seconds)
+    if access_log is not None and (log_probes or route != "probe"):
+        # A record built here and handed to the handlers: Logger.info would also walk the stack (findCaller)
+        # for a file/line the access line never shows.
+        record = logging.LogRecord(access_log.name, logging.INFO, __file__, 0, "access", None, None)
+        client = scope.get("client")
+        record.method, record.path, record.status = scope["method"], path, response["status"]
+        record.duration_ms, record.bytes = seconds * 1000, response["bytes"]
+        record.client_ip, record.request_id = (client[0] if client else "-"), request_id
+        access_log.handle(record)
+
+
 def observe(
     app: Callable,
     *,
@@ -108,24 +134,9 @@ def observe(
         finally:
             metrics.HTTP_IN_FLIGHT.dec()
             try:
-                _record(scope, response, time.perf_counter() - started, request_id)
+                _record(scope, response, time.perf_counter() - started, request_id, route_of, access_log, log_probes)
             except Exception:  # the response is already sent: a metric or log failure must not look like the app's
                 logger.exception("request %s not recorded", request_id)
             REQUEST_ID.reset(token)
-
-    def _record(scope: dict[str, Any], response: dict[str, int], seconds: float, request_id: str) -> None:
-        path = scope["path"]
-        route = route_of(path)
-        method = scope["method"] if scope["method"] in METHODS else "other"
-        metrics.record_request(method, route, response["status"], seconds)
-        if access_log is not None and (log_probes or route != "probe"):
-            # A record built here and handed to the handlers: Logger.info would also walk the stack (findCaller)
-            # for a file/line the access line never shows.
-            record = logging.LogRecord(access_log.name, logging.INFO, __file__, 0, "access", None, None)
-            client = scope.get("client")
-            record.method, record.path, record.status = scope["method"], path, response["status"]
-            record.duration_ms, record.bytes = seconds * 1000, response["bytes"]
-            record.client_ip, record.request_id = (client[0] if client else "-"), request_id
-            access_log.handle(record)
 
     return application
