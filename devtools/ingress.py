@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.debian import ensure_packages
-from devtools.launch import kill_group
+from devtools.launch import start_process, stop_process
 from devtools.processes import child_pids, free_port, wait_until
 
 SBIN_NGINX = "/usr/sbin/nginx"  # Debian's path; not on a non-root PATH
@@ -139,9 +140,7 @@ class Ingress:
         """Write the config, start nginx, wait until it accepts connections (RuntimeError with its log)."""
         self._write(upstream_ports)
         with (self.prefix / "nginx.out").open("ab") as out:
-            self.process = subprocess.Popen(
-                [self.binary, "-c", str(self.conf)], stdout=out, stderr=out, start_new_session=True
-            )
+            self.process = start_process([self.binary, "-c", str(self.conf)], env=os.environ, output=out)
         try:
             wait_until(lambda: len(self._workers()) == 2, timeout=10, what="nginx workers")
         except TimeoutError as exc:
@@ -184,13 +183,5 @@ class Ingress:
 
     def stop(self) -> None:
         """QUIT (graceful), then SIGKILL the process group after 5 s."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            subprocess.run([self.binary, "-c", str(self.conf), "-s", "quit"], check=False, capture_output=True)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self.process.pid)
-        self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process, sig=signal.SIGQUIT, timeout=5)
