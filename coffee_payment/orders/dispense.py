@@ -163,9 +163,7 @@ async def dispense_and_wait(order_id: str) -> str | None:
     task = dispense(order_id)
     try:
         return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
+    except Exception:  # not CancelledError (a BaseException): a cancelled caller still sees its cancellation
         return None
 
 

@@ -102,9 +102,8 @@ async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     body = await sync_to_async(_status_body)(order_id)  # one thread hop on the hottest path
     if body is None:
         return JsonResponse({"error": "order not found"}, status=404)
-    if body["status"] == OrderStatus.PENDING:
-        await payment_refresh_if_stale(order_id=body["order_id"])
-        body = await sync_to_async(_status_body)(order_id)
+    if body["status"] == OrderStatus.PENDING and await payment_refresh_if_stale(order_id=body["order_id"]):
+        body = await sync_to_async(_status_body)(order_id)  # the poll may have moved the order
     body["server_time"] = timezone.now().isoformat()
     return JsonResponse(body)
 

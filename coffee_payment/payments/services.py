@@ -359,16 +359,18 @@ def _claim_refresh(order_id: str) -> str | None:
     return str(attempt_id) if won else None
 
 
-async def payment_refresh_if_stale(*, order_id: str) -> None:
+async def payment_refresh_if_stale(*, order_id: str) -> bool:
     """Called by the status JSON for a ``pending`` order: polls the provider when the notification is overdue.
-    Provider errors are logged, never raised (the page keeps polling)."""
+    Returns whether it polled (only then may the order have changed). Provider errors are logged, never raised
+    (the page keeps polling)."""
     attempt_id = await sync_to_async(_claim_refresh)(order_id)
     if attempt_id is None:
-        return
+        return False
     try:
         await payment_refresh(attempt_id=attempt_id)
     except ProviderError as exc:
         logger.warning("on-demand refresh of attempt %s failed: %s", attempt_id, exc.detail)
+    return True
 
 
 def attempts_to_reconcile(*, min_age_s: int, max_age_h: int = 48) -> list[str]:

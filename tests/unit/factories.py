@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from coffee_payment.devices.models import Device, Merchant, ProviderAccount
+from coffee_payment.devices.models import Device, DeviceStatus, Merchant, ProviderAccount
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
 from coffee_payment.payments.models import PaymentAttempt
@@ -25,20 +25,29 @@ def make_order(
     account_id: str = "shop",
     secret: str = "secret",
     size: int = 1,
+    machine_uuid: str = "",
+    device_status: str = DeviceStatus.ACTIVE,
+    **device_fields,
 ) -> Order:
-    """An order of a fresh merchant (with a ``provider`` account) and device; ``price_kopecks`` is :data:`PRICE`."""
+    """An order of a fresh merchant (with a ``provider`` account) and device; ``price_kopecks`` is :data:`PRICE`.
+    ``device_fields`` (``name``, ``location``, ``help_line``, ...) override the device's defaults;
+    ``machine_uuid`` defaults to a fresh unique one."""
     n = next(_serial)
     merchant = Merchant.objects.create(name=f"Merchant {n}")
     ProviderAccount.objects.create(merchant=merchant, provider=provider, account_id=account_id, secret=secret)
     device = Device.objects.create(
-        merchant=merchant,
-        device_uuid=f"dev-{n}",
-        tmetr_device_id=f"tm-{n}",
-        name=f"Machine {n}",
-        payment_scenario=provider,
+        **{
+            "merchant": merchant,
+            "device_uuid": f"dev-{n}",
+            "tmetr_device_id": f"tm-{n}",
+            "name": f"Machine {n}",
+            "payment_scenario": provider,
+            "status": device_status,
+            **device_fields,
+        }
     )
     return Order.objects.create(
-        machine_uuid=f"machine-order-{n}",
+        machine_uuid=machine_uuid or f"machine-order-{n}",
         device=device,
         drink_no="d7",
         drink_name="Капучино",

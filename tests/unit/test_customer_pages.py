@@ -9,14 +9,14 @@ from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 from django.utils.translation import override
 
-from coffee_payment.devices.models import Device, DeviceStatus, Merchant
+from coffee_payment.devices.models import DeviceStatus
 from coffee_payment.orders.display import format_money, order_reference, reference_prefix
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
 from coffee_payment.payments.models import PaymentAttempt
+from tests.unit.factories import make_order
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(60)]
 
@@ -24,27 +24,16 @@ _n = itertools.count()
 
 
 def _order(*, status: str = OrderStatus.CREATED, expires_in: timedelta = timedelta(minutes=15), **device) -> Order:
+    """An order on a test-mode YooKassa machine whose name and location the page shows."""
     n = next(_n)
-    merchant = Merchant.objects.create(name=f"M{n}")
-    device = Device.objects.create(
-        merchant=merchant,
-        device_uuid=f"dev-{n}",
-        tmetr_device_id=f"tm-{n}",
+    return make_order(
+        status=status,
+        expires_in=expires_in,
+        machine_uuid=f"2026112910{n:04d}a1b2-4d5e",
         name=f"Lobby machine {n} (YooKassa)",
         location="Floor 2, by the lifts",
-        status=DeviceStatus.TEST,
-        payment_scenario="yookassa",
+        device_status=DeviceStatus.TEST,
         **device,
-    )
-    return Order.objects.create(
-        machine_uuid=f"2026112910{n:04d}a1b2-4d5e",
-        device=device,
-        drink_no="d7",
-        drink_name="Капучино",
-        size=1,
-        price_kopecks=15000,
-        status=status,
-        expires_at=timezone.now() + expires_in,
     )
 
 

@@ -65,7 +65,6 @@ class PaidMeansMade(RuleBasedStateMachine):
         self.attempts: list[Attempt] = []
         self.makes_sent = 0
         self.in_flight = False  # a live process is waiting for Tmetr's answer
-        self.took_money = False
 
     # --- the customer and the provider ---------------------------------------------------------------------
 
@@ -94,7 +93,6 @@ class PaidMeansMade(RuleBasedStateMachine):
         moves = PROVIDER_MOVES.get(history[-1], ())
         if moves:
             history.append(moves[choice % len(moves)])
-            self.took_money |= history[-1] is P.SUCCEEDED
 
     @rule(
         index=st.integers(0, 3),
