@@ -97,7 +97,7 @@ def integration(session: nox.Session) -> None:
     """Integration tests with real servers over loopback HTTP, on SQLite and PostgreSQL, and headless Chromium.
 
     Real gunicorn/runserver/sandbox processes on free loopback ports; Chromium is Debian's, installed if missing.
-    Two xdist workers, each test file on one worker, so a file's module-scoped stack serves all its tests.
+    One test at a time (see below); `-- -n 2 --dist loadfile` runs two files at once on a machine with spare cores.
     """
     install_locked(session)
     ensure_postgres(session)
