@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from coffee_payment.devices.models import Device, DeviceStatus, Merchant, PaymentScenario, ProviderAccount
+from coffee_payment.devices.models import Device, DeviceStatus, Merchant, ProviderAccount
 from coffee_payment.sandbox import defaults as sandbox
 
 DEMO_MERCHANT = "Demo Coffee Merchant"
@@ -32,7 +32,7 @@ DEMO_DEVICES = (
         "3f0c2a9e-5b1d-4c8e-9a77-0d6f2b1e4c55",
         "demo-yookassa-1",
         "Lobby machine (YooKassa)",
-        PaymentScenario.YOOKASSA,
+        "yookassa",
         DeviceStatus.ACTIVE,
         "7c9e6679f4254a0b8d1e2f3a4b5c6d7e",
         "Капучино",
@@ -41,7 +41,7 @@ DEMO_DEVICES = (
         "8a1d4b2c-6e3f-4a5b-9c7d-1e2f3a4b5c6d",
         "demo-tbank-1",
         "Office machine (TBank)",
-        PaymentScenario.TBANK,
+        "tbank",
         DeviceStatus.TEST,
         "1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6",
         "Латте",
@@ -55,12 +55,12 @@ def seed_demo() -> list[Device]:
         merchant, _ = Merchant.objects.get_or_create(name=DEMO_MERCHANT)
         ProviderAccount.objects.update_or_create(
             merchant=merchant,
-            provider=PaymentScenario.YOOKASSA,
+            provider="yookassa",
             defaults={"account_id": sandbox.YOOKASSA_SHOP_ID, "secret": sandbox.YOOKASSA_SECRET_KEY},
         )
         ProviderAccount.objects.update_or_create(
             merchant=merchant,
-            provider=PaymentScenario.TBANK,
+            provider="tbank",
             defaults={"account_id": sandbox.TBANK_TERMINAL_KEY, "secret": sandbox.TBANK_PASSWORD},
         )
         devices = []

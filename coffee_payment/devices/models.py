@@ -5,13 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from coffee_payment.devices.fields import EncryptedTextField
-
-
-class PaymentScenario(models.TextChoices):
-    """Which provider a device takes payments through."""
-
-    YOOKASSA = "yookassa", "YooKassa"
-    TBANK = "tbank", "TBank"
+from coffee_payment.payments.providers import provider_choices
 
 
 class Merchant(models.Model):
@@ -40,7 +34,7 @@ class Device(models.Model):
     name = models.CharField(max_length=200)
     location = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=DeviceStatus.choices, default=DeviceStatus.ACTIVE)
-    payment_scenario = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    payment_scenario = models.CharField(max_length=16, choices=provider_choices)
     # Display settings of the customer's page.
     help_line = models.CharField(
         max_length=100, blank=True, help_text="Phone or contact shown to customers for help, e.g. +7 800 000-00-00"
@@ -60,7 +54,7 @@ class ProviderAccount(models.Model):
     in the admin (write-only field, no lookups)."""
 
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="provider_accounts")
-    provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    provider = models.CharField(max_length=16, choices=provider_choices)
     account_id = models.CharField(max_length=64, help_text="YooKassa shopId or TBank TerminalKey")
     secret = EncryptedTextField(help_text="YooKassa secret key or TBank terminal Password (encrypted at rest)")
 

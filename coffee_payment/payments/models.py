@@ -7,9 +7,9 @@ import uuid
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from coffee_payment.devices.models import PaymentScenario
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus
+from coffee_payment.payments.providers import provider_choices
 
 
 class PaymentAttempt(models.Model):
@@ -22,7 +22,7 @@ class PaymentAttempt(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="attempts")
-    provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    provider = models.CharField(max_length=16, choices=provider_choices)
     provider_payment_id = models.CharField(max_length=64, null=True, blank=True)
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     amount_kopecks = models.PositiveIntegerField()
@@ -71,7 +71,7 @@ class NotificationVerdict(models.TextChoices):
 class Notification(models.Model):
     """A provider notification as received (stored before processing), with the verdict of processing it."""
 
-    provider = models.CharField(max_length=16, choices=PaymentScenario.choices)
+    provider = models.CharField(max_length=16, choices=provider_choices)
     received_at = models.DateTimeField(auto_now_add=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     headers = models.JSONField(default=dict)

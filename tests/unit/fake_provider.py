@@ -86,6 +86,7 @@ class FakeProvider:
     """The registry entry (``PROVIDERS["fakepay"]`` in the tests that register it)."""
 
     name = "fakepay"
+    label = "FakePay"
     webhook_path = "/v1/fakepay-webhook"
     fetch_label = "re-fetch"
     account_field = "account"

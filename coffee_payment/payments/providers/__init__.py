@@ -1,6 +1,7 @@
 """The provider registry: every provider the generic code (services, notifications, inbox, refunds, webhooks)
 reaches, by the name stored in ``provider`` columns. Each implements ``base.PaymentProvider``; a new provider is
-one module plus one line here (and a ``PaymentScenario`` choice for the devices that use it)."""
+one module plus one line here: the ``provider`` columns take their choices from here (:func:`provider_choices`), and
+each provider's webhook URL is routed from its ``webhook_path`` (``coffee_payment/urls.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ PROVIDERS: dict[str, PaymentProvider] = {
     "yookassa": YooKassa(),
     "tbank": TBank(),
 }
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    """``[(name, label), ...]`` of the registered providers: the ``choices`` of every ``provider`` column (Device
+    ``payment_scenario``, ProviderAccount, PaymentAttempt, Notification). A callable, so the migrations store this
+    function's path rather than the list, and a new provider needs no migration; the admin's forms and
+    ``full_clean`` validate against the registry as it is when they run."""
+    return [(name, provider.label) for name, provider in PROVIDERS.items()]
 
 
 def get_provider(name: str) -> PaymentProvider:

@@ -137,11 +137,13 @@ class ProviderClient(Protocol):
 
 class PaymentProvider(Protocol):
     """A provider as the generic code sees it (registry: ``providers.PROVIDERS``). ``name`` is the value stored in
-    ``provider`` columns; ``webhook_path`` is where its notifications arrive (``/v1/...``); ``fetch_label`` names
+    ``provider`` columns (their choices come from the registry: ``providers.provider_choices``), ``label`` how the
+    admin shows it; ``webhook_path`` is where its notifications arrive (``/v1/...``); ``fetch_label`` names
     the confirming call in verdicts (``re-fetch``, ``GetState``); ``account_field`` names the field a notification
     names its account by (``TerminalKey``; unused when claims carry no ``account_id``)."""
 
     name: str
+    label: str
     webhook_path: str
     fetch_label: str
     account_field: str

@@ -224,6 +224,7 @@ class TBank:
     Token) confirmed by ``GetState``; the webhook answers HTTP 200 with body ``OK``."""
 
     name = "tbank"
+    label = "TBank"
     webhook_path = "/v1/tbank-webhook"
     fetch_label = "GetState"
     account_field = "TerminalKey"

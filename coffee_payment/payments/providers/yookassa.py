@@ -250,6 +250,7 @@ class YooKassa:
     confirmed by ``GET payments/{id}``; the webhook answers JSON."""
 
     name = "yookassa"
+    label = "YooKassa"
     webhook_path = "/v1/yook-pay-webhook"
     fetch_label = "re-fetch"
     account_field = "shop_id"
