@@ -21,7 +21,7 @@ from django.utils import timezone
 from coffee_payment.devices.models import ProviderAccount
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import get_provider
-from coffee_payment.payments.providers.base import InvalidNotification
+from coffee_payment.payments.providers.base import InvalidNotification, NotificationClaim
 from coffee_payment.payments.ratelimit import rate_hit
 
 # Characters of a rejected body kept for staff (enough to recognise a provider's payload or a probe).
@@ -42,11 +42,25 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """What the checks of an admitted notification found, handed to processing so it reads none of it again: the
+    ``claim`` after the provider's shape and signature checks, the ``attempt`` it names (order and device loaded;
+    None when not looked up yet) and, for a claim naming its account (TBank's TerminalKey), that ``account`` (else
+    None)."""
+
+    claim: NotificationClaim
+    attempt: PaymentAttempt | None
+    account: ProviderAccount | None
+
+
+@dataclass(frozen=True)
 class Admission:
-    """The stored notification's id (None when nothing was stored) and the refusal, if any."""
+    """The stored notification's id (None when nothing was stored) and either the refusal or, for a notification
+    to process, what its checks found (:class:`Admitted`)."""
 
     notification_id: int | None
     refusal: Refusal | None
+    admitted: Admitted | None = None
 
 
 def body_digest(body: bytes) -> str:
@@ -78,12 +92,13 @@ def _rejected(detail: str) -> Refusal:
     return Refusal(NotificationVerdict.REJECTED, 400, detail)
 
 
-def _shape_refusal(provider_name: str, body: bytes) -> Refusal | None:
-    """Why ``body`` is not a notification of the provider about a payment of ours (None when it is one): the
+def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
+    """Why ``body`` is not a notification of the provider about a payment of ours, or what shows it is one: the
     provider's parser, and for a notification naming its account (TBank's TerminalKey) that account's signature
     check. A well-formed notification for no attempt of ours is answered 200 (``unknown_payment``) without a
     provider call."""
     provider = get_provider(provider_name)
+    account = None
     try:
         claim = provider.parse_notification(body)
         if claim.account_id is not None:
@@ -93,18 +108,19 @@ def _shape_refusal(provider_name: str, body: bytes) -> Refusal | None:
             claim = provider.verify_notification(claim, secret=account.secret)
     except InvalidNotification as exc:
         return _rejected(exc.detail)
-    if attempt_lookup(provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id):
-        return None
+    attempt = attempt_lookup(provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id)
+    if attempt is not None:
+        return Admitted(claim, attempt, account)
     return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
 
 
-def _refusal(provider: str, body: bytes, content_type: str) -> Refusal | None:
+def _checked(provider: str, body: bytes, content_type: str) -> Refusal | Admitted:
     if len(body) > settings.NOTIFICATION_MAX_BODY_BYTES:
         return Refusal(NotificationVerdict.REJECTED, 413, f"body too large ({len(body)} bytes)")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in _JSON_TYPES:
         return Refusal(NotificationVerdict.REJECTED, 415, f"content type must be application/json, not {media_type!r}")
-    return _shape_refusal(provider, body)
+    return _shape_check(provider, body)
 
 
 def inbox_admit(
@@ -114,7 +130,8 @@ def inbox_admit(
     limit = rate_hit(scope=f"{provider}-webhook", client=remote_addr, limit=settings.RATE_LIMIT_WEBHOOK_PER_MINUTE)
     if not limit.allowed:
         return Admission(None, Refusal("", 429, "too many requests", retry_after_s=limit.retry_after_s))
-    refusal = _refusal(provider, body, content_type)
+    checked = _checked(provider, body, content_type)
+    refusal, admitted = (checked, None) if isinstance(checked, Refusal) else (None, checked)
     row = Notification(
         provider=provider,
         headers={name: value[:HEADER_VALUE_CHARS] for name, value in headers.items()},
@@ -129,4 +146,4 @@ def inbox_admit(
         row.body_truncated = len(row.body.encode("utf-8")) < len(body)
         row.verdict, row.detail, row.processed_at = refusal.verdict, refusal.detail[:500], timezone.now()
     row.save()
-    return Admission(row.pk, refusal)
+    return Admission(row.pk, refusal, admitted)

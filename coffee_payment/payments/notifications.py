@@ -25,8 +25,8 @@ from coffee_payment.devices.models import ProviderAccount
 from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.coalesce import provider_payment_verified
-from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, attempt_lookup, stored_text
-from coffee_payment.payments.models import Notification, NotificationVerdict
+from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, Admitted, attempt_lookup, stored_text
+from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import get_provider
 from coffee_payment.payments.providers.base import (
     InvalidNotification,
@@ -84,14 +84,22 @@ class _AttemptAccount:
 
 
 def _attempt_account(
-    provider: str, *, attempt_id: str | None, provider_payment_id: str | None
+    provider: str, claim: NotificationClaim, *, attempt: PaymentAttempt | None, account: ProviderAccount | None
 ) -> _AttemptAccount | None:
-    """The attempt a provider payment belongs to (``inbox.attempt_lookup``) with its merchant's account for
-    ``provider``; None when there is no such attempt or account."""
-    attempt = attempt_lookup(provider, attempt_id=attempt_id, provider_payment_id=provider_payment_id)
+    """The attempt the claim's payment belongs to (``inbox.attempt_lookup``) with its merchant's account for
+    ``provider``; None when there is no such attempt or account.
+
+    What was already read for this notification is reused, so it reads the account once: ``attempt`` as the inbox
+    found it, when found by the claim's payment id (an attempt found by our reference is looked up again: its
+    create may have stored a payment id since); ``account`` as the claim's signature check read it, when it is the
+    attempt merchant's (one account per merchant and provider)."""
+    if attempt is None or not attempt.provider_payment_id or attempt.provider_payment_id != claim.provider_payment_id:
+        attempt = attempt_lookup(provider, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id)
     if attempt is None:
         return None
-    account = ProviderAccount.objects.filter(merchant_id=attempt.order.device.merchant_id, provider=provider).first()
+    merchant_id = attempt.order.device.merchant_id
+    if account is None or account.merchant_id != merchant_id or account.provider != provider:
+        account = ProviderAccount.objects.filter(merchant_id=merchant_id, provider=provider).first()
     if account is None:
         return None
     return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
@@ -103,22 +111,21 @@ async def _settled(found: _AttemptAccount, payment: ProviderPayment, said: str) 
     return Verdict(verdict, 200, f"{said}: {result.reason} → {result.order_status}"), found.attempt_id
 
 
-def _account_by_id(provider: str, account_id: str) -> tuple[str, str] | None:
-    account = ProviderAccount.objects.filter(provider=provider, account_id=account_id).first()
-    return (account.account_id, account.secret) if account else None
+def _account_by_id(provider: str, account_id: str) -> ProviderAccount | None:
+    return ProviderAccount.objects.filter(provider=provider, account_id=account_id).first()
 
 
-async def _verified_claim(provider: PaymentProvider, body: bytes) -> NotificationClaim | Verdict:
-    """The claim after the provider's shape and (for a claim naming its account) signature checks, or the 400
-    verdict refusing it."""
+async def _verified_claim(provider: PaymentProvider, body: bytes) -> Admitted | Verdict:
+    """The claim after the provider's shape and (for a claim naming its account) signature checks, with the
+    account it was checked with (no attempt yet), or the 400 verdict refusing it."""
     try:
         claim = provider.parse_notification(body)
         if claim.account_id is None:
-            return claim
+            return Admitted(claim, None, None)
         account = await sync_to_async(_account_by_id)(provider.name, claim.account_id)
         if account is None:
             return Verdict(NotificationVerdict.REJECTED, 400, f"unknown {provider.account_field}")
-        return provider.verify_notification(claim, secret=account[1])
+        return Admitted(provider.verify_notification(claim, secret=account.secret), None, account)
     except InvalidNotification as exc:
         return Verdict(NotificationVerdict.REJECTED, 400, exc.detail)
 
@@ -143,16 +150,21 @@ async def _confirmed(
     return payment, (refused[0] if refused else None)
 
 
-async def provider_process(provider: PaymentProvider, body: bytes) -> tuple[Verdict, str | None]:
+async def provider_process(
+    provider: PaymentProvider, body: bytes, *, admitted: Admitted | None = None
+) -> tuple[Verdict, str | None]:
     """Verify a notification of ``provider``, find the attempt (by the provider payment id, else our reference),
     and — when it would move money or dispense — confirm it with the provider using the merchant's credentials
     (a payment the notification's own signature proves pending is settled without a call: no amplification) and
-    settle the provider's answer. Returns (verdict, attempt id). Raises only through the caller's catch-all (503)."""
-    claim = await _verified_claim(provider, body)
-    if isinstance(claim, Verdict):
-        return claim, None
+    settle the provider's answer. ``admitted``: what the inbox's checks of this body found (``inbox.Admitted``),
+    so they are not repeated; None (a replay) checks from scratch. Returns (verdict, attempt id). Raises only
+    through the caller's catch-all (503)."""
+    checked = admitted or await _verified_claim(provider, body)
+    if isinstance(checked, Verdict):
+        return checked, None
+    claim = checked.claim
     found = await sync_to_async(_attempt_account)(
-        provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id
+        provider.name, claim, attempt=checked.attempt, account=checked.account
     )
     if found is None or (claim.account_id is not None and found.account_id != claim.account_id):
         return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}"), None
@@ -178,12 +190,15 @@ async def provider_process(provider: PaymentProvider, body: bytes) -> tuple[Verd
     return verdict, attempt_id
 
 
-async def notification_process(provider: str, notification_id: int, body: bytes) -> Verdict:
-    """Process a stored notification and record the verdict on its row. Any exception — a database error, a
-    statement timeout, a bug — is recorded as verdict ``error`` with its traceback and answered 503, so the
-    provider retries and staff can re-process it from the admin (dj-stripe's shape)."""
+async def notification_process(
+    provider: str, notification_id: int, body: bytes, *, admitted: Admitted | None = None
+) -> Verdict:
+    """Process a stored notification (``admitted``: what the inbox's checks found, see ``provider_process``) and
+    record the verdict on its row. Any exception — a database error, a statement timeout, a bug — is recorded as
+    verdict ``error`` with its traceback and answered 503, so the provider retries and staff can re-process it
+    from the admin (dj-stripe's shape)."""
     try:
-        verdict, attempt_id = await provider_process(get_provider(provider), body)
+        verdict, attempt_id = await provider_process(get_provider(provider), body, admitted=admitted)
         error = ""
     except Exception as exc:  # noqa: BLE001 - recorded on the row and logged; the provider retries
         logger.exception("%s notification %s failed; the provider will retry", provider, notification_id)

@@ -43,7 +43,7 @@ async def _handle(request: HttpRequest, provider: str) -> tuple[Verdict, int | N
         logger.warning("%s notification %s refused: %s", provider, admission.notification_id, refusal.detail)
         return Verdict(refusal.verdict, refusal.http_status, refusal.detail), refusal.retry_after_s
     assert admission.notification_id is not None
-    return await notification_process(provider, admission.notification_id, body), None
+    return await notification_process(provider, admission.notification_id, body, admitted=admission.admitted), None
 
 
 def _public_reason(verdict: Verdict) -> str:

@@ -18,7 +18,7 @@ def _stored(body: bytes = b'{"TerminalKey": "t"}') -> Notification:
 
 
 def test_any_exception_is_recorded_with_its_traceback_and_answered_503(monkeypatch):
-    async def broken(provider, body: bytes):
+    async def broken(provider, body: bytes, admitted=None):
         raise KeyError("a bug in processing")
 
     monkeypatch.setattr(notifications, "provider_process", broken)
@@ -35,10 +35,10 @@ def test_any_exception_is_recorded_with_its_traceback_and_answered_503(monkeypat
 def test_replay_after_the_fix_records_the_new_verdict_and_clears_the_error(monkeypatch):
     seen: list[bytes] = []
 
-    async def broken(provider, body: bytes):
+    async def broken(provider, body: bytes, admitted=None):
         raise RuntimeError("database went away")
 
-    async def fixed(provider, body: bytes):
+    async def fixed(provider, body: bytes, admitted=None):
         seen.append(body)
         return Verdict(NotificationVerdict.NO_CHANGE, 200, "duplicate"), None
 
