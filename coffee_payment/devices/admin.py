@@ -7,6 +7,8 @@ from django import forms
 from django.contrib import admin
 from django.db.models.constants import LOOKUP_SEP
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 
 from coffee_payment.devices.models import Device, Merchant, ProviderAccount
@@ -20,7 +22,8 @@ class ProviderAccountForm(forms.ModelForm):
         required=False,
         max_length=255,
         strip=False,
-        help_text="Write-only. Leave blank to keep the current secret.",
+        label=_("secret"),
+        help_text=_("Write-only. Leave blank to keep the current secret."),
     )
 
     class Meta:
@@ -32,7 +35,7 @@ class ProviderAccountForm(forms.ModelForm):
         if not secret:
             if self.instance.pk:
                 return self.instance.secret
-            raise forms.ValidationError("A secret is required for a new account.")
+            raise forms.ValidationError(_("A secret is required for a new account."))
         return secret
 
 
@@ -45,6 +48,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
     list_display = ["merchant", "provider", "account_id", "masked_secret"]
     list_filter = ["provider"]
+    result_count_label = ngettext_lazy("%(count)d provider account", "%(count)d provider accounts", "count")
 
     def lookup_allowed(self, lookup: str, value: str, request=None) -> bool:
         """Refuse any querystring lookup on a secret (``?secret__startswith=…`` → 400 for every user and value)."""
@@ -52,9 +56,9 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             return False
         return super().lookup_allowed(lookup, value, request)
 
-    @admin.display(description="Secret")
+    @admin.display(description=_("Secret"))
     def masked_secret(self, obj: ProviderAccount) -> str:
-        return "•••• (set)" if obj.secret else "— (missing)"
+        return _("•••• (set)") if obj.secret else _("— (missing)")
 
 
 class DeviceInline(admin.TabularInline):
@@ -67,6 +71,7 @@ class DeviceInline(admin.TabularInline):
 class MerchantAdmin(admin.ModelAdmin):
     list_display = ["name", "created_at"]
     inlines = [DeviceInline]
+    result_count_label = ngettext_lazy("%(count)d merchant", "%(count)d merchants", "count")
 
 
 @admin.register(Device)
@@ -74,3 +79,4 @@ class DeviceAdmin(admin.ModelAdmin):
     list_display = ["name", "device_uuid", "tmetr_device_id", "merchant", "status", "payment_scenario"]
     list_filter = ["status", "payment_scenario", "merchant"]
     search_fields = ["name", "device_uuid", "tmetr_device_id"]
+    result_count_label = ngettext_lazy("%(count)d machine", "%(count)d machines", "count")

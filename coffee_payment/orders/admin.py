@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from coffee_payment.orders.display import format_money, order_reference, reference_prefix
 from coffee_payment.orders.models import Order, OrderNeedingAttention
@@ -57,6 +57,8 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [PaymentAttemptInline]
     actions = ["mark_made", "refund_through_provider"]
     list_per_page = 50
+    # "N orders" under the list, in the language's plural forms (admin/counted_pagination.html).
+    result_count_label = ngettext_lazy("%(count)d order", "%(count)d orders", "count")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders come from QR scans only
@@ -101,7 +103,13 @@ class OrderAdmin(admin.ModelAdmin):
         with transaction.atomic():
             changed = queryset.select_for_update().filter(status__in=MAKE_STATES).update(status=OrderStatus.SUCCESSFUL)
         self.message_user(
-            request, _("%(count)d order(s) marked made; others were not waiting for a make.") % {"count": changed}
+            request,
+            ngettext(
+                "%(count)d order marked made; others were not waiting for a make.",
+                "%(count)d orders marked made; others were not waiting for a make.",
+                changed,
+            )
+            % {"count": changed},
         )
 
     @admin.action(description=gettext_lazy("Refund through the provider…"))
@@ -137,6 +145,9 @@ class OrderNeedingAttentionAdmin(OrderAdmin):
     """Only the paid orders that wait for staff: check the machine, then mark made or refund."""
 
     list_filter = ["status", "device__payment_scenario"]
+    result_count_label = ngettext_lazy(
+        "%(count)d order needing attention", "%(count)d orders needing attention", "count"
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(status__in=NEEDS_ATTENTION)

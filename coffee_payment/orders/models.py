@@ -23,29 +23,35 @@ class Order(models.Model):
     Status changes go only through ``coffee_payment.orders.state`` (the transition table) inside the services'
     row-locked transactions."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    machine_uuid = models.CharField(max_length=255, unique=True, help_text="`uuid` from the QR link")
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="orders")
-    drink_no = models.CharField(max_length=64)
-    drink_name = models.CharField(max_length=200)
-    size = models.PositiveSmallIntegerField(choices=DrinkSize.choices)
-    price_kopecks = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.CREATED)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    expires_at = models.DateTimeField()
-    paid_at = models.DateTimeField(null=True, blank=True)
+    id = models.UUIDField("ID", primary_key=True, default=uuid.uuid4, editable=False)
+    machine_uuid = models.CharField(
+        _("machine order uuid"), max_length=255, unique=True, help_text=_("`uuid` from the QR link")
+    )
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="orders", verbose_name=_("machine"))
+    drink_no = models.CharField(_("drink number (drinkNo)"), max_length=64)
+    drink_name = models.CharField(_("drink"), max_length=200)
+    size = models.PositiveSmallIntegerField(_("size"), choices=DrinkSize.choices)
+    price_kopecks = models.PositiveIntegerField(_("price, kopecks"))
+    status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices, default=OrderStatus.CREATED)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    expires_at = models.DateTimeField(_("expires"))
+    paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     # The make command (durable dispense): ``make_state`` is committed with the move to make_pending (queued)
     # and before the HTTP call (sending, with make_requested_at); see coffee_payment.orders.dispense.
-    make_state = models.CharField(max_length=16, choices=MakeState.choices, default=MakeState.NONE, blank=True)
-    make_requested_at = models.DateTimeField(null=True, blank=True, help_text="when sending the make started")
-    make_result = models.CharField(max_length=500, blank=True)
+    make_state = models.CharField(
+        _("make command"), max_length=16, choices=MakeState.choices, default=MakeState.NONE, blank=True
+    )
+    make_requested_at = models.DateTimeField(
+        _("make sent"), null=True, blank=True, help_text=_("when sending the make started")
+    )
+    make_result = models.CharField(_("make result"), max_length=500, blank=True)
     # Staff refunds through the admin (coffee_payment/payments/refunds.py): who, when, what the provider said.
-    refund_result = models.CharField(max_length=500, blank=True)
-    # Signature parameters of the QR link (algorithm unknown): stored, not verified.
-    qr_ts = models.CharField(max_length=64, blank=True)
-    qr_random = models.CharField(max_length=64, blank=True)
-    qr_salt = models.CharField(max_length=128, blank=True)
+    refund_result = models.CharField(_("refund result"), max_length=500, blank=True)
+    # Signature parameters of the QR link (algorithm unknown): stored, not verified. Their names are data.
+    qr_ts = models.CharField("QR ts", max_length=64, blank=True)
+    qr_random = models.CharField("QR random", max_length=64, blank=True)
+    qr_salt = models.CharField("QR salt", max_length=128, blank=True)
 
     class Meta:
         indexes = [

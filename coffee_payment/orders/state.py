@@ -225,14 +225,14 @@ class MakeState(models.TextChoices):
     is committed before the HTTP call, so ``queued`` proves nothing left the building (safe to send) and
     ``sending`` with no outcome past the budget means the process died mid-call (outcome unknown)."""
 
-    NONE = "", "No make command owed"
-    QUEUED = "queued", "Owed, not sent yet"
-    SENDING = "sending", "Sending started"
-    ACCEPTED = "accepted", "Accepted by Tmetr"
-    FAILED = "failed", "Rejected or timed out (never resent)"
-    UNKNOWN = "unknown", "Sent, outcome unknown: the process died mid-call (never resent)"
-    EXPIRED = "expired", "Not sent: the dispense window passed before it could be sent"
-    CANCELED = "canceled", "Not sent: the payment was refunded first"
+    NONE = "", _("No make command owed")
+    QUEUED = "queued", _("Owed, not sent yet")
+    SENDING = "sending", _("Sending started")
+    ACCEPTED = "accepted", _("Accepted by Tmetr")
+    FAILED = "failed", _("Rejected or timed out (never resent)")
+    UNKNOWN = "unknown", _("Sent, outcome unknown: the process died mid-call (never resent)")
+    EXPIRED = "expired", _("Not sent: the dispense window passed before it could be sent")
+    CANCELED = "canceled", _("Not sent: the payment was refunded first")
 
 
 @dataclass(frozen=True)

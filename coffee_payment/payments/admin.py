@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from coffee_payment.orders.display import format_money, order_reference
@@ -18,6 +19,7 @@ class PaymentAttemptAdmin(admin.ModelAdmin):
     list_select_related = ["order"]
     search_fields = ["provider_payment_id", "order__machine_uuid"]
     readonly_fields = [f.name for f in PaymentAttempt._meta.fields]
+    result_count_label = ngettext_lazy("%(count)d payment attempt", "%(count)d payment attempts", "count")
 
     @admin.display(description=_("Order"))
     def order_ref(self, obj: PaymentAttempt) -> str:
@@ -39,6 +41,7 @@ class NotificationAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Notification._meta.fields]
     date_hierarchy = "received_at"
     actions = ["reprocess"]
+    result_count_label = ngettext_lazy("%(count)d notification", "%(count)d notifications", "count")
 
     @admin.display(description=_("Verdict"), ordering="verdict")
     def verdict_name(self, obj: Notification) -> str:
@@ -57,6 +60,7 @@ class NotificationAdmin(admin.ModelAdmin):
         for notification_id in queryset.values_list("pk", flat=True):
             verdict = async_to_sync(notification_replay)(notification_id)
             level = messages.SUCCESS if verdict.http_status < 500 else messages.ERROR
+            text = gettext("Notification %(id)s: %(verdict)s (%(detail)s)")
             messages.add_message(
-                request, level, f"Notification {notification_id}: {verdict.verdict} ({verdict.detail})"
+                request, level, text % {"id": notification_id, "verdict": verdict.verdict, "detail": verdict.detail}
             )

@@ -72,9 +72,20 @@ def test_po_is_complete() -> None:
 def test_committed_mo_matches_the_po() -> None:
     """The .mo is committed (the image and `serve` need no gettext): it must be the compiled .po
     (`uv run invoke messages` rebuilds both)."""
-    po = {(e.msgctxt, e.msgid): e.msgstr for e in polib.pofile(str(LOCALE / "django.po")) if e.msgstr}
-    mo = {(e.msgctxt, e.msgid): e.msgstr for e in polib.mofile(str(LOCALE / "django.mo")) if e.msgid}
+    po = {_key(e): _translation(e) for e in polib.pofile(str(LOCALE / "django.po")) if _translation(e)}
+    mo = {_key(e): _translation(e) for e in polib.mofile(str(LOCALE / "django.mo")) if e.msgid}
     assert mo == po
+
+
+def _key(entry: polib._BaseEntry) -> tuple:
+    return entry.msgctxt, entry.msgid, entry.msgid_plural or None
+
+
+def _translation(entry: polib._BaseEntry) -> str | tuple:
+    """The msgstr, or for a plural entry its forms in order (all four Russian ones)."""
+    if entry.msgid_plural:
+        return tuple(entry.msgstr_plural[n] for n in sorted(entry.msgstr_plural))
+    return entry.msgstr
 
 
 @pytest.fixture
