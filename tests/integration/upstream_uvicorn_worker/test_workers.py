@@ -90,8 +90,10 @@ def worker_class(request: pytest.FixtureRequest) -> str:
 
 
 def _gunicorn(bind: str, worker_class: str) -> list[str]:
-    # Adapted: this virtualenv's gunicorn (upstream runs "gunicorn" from PATH), from the repository root.
+    # Adapted: this virtualenv's gunicorn (upstream runs "gunicorn" from PATH), from the repository root, without
+    # gunicorn 27's control socket (by default one path in the home directory, shared by every master on the machine).
     return [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT), "--bind", bind, "--graceful-timeout", "1"] + [
+        "--no-control-socket",
         "--log-level",
         "debug",
         "--worker-class",
