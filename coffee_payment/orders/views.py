@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from coffee_payment.errors import ServiceError
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.display import order_is_expired
+from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS
 from coffee_payment.orders.qr import QrError, parse_qr
 from coffee_payment.orders.selectors import order_find, order_status_json
 from coffee_payment.orders.services import order_get_or_create
@@ -75,7 +76,12 @@ def order_status_page(request: HttpRequest) -> HttpResponse:
     order = order_find(request.GET.get("order_id", ""))
     if order is None:
         return _error_page(request, _("Order not found."), 404)
-    context = {"order": order, "initial": order_status_json(order), "page_text": _page_messages()}
+    context = {
+        "order": order,
+        "initial": order_status_json(order),
+        "page_text": _page_messages(),
+        "poll_interval_ms": STATUS_POLL_INTERVAL_MS,
+    }
     return render(request, "orders/status.html", context)
 
 
