@@ -102,6 +102,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--workers", type=int, default=3, help="gunicorn workers (3 = GUNICORN_WORKERS=auto on one core)")
     add("--users", type=int, default=100, help="locust users (all spawned during the warm-up)")
     add("--warmup", type=float, default=4.0, help="seconds of load before each measured window")
+    add(
+        "--runserver-warmup",
+        type=float,
+        default=12.0,
+        help="warm-up of the runserver targets at --poll-interval: a flow there takes longer than --warmup, and a "
+        "window that ends before the first flows do counts no flow",
+    )
     add("--duration", type=float, default=10.0, help="measured seconds per target and round")
     add("--rounds", type=int, default=2, help="interleaved rounds (medians are reported; order reverses each round)")
     add("--latency-ms", type=float, default=100.0, help="sandbox latency per provider/Tmetr call")
@@ -299,10 +306,11 @@ class TargetRun:
         args, stack = self.args, self.stack
         assert stack is not None
         options = {opt: getattr(args, opt) for opt in PROFILE_OPTIONS} | {"poll_interval": poll_interval}
+        slow = self.mode == "dev" and poll_interval == args.poll_interval
         profile = LocustProfile(
             users=args.users,
             spawn_rate=args.users,
-            warmup_s=args.warmup,
+            warmup_s=max(args.warmup, args.runserver_warmup) if slow else args.warmup,
             measure_s=args.duration,
             extra=[f"--{opt.replace('_', '-')}={value}" for opt, value in options.items()],
         )
