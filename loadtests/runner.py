@@ -1,13 +1,16 @@
 """Compare serving targets under the same locust profile: ``python -m loadtests.runner --out reports/load``.
 
-Every target (runserver; gunicorn + our Uvicorn worker; gunicorn's native asgi worker; the Uvicorn worker again
-with ``max_requests``) is started once, each on a fresh PostgreSQL database with the demo data and its own sandbox
-in auto-pay mode with ``--latency-ms`` per provider/Tmetr call; servers are pinned to ``--server-core``, locust,
+Every target (runserver with DEBUG=1 and with DEBUG=0; gunicorn + our Uvicorn worker; gunicorn's native asgi
+worker; the Uvicorn worker again with ``max_requests``) is started once, each on a fresh PostgreSQL database with
+the demo data and its own sandbox in auto-pay mode with ``--latency-ms`` per provider/Tmetr call; servers are
+pinned to ``--server-core``, locust,
 wrk and the sandboxes to ``--load-core``. A bare ASGI app runs under each gunicorn worker class. Then
 ``--rounds`` interleaved rounds (the order reverses each round, so a drift of this shared machine's speed hits
 every target alike): per target, locust warms up and measures ``--duration`` seconds, the server is sampled from
 /proc (RSS per process, CPU of master + workers) at the window's start and end, wrk measures the /health and
-status-JSON ceilings, and right after, the bare app's. Medians over the rounds are reported. Finally every server
+status-JSON ceilings (the server's CPU sampled per route), and right after, the bare app's and (after prod) the
+Django floor's (``loadtests/floor_app.py`` on prod's database). runserver and prod also get a second window at
+``--second-poll-interval``. Medians over the rounds are reported; the goals take the worst round. Finally every server
 is stopped with TERM (time and exit code recorded). Writes report.json, report.md and report.html to ``--out``
 and a summary to stdout; with ``--baseline`` exits 3 when a same-run ratio fell more than ``--tolerance`` below
 the baseline's; 2 when a prerequisite is missing or a target failed.
