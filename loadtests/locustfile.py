@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -27,6 +28,15 @@ import gevent
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
 from locust.stats import StatsEntry
+
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:  # `locust -f loadtests/locustfile.py` puts only loadtests/ on the path
+    sys.path.insert(0, _ROOT)
+
+from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS  # noqa: E402 - plain Python, no Django setup
+
+# The status page's own interval: the profile polls as often as a customer's page does.
+POLL_INTERVAL_S = STATUS_POLL_INTERVAL_MS / 1000
 
 # The demo devices seeded by ``manage.py seed_demo`` (coffee_payment/devices/demo.py DEMO_DEVICES). Copied, not
 # imported: importing the Django models would need Django set up inside the load generator.
@@ -69,7 +79,12 @@ def _options(parser: Any) -> None:
     group.add_argument("--customer-weight", type=int, default=10, help="weight of CustomerUser")
     group.add_argument("--probe-weight", type=int, default=1, help="weight of ProbeUser")
     group.add_argument("--storm-weight", type=int, default=0, help="weight of NotificationStormUser (0 = off)")
-    group.add_argument("--poll-interval", type=float, default=0.25, help="seconds between status polls (page: 1-2)")
+    group.add_argument(
+        "--poll-interval",
+        type=float,
+        default=POLL_INTERVAL_S,
+        help=f"seconds between status polls (default {POLL_INTERVAL_S:g}: the status page's; 0.25 = aggressive)",
+    )
     group.add_argument("--think-time", type=float, default=0.5, help="max seconds a customer waits between steps")
     group.add_argument("--probe-interval", type=float, default=0.2, help="seconds between probes per ProbeUser")
     group.add_argument("--flow-timeout", type=float, default=30.0, help="seconds a flow may take to make_pending")
@@ -280,7 +295,7 @@ class CustomerUser(FastHttpUser):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self.providers = [p.strip() for p in (options.providers if options else "yookassa,tbank").split(",")]
-        self.poll_interval = options.poll_interval if options else 0.25
+        self.poll_interval = options.poll_interval if options else POLL_INTERVAL_S
         self.flow_timeout = options.flow_timeout if options else 30.0
 
     def _status(self, order_id: str) -> dict[str, Any] | None:

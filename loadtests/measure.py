@@ -123,15 +123,32 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def run_wrk(url: str, *, seconds: float, connections: int, core: str | None) -> dict[str, Any]:
-    """wrk -t1 on ``core`` against ``url``: rps, latency percentiles, errors (non-2xx, socket errors)."""
+def run_wrk(
+    url: str, *, seconds: float, connections: int, core: str | None, server_pid: int | None = None
+) -> dict[str, Any]:
+    """wrk -t1 on ``core`` against ``url``: rps, requests, latency percentiles, errors (non-2xx, socket errors).
+    With ``server_pid`` (a gunicorn master or runserver) the server tree's CPU is sampled around the run:
+    ``cpu_s`` and ``cpu_ms_per_request`` (CPU milliseconds per completed request of this one route)."""
     binary = ensure_wrk()
     if binary is None:
         return {"error": "wrk not installed (apt-get install wrk, as root)"}
     argv = pinned(core, [binary, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url])
+    cpu_before = ServerSample.take(server_pid).cpu_s if server_pid else None
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    out = done.stdout
-    result: dict[str, Any] = {"url": url, "connections": connections, "seconds": seconds}
+    result = parse_wrk(done.stdout, done.stderr)
+    result.update(url=url, connections=connections, seconds=seconds)
+    if cpu_before is not None and server_pid and result.get("requests"):
+        result["cpu_s"] = ServerSample.take(server_pid).cpu_s - cpu_before
+        result["cpu_ms_per_request"] = result["cpu_s"] * 1000 / result["requests"]
+    return result
+
+
+def parse_wrk(out: str, err: str = "") -> dict[str, Any]:
+    """wrk's ``--latency`` output → ``rps``, ``requests``, ``p50_ms``, ``p99_ms``, ``errors`` (only non-zero
+    counts); ``error`` (the tail of the output) when no ``Requests/sec`` line was found."""
+    result: dict[str, Any] = {}
+    if match := re.search(r"^\s*(\d+) requests in ", out, re.M):
+        result["requests"] = int(match.group(1))
     if match := re.search(r"Requests/sec:\s+([\d.]+)", out):
         result["rps"] = float(match.group(1))
     for pct in ("50", "99"):
@@ -144,7 +161,7 @@ def run_wrk(url: str, *, seconds: float, connections: int, core: str | None) -> 
         errors.update(zip(("connect", "read", "write", "timeout"), map(int, match.groups()), strict=True))
     result["errors"] = {k: v for k, v in errors.items() if v}
     if "rps" not in result:
-        result["error"] = (done.stderr or out).strip()[-500:]
+        result["error"] = (err or out).strip()[-500:]
     return result
 
 
@@ -287,12 +304,19 @@ class WorkerWatch:
 class PinnedGunicorn:
     """gunicorn (our gunicorn.conf.py) serving ``app`` on ``core``, e.g. the bare ASGI app for the wrk ceiling."""
 
-    def __init__(self, *, app: str, core: str | None, workers: int, worker_class: str | None, log: Path) -> None:
+    def __init__(
+        self,
+        *,
+        app: str,
+        core: str | None,
+        workers: int,
+        worker_class: str | None,
+        log: Path,
+        env: dict[str, str | None] | None = None,
+    ) -> None:
         self.port = free_port()
-        env = serving_env(
-            self.port,
-            {"GUNICORN_WORKERS": str(workers), "GUNICORN_LOG_LEVEL": "warning", "SERVING_TEST_ENDPOINTS": None},
-        )
+        overrides = {"GUNICORN_WORKERS": str(workers), "GUNICORN_LOG_LEVEL": "warning", "SERVING_TEST_ENDPOINTS": None}
+        env = serving_env(self.port, {**overrides, **(env or {})})
         argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         if worker_class:
             argv += ["--worker-class", worker_class]
@@ -317,3 +341,8 @@ class PinnedGunicorn:
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
             stop_process(self.proc, timeout=30)
+
+    @property
+    def pid(self) -> int | None:
+        """The gunicorn master's pid (taskset execs gunicorn), None before ``__enter__``."""
+        return self.proc.pid if self.proc is not None else None

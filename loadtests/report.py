@@ -74,6 +74,11 @@ def summary(data: dict[str, Any]) -> str:
         )
     for worker_class, result in (data.get("bare") or {}).items():
         lines.append(f"bare ASGI app under {worker_class.rsplit('.', 1)[-1]}: {_f(result.get('rps'))} req/s (wrk)")
+    if floor := data.get("floor"):
+        lines.append(
+            f"Django floor (status JSON): {_f(floor.get('rps'))} req/s, "
+            f"{_f(floor.get('cpu_ms_per_request'), '{:.2f}')} CPU ms/req (wrk)"
+        )
     for name, run in [*data.get("targets", {}).items(), ("recycling", data.get("recycling") or {})]:
         if "error" in run:
             lines.append(f"FAILED {name}: {run['error'].splitlines()[0]}")
@@ -125,7 +130,13 @@ def _md_header(data: dict[str, Any]) -> list[str]:
         f"Server on core {params.get('server_core')}; locust, wrk and the sandbox on core {params.get('load_core')}"
         f"; PostgreSQL unpinned. {params.get('users')} locust users, warm-up {params.get('warmup')} s, measured "
         f"{params.get('duration')} s per target; sandbox latency {params.get('latency_ms')} ms per call; "
-        f"gunicorn workers {params.get('workers')}; runserver DEBUG={'1' if params.get('runserver_debug') else '0'}.",
+        f"gunicorn workers {params.get('workers')}; runserver DEBUG={'1' if params.get('runserver_debug') else '0'}"
+        " (runserver-nodebug: DEBUG=0).",
+        "",
+        f"Profiles: the headline rows poll the status JSON every {params.get('poll_interval')} s (the status "
+        "page's own interval, coffee_payment/orders/polling.py); rows named `<target>@poll<s>s` are a second "
+        f"window per round at {params.get('second_poll_interval')} s (the earlier, aggressive profile), compared "
+        "with runserver under the same profile.",
         "",
         f"Command: `{data.get('command')}`",
         "",
@@ -242,7 +253,27 @@ def _md_rounds(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 
 def _wrk_row(server: str, path: str, w: dict[str, Any], rps: str) -> list[str]:
-    return [server, path, rps, _f(w.get("p50_ms"), "{:.2f}"), _f(w.get("p99_ms"), "{:.2f}"), str(w.get("errors") or "")]
+    return [
+        server,
+        path,
+        rps,
+        _f(w.get("p50_ms"), "{:.2f}"),
+        _f(w.get("p99_ms"), "{:.2f}"),
+        _f(w.get("cpu_ms_per_request"), "{:.3f}"),
+        str(w.get("errors") or ""),
+    ]
+
+
+def _floor_row(data: dict[str, Any]) -> list[list[str]]:
+    """The Django floor's status-JSON ceiling, with the product's ceiling over it (median; worst round)."""
+    floor = data.get("floor")
+    if not floor:
+        return []
+    found = data.get("ratios") or {}
+    ratio = found.get(f"{compare.PROD}.status_vs_floor")
+    worst = found.get(f"{compare.PROD}.status_vs_floor_worst")
+    cell = _f(floor.get("rps")) + (f" (prod {ratio:.2f}×, worst round {worst:.2f}×)" if ratio and worst else "")
+    return [_wrk_row("Django floor · ServingUvicornWorker", "status JSON", floor, cell)]
 
 
 def _md_ceilings(data: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[str]:
@@ -257,6 +288,7 @@ def _md_ceilings(data: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[
             w = compare.median_wrk([rd[key] for rd in _rounds(run) if rd.get(key)])
             if w["rps"] is not None:
                 table.append(_wrk_row(name, path, w, _f(w.get("rps")) + _ratio_cell(data, name, ratio)))
+    table += _floor_row(data)
     for worker_class, w in (data.get("bare") or {}).items():
         table.append(_wrk_row(f"bare ASGI app · {worker_class.rsplit('.', 1)[-1]}", "/health", w, _f(w.get("rps"))))
     return [
@@ -264,9 +296,50 @@ def _md_ceilings(data: dict[str, Any], runs: dict[str, dict[str, Any]]) -> list[
         f"{params.get('wrk_seconds')} s)",
         "",
         "`/health` is answered before Django; the status JSON of one `created` order is the Django request "
-        "path with one database read and no provider call.",
+        "path with one database read and no provider call. The Django floor (`loadtests/floor_app.py`: no "
+        "middleware, one `sync_to_async` call, one raw query, the same database, pool and worker class) reads the "
+        "same order of the prod target's database right after prod's own wrk. CPU ms/req: the server tree's CPU "
+        "(/proc) during that wrk run over its completed requests.",
         "",
-        _table(["server", "path", "req/s", "p50 ms", "p99 ms", "errors"], table),
+        _table(["server", "path", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "errors"], table),
+    ]
+
+
+def _cpu_change(value: float | None, then: float | None) -> str:
+    """``value`` ms with its change against the baseline's ``then`` ms (``–`` when either is missing)."""
+    if value is None:
+        return "–"
+    return _f(value, "{:.2f}") + (f" ({(value / then - 1) * 100:+.0f} %)" if then else "")
+
+
+def _md_cpu(data: dict[str, Any], rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """CPU ms per request: per target (customer window, change vs the committed baseline) and per route (wrk)."""
+    base = data.get("cpu_baseline") or {}
+    then = base.get("cpu_ms_per_request")
+    table = [
+        [
+            name,
+            _f(s.get("poll_interval"), "{:g} s"),
+            _cpu_change(s["cpu_ms_per_request"], then if name.partition("@")[0] == compare.PROD else None),
+            _f(s["health_cpu_ms"], "{:.3f}"),
+            _f(s["status_cpu_ms"], "{:.2f}"),
+        ]
+        for name, s in rows
+    ]
+    floor = (data.get("floor") or {}).get("cpu_ms_per_request")
+    bare = {k.rsplit(".", 1)[-1]: v.get("cpu_ms_per_request") for k, v in (data.get("bare") or {}).items()}
+    return [
+        "## CPU per request",
+        "",
+        _table(["target", "poll interval", "CPU ms/req (customer window)", "/health wrk", "status JSON wrk"], table),
+        "",
+        f"Django floor (status JSON): {_f(floor, '{:.2f}')} ms/req; bare ASGI app /health: "
+        + ", ".join(f"{k} {_f(v, '{:.3f}')}" for k, v in bare.items())
+        + f" ms/req. The customer window's figure is the server's CPU over every request of the window (its mix "
+        f"depends on the poll interval); the committed baseline ({base.get('file', '–')}) had "
+        f"{_f(then, '{:.2f}')} ms/req for prod"
+        + (f" under {base['profile']}" if base.get("profile") else " under the same profile")
+        + ". The route figures are the wrk ceilings' (one route, the server saturated).",
     ]
 
 
@@ -377,6 +450,7 @@ def markdown(data: dict[str, Any]) -> str:
         _md_groups(runs),
         _md_rounds(rows),
         _md_ceilings(data, runs),
+        _md_cpu(data, rows),
         _md_workers(rows),
         _md_lifecycle(data, runs),
         _md_shares_note(rows),

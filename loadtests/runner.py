@@ -1,13 +1,16 @@
 """Compare serving targets under the same locust profile: ``python -m loadtests.runner --out reports/load``.
 
-Every target (runserver; gunicorn + our Uvicorn worker; gunicorn's native asgi worker; the Uvicorn worker again
-with ``max_requests``) is started once, each on a fresh PostgreSQL database with the demo data and its own sandbox
-in auto-pay mode with ``--latency-ms`` per provider/Tmetr call; servers are pinned to ``--server-core``, locust,
+Every target (runserver with DEBUG=1 and with DEBUG=0; gunicorn + our Uvicorn worker; gunicorn's native asgi
+worker; the Uvicorn worker again with ``max_requests``) is started once, each on a fresh PostgreSQL database with
+the demo data and its own sandbox in auto-pay mode with ``--latency-ms`` per provider/Tmetr call; servers are
+pinned to ``--server-core``, locust,
 wrk and the sandboxes to ``--load-core``. A bare ASGI app runs under each gunicorn worker class. Then
 ``--rounds`` interleaved rounds (the order reverses each round, so a drift of this shared machine's speed hits
 every target alike): per target, locust warms up and measures ``--duration`` seconds, the server is sampled from
 /proc (RSS per process, CPU of master + workers) at the window's start and end, wrk measures the /health and
-status-JSON ceilings, and right after, the bare app's. Medians over the rounds are reported. Finally every server
+status-JSON ceilings (the server's CPU sampled per route), and right after, the bare app's and (after prod) the
+Django floor's (``loadtests/floor_app.py`` on prod's database). runserver and prod also get a second window at
+``--second-poll-interval``. Medians over the rounds are reported; the goals take the worst round. Finally every server
 is stopped with TERM (time and exit code recorded). Writes report.json, report.md and report.html to ``--out``
 and a summary to stdout; with ``--baseline`` exits 3 when a same-run ratio fell more than ``--tolerance`` below
 the baseline's; 2 when a prerequisite is missing or a target failed.
@@ -35,6 +38,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS  # noqa: E402
 from devtools.pg import PG_ADMIN_URL, pg_available, temporary_database  # noqa: E402
 from devtools.processes import free_port  # noqa: E402
 from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig, local_secret_key  # noqa: E402
@@ -54,10 +58,23 @@ from loadtests.worker_cost import boot_cpu, smaps_rollup  # noqa: E402
 # name → (Stack mode, gunicorn worker class for the bare-app ceiling; None = no bare comparison)
 TARGETS: dict[str, tuple[str, str | None]] = {
     "runserver": ("dev", None),
+    "runserver-nodebug": ("dev", None),  # runserver with DEBUG=0: the reference without debug overhead
     "uvicorn-worker": ("prod", "coffee_payment.serving.worker.ServingUvicornWorker"),
     "gunicorn-asgi": ("gunicorn-asgi", "asgi"),
 }
 RECYCLE_TARGET = "uvicorn-worker"
+FLOOR_TARGET = "uvicorn-worker"  # the Django floor reads this target's database and order, under its worker class
+FLOOR_APP = "loadtests.floor_app:application"
+# Measured again under --second-poll-interval (the old aggressive profile), reported as "<target>@poll<s>s".
+SECOND_PROFILE_TARGETS = ("runserver", "uvicorn-worker")  # the reference and prod: the default run stays short
+DEFAULT_CPU_BASELINE = ROOT / "loadtests" / "baseline.json"
+
+
+def profile_label(poll_interval: float) -> str:
+    """The name of a locust profile by its poll interval: ``0.25`` → ``poll0.25s``."""
+    return f"poll{poll_interval:g}s"
+
+
 PACKAGES = (
     "django",
     "gunicorn",
@@ -71,7 +88,6 @@ PACKAGES = (
     "locust",
 )
 PROFILE_OPTIONS = (
-    "poll_interval",
     "think_time",
     "probe_interval",
     "customer_weight",
@@ -89,6 +105,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--workers", type=int, default=3, help="gunicorn workers (3 = GUNICORN_WORKERS=auto on one core)")
     add("--users", type=int, default=100, help="locust users (all spawned during the warm-up)")
     add("--warmup", type=float, default=4.0, help="seconds of load before each measured window")
+    add(
+        "--runserver-warmup",
+        type=float,
+        default=12.0,
+        help="warm-up of the runserver targets at --poll-interval: a flow there takes longer than --warmup, and a "
+        "window that ends before the first flows do counts no flow",
+    )
     add("--duration", type=float, default=10.0, help="measured seconds per target and round")
     add("--rounds", type=int, default=2, help="interleaved rounds (medians are reported; order reverses each round)")
     add("--latency-ms", type=float, default=100.0, help="sandbox latency per provider/Tmetr call")
@@ -124,8 +147,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--baseline", type=Path, help="a previous report.json: exit 3 when a ratio fell below it")
     add("--tolerance", type=float, default=0.25, help="allowed relative drop of a ratio vs the baseline")
+    add(
+        "--cpu-baseline",
+        type=Path,
+        default=DEFAULT_CPU_BASELINE,
+        help="a report.json whose prod CPU ms per request the CPU goal halves (default loadtests/baseline.json)",
+    )
     profile = parser.add_argument_group("locust profile (loadtests/locustfile.py options)")
-    profile.add_argument("--poll-interval", type=float, default=0.25)
+    profile.add_argument(
+        "--poll-interval",
+        type=float,
+        default=STATUS_POLL_INTERVAL_MS / 1000,
+        help="seconds between a customer's status polls (default: the status page's own interval, "
+        "coffee_payment/orders/polling.py)",
+    )
+    profile.add_argument(
+        "--second-poll-interval",
+        type=float,
+        default=0.25,
+        help="a second locust window per round at this poll interval for runserver (DEBUG as --runserver-debug) "
+        "and prod, "
+        "reported as <target>@poll<s>s (0 = skip; 0.25 = the earlier, aggressive profile of the baseline)",
+    )
     profile.add_argument("--think-time", type=float, default=0.5)
     profile.add_argument("--probe-interval", type=float, default=0.2)
     profile.add_argument("--customer-weight", type=int, default=10)
@@ -206,6 +249,7 @@ class TargetRun:
         self.workdir = args.out / "work" / label
         self.logs = args.out / "logs" / label
         self.stack: Stack | None = None
+        self.db_url = ""
         self.status_url = ""
         self.metrics_url = ""
         self.result: dict[str, Any] = {
@@ -222,7 +266,7 @@ class TargetRun:
         """Fresh database, migrate + demo data, sandbox (auto-pay) and server pinned; boot sample."""
         args = self.args
         self.workdir.mkdir(parents=True, exist_ok=True)
-        db_url = databases.enter_context(temporary_database("coffee_load"))
+        db_url = self.db_url = databases.enter_context(temporary_database("coffee_load"))
         env = {
             "DATABASE_URL": db_url,
             "GUNICORN_WORKERS": str(args.workers),
@@ -237,7 +281,7 @@ class TargetRun:
             port = free_port()
             env.update(METRICS_PORT=str(port), METRICS_BIND_HOST="127.0.0.1")
             self.metrics_url = f"http://127.0.0.1:{port}/metrics"
-        if self.mode == "dev" and not args.runserver_debug:
+        if self.mode == "dev" and (self.name == "runserver-nodebug" or not args.runserver_debug):
             env.update(DEBUG="0", SECRET_KEY=local_secret_key(self.workdir / "var")[0])
         self.stack = Stack(
             StackConfig(
@@ -259,21 +303,24 @@ class TargetRun:
         if args.wrk_status:
             self.status_url = _fresh_order_status_url(self.stack)
 
-    def measure(self, round_no: int) -> dict[str, Any]:
-        """One round: the locust window (warm-up, then measured), /proc samples, wrk ceilings."""
+    def _window(self, round_no: int, poll_interval: float, suffix: str = "") -> dict[str, Any]:
+        """One locust window (warm-up, then measured) with ``poll_interval``: its report, /proc samples, metrics
+        and gunicorn's signals; ``suffix`` names the locust HTML report of a second profile."""
         args, stack = self.args, self.stack
         assert stack is not None
+        options = {opt: getattr(args, opt) for opt in PROFILE_OPTIONS} | {"poll_interval": poll_interval}
+        slow = self.mode == "dev" and poll_interval == args.poll_interval
         profile = LocustProfile(
             users=args.users,
             spawn_rate=args.users,
-            warmup_s=args.warmup,
+            warmup_s=max(args.warmup, args.runserver_warmup) if slow else args.warmup,
             measure_s=args.duration,
-            extra=[f"--{opt.replace('_', '-')}={getattr(args, opt)}" for opt in PROFILE_OPTIONS],
+            extra=[f"--{opt.replace('_', '-')}={value}" for opt, value in options.items()],
         )
-        record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg()}
+        record: dict[str, Any] = {"round": round_no, "loadavg_before": os.getloadavg(), "poll_interval": poll_interval}
         server_log = self.logs / "server.log"
         offsets = [_size(server_log)]
-        locust_html = self.logs / f"locust-round{round_no}.html"
+        locust_html = self.logs / f"locust-round{round_no}{suffix}.html"
         scrapes: dict[str, dict[str, Any]] = {}
         window, first, last = run_locust(
             stack.base_url,
@@ -301,22 +348,32 @@ class TargetRun:
         if first is not None:
             record["cpu_s"] = last.cpu_s - first.cpu_s
         # Requests still queued from the window (runserver's backlog, notifications, make commands) would
-        # otherwise be counted against the ceiling.
+        # otherwise be counted against the ceiling or the next window.
         record["settle_s"] = wait_idle(stack.server.pid)
-        record["wrk_health"] = run_wrk(
-            f"{stack.base_url}/health", seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
-        )
+        return record
+
+    def measure(self, round_no: int) -> dict[str, Any]:
+        """One round: the locust window at ``--poll-interval``, wrk ceilings (CPU sampled per route), then the
+        second profile's window (``--second-poll-interval``) for SECOND_PROFILE_TARGETS."""
+        args, stack = self.args, self.stack
+        assert stack is not None
+        server_log = self.logs / "server.log"
+        start = _size(server_log)
+        record = self._window(round_no, args.poll_interval)
+        middle = _size(server_log)
+        record["wrk_health"] = wrk(args, f"{stack.base_url}/health", stack.server.pid)
         if self.status_url:
-            record["wrk_status"] = run_wrk(
-                self.status_url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core
-            )
-        offsets.append(_size(server_log))
+            record["wrk_status"] = wrk(args, self.status_url, stack.server.pid)
+        end = _size(server_log)
         # The server logs at info for the recycling target only: its recycles and boots are counted from it.
         record["recycles"] = {
-            "window": _log_slice(server_log, offsets[0], offsets[1]).count("reached, recycling"),
-            "ceilings": _log_slice(server_log, offsets[1], offsets[2]).count("reached, recycling"),
+            "window": _log_slice(server_log, start, middle).count("reached, recycling"),
+            "ceilings": _log_slice(server_log, middle, end).count("reached, recycling"),
         }
-        record["boot_cpu_s"] = boot_cpu(_log_slice(server_log, offsets[0], offsets[2]))
+        record["boot_cpu_s"] = boot_cpu(_log_slice(server_log, start, end))
+        if args.second_poll_interval and self.label in SECOND_PROFILE_TARGETS:
+            second = profile_label(args.second_poll_interval)
+            record["profiles"] = {second: self._window(round_no, args.second_poll_interval, f"-{second}")}
         self.result["rounds"].append(record)
         return record
 
@@ -374,6 +431,30 @@ def _log_slice(path: Path, start: int, end: int) -> str:
         return ""
 
 
+def wrk(args: argparse.Namespace, url: str, server_pid: int | None) -> dict[str, Any]:
+    """One wrk ceiling with the suite's duration, connections and load core; the server tree's CPU sampled."""
+    return run_wrk(
+        url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core, server_pid=server_pid
+    )
+
+
+def floor_server(run: TargetRun, args: argparse.Namespace) -> PinnedGunicorn:
+    """The Django floor (``loadtests/floor_app.py``) on ``run``'s database, with the same workers, core, worker
+    class and app environment (``--env``, e.g. the pool size) as the product (a context manager)."""
+    return PinnedGunicorn(
+        app=FLOOR_APP,
+        core=args.server_core,
+        workers=args.workers,
+        worker_class=None,  # gunicorn.conf.py's: ServingUvicornWorker
+        log=args.out / "logs" / "floor.log",
+        env={
+            **dict(item.split("=", 1) for item in args.env),
+            "DATABASE_URL": run.db_url,
+            "DJANGO_SETTINGS_MODULE": "loadtests.floor_settings",
+        },
+    )
+
+
 def bare_server(worker_class: str, args: argparse.Namespace) -> PinnedGunicorn:
     """The bare ASGI app under ``worker_class`` with the same workers, core and settings (a context manager)."""
     custom = None if worker_class.endswith("ServingUvicornWorker") else worker_class  # conf default otherwise
@@ -407,17 +488,28 @@ def _plan(args: argparse.Namespace) -> list[TargetRun]:
     return plan
 
 
-_Bare = dict[str, tuple[str, list[dict[str, Any]]]]  # worker class -> (/health URL, wrk results by round)
+# worker class (or FLOOR_KEY) -> (URL, server pid, wrk results by round)
+_Bare = dict[str, tuple[str, int | None, list[dict[str, Any]]]]
+FLOOR_KEY = "floor"
 
 
 def _start_bare_servers(plan: list[TargetRun], args: argparse.Namespace, resources: ExitStack) -> _Bare:
-    """One bare ASGI app per worker class of a started target, stopped when ``resources`` closes."""
+    """One bare ASGI app per worker class of a started target, and the Django floor on FLOOR_TARGET's database
+    (when its status JSON is measured); stopped when ``resources`` closes."""
     bare: _Bare = {}
     for run in plan:
         worker_class = run.result["worker_class_for_bare"]
         if worker_class and worker_class not in bare and "error" not in run.result:
             server = resources.enter_context(bare_server(worker_class, args))
-            bare[worker_class] = (f"http://127.0.0.1:{server.port}/health", [])
+            bare[worker_class] = (f"http://127.0.0.1:{server.port}/health", server.pid, [])
+        if run.label == FLOOR_TARGET and run.status_url and "error" not in run.result:
+            try:
+                floor = resources.enter_context(floor_server(run, args))
+            except FAILURES as exc:
+                print(f"[load] Django floor: FAILED to start: {exc}", file=sys.stderr, flush=True)
+                continue
+            path = run.status_url.split("/v1/", 1)[1]
+            bare[FLOOR_KEY] = (f"http://127.0.0.1:{floor.port}/v1/{path}", floor.pid, [])
     return bare
 
 
@@ -432,14 +524,50 @@ def _measure_round(round_no: int, plan: list[TargetRun], bare: _Bare, args: argp
             run.fail(exc)
             continue
         print(f"[load] round {round_no} {run.label}: {report.one_line(run.result['rounds'][-1])}", flush=True)
-        worker_class = run.result["worker_class_for_bare"]
-        if worker_class in bare and run.label == run.name:
-            # Right after the target's own wrk, so the two see the same machine.
-            url, results = bare[worker_class]
-            if len(results) < round_no:
-                results.append(
-                    run_wrk(url, seconds=args.wrk_seconds, connections=args.wrk_connections, core=args.load_core)
-                )
+        if run.label != run.name:
+            continue
+        # Right after the target's own wrk, so the two see the same machine: its bare app, and the floor.
+        for key in (run.result["worker_class_for_bare"], FLOOR_KEY if run.label == FLOOR_TARGET else None):
+            if key in bare:
+                url, pid, results = bare[key]
+                if len(results) < round_no:
+                    results.append(wrk(args, url, pid))
+
+
+def profile_runs(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The second profile's windows of one target as runs of their own, ``{"<target>@<profile>": run}`` (no wrk
+    ceilings: those belong to the target's own rounds)."""
+    found: dict[str, dict[str, Any]] = {}
+    for rd in result.get("rounds") or []:
+        for label, window in (rd.get("profiles") or {}).items():
+            name = f"{result['target']}{compare.PROFILE_SEP}{label}"
+            run = found.setdefault(
+                name,
+                {
+                    "target": result["target"],
+                    "label": name,
+                    "mode": result.get("mode"),
+                    "profile": label,
+                    "samples": result.get("samples"),
+                    "worker_class_for_bare": None,
+                    "rounds": [],
+                },
+            )
+            run["rounds"].append(window)
+    return found
+
+
+def cpu_baseline(path: Path | None) -> dict[str, Any] | None:
+    """The committed baseline's prod CPU ms per customer request and its profile (``poll<s>s``, from its
+    ``parameters.poll_interval``), or None when there is no such file or figure."""
+    if path is None or not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    figure = ((data.get("derived") or {}).get(compare.PROD) or {}).get("cpu_ms_per_request")
+    if figure is None:
+        return None
+    poll = (data.get("parameters") or {}).get("poll_interval")
+    return {"file": str(path), "cpu_ms_per_request": figure, "profile": profile_label(poll) if poll else None}
 
 
 def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
@@ -463,9 +591,15 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
             data["recycling"] = run.result
         else:
             data["targets"][run.name] = run.result
+    for run in plan:
+        data["targets"].update(profile_runs(run.result))
+    floor = bare.pop(FLOOR_KEY, None)
     data["bare"] = {
-        worker_class: {"rounds": results, **compare.median_wrk(results)} for worker_class, (_, results) in bare.items()
+        worker_class: {"rounds": results, **compare.median_wrk(results)}
+        for worker_class, (_, _, results) in bare.items()
     }
+    if floor is not None:
+        data["floor"] = {"app": FLOOR_APP, "rounds": floor[2], **compare.median_wrk(floor[2])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,6 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     run_suite(args, data)
     data["machine"]["loadavg_end"] = os.getloadavg()
     data["elapsed_s"] = time.time() - began
+    baseline_cpu = cpu_baseline(args.cpu_baseline)
+    if baseline_cpu:
+        if baseline_cpu["profile"] == profile_label(args.poll_interval):
+            baseline_cpu["profile"] = None  # the headline run has the baseline's profile
+        data["cpu_baseline"] = baseline_cpu
     data["derived"] = compare.derive(data)
     data["ratios"] = compare.ratios(data)
     data["goals"] = compare.goals(data)

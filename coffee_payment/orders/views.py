@@ -20,10 +20,10 @@ from django.views.decorators.http import require_GET, require_POST
 from coffee_payment.errors import ServiceError
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.display import order_is_expired
+from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS
 from coffee_payment.orders.qr import QrError, parse_qr
-from coffee_payment.orders.selectors import order_find, order_status_json
+from coffee_payment.orders.selectors import StatusRow, order_find, order_status_json, status_body, status_row
 from coffee_payment.orders.services import order_get_or_create
-from coffee_payment.orders.state import OrderStatus
 from coffee_payment.payments.ratelimit import rate_hit
 from coffee_payment.payments.services import payment_initiate, payment_refresh_if_stale
 from coffee_payment.serving.client_address import client_ip
@@ -75,7 +75,12 @@ def order_status_page(request: HttpRequest) -> HttpResponse:
     order = order_find(request.GET.get("order_id", ""))
     if order is None:
         return _error_page(request, _("Order not found."), 404)
-    context = {"order": order, "initial": order_status_json(order), "page_text": _page_messages()}
+    context = {
+        "order": order,
+        "initial": order_status_json(order),
+        "page_text": _page_messages(),
+        "poll_interval_ms": STATUS_POLL_INTERVAL_MS,
+    }
     return render(request, "orders/status.html", context)
 
 
@@ -99,18 +104,22 @@ def _page_messages() -> dict[str, str]:
 async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
     it first polls the provider (rate-limited across workers)."""
-    body = await sync_to_async(_status_body)(order_id)  # one thread hop on the hottest path
-    if body is None:
+    row = await sync_to_async(_status_body)(order_id)  # one thread hop, one query on the hottest path
+    if row is None:
         return JsonResponse({"error": "order not found"}, status=404)
-    if body["status"] == OrderStatus.PENDING and await payment_refresh_if_stale(order_id=body["order_id"]):
-        body = await sync_to_async(_status_body)(order_id)  # the poll may have moved the order
+    # refresh_due: only then can payment_refresh_if_stale claim a provider poll (its compare-and-set decides).
+    if row.refresh_due and await payment_refresh_if_stale(order_id=row.order_id):
+        row = await sync_to_async(_status_body)(order_id)  # the poll may have moved the order
+        if row is None:
+            return JsonResponse({"error": "order not found"}, status=404)
+    body = status_body(row)
     body["server_time"] = timezone.now().isoformat()
     return JsonResponse(body)
 
 
-def _status_body(order_id: str) -> dict | None:
-    order = order_find(order_id)
-    return None if order is None else order_status_json(order)
+def _status_body(order_id: str) -> StatusRow | None:
+    """The status JSON's facts of ``order_id`` (one query; run in a worker thread), None when unknown."""
+    return status_row(order_id)
 
 
 @csrf_exempt  # JSON API called by the status page; the order id (a random UUID) is the capability

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -317,10 +317,21 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
         return ApplyResult(str(order.id), order.status, True, decision.dispense, decision.reason)
 
 
+def _apply_and_release(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
+    """``payment_apply``, then this thread's database connection back to the pool (CONN_MAX_AGE=0): the caller
+    goes on to await the make, whose steps take a connection of their own. Holding this one across that wait let
+    a burst of notifications hold every pooled connection while their makes waited for one (``PoolTimeout``
+    after ``DB_POOL_TIMEOUT_S``; seen in the load suite at the page's poll rate, docs/performance.md)."""
+    try:
+        return payment_apply(attempt_id=attempt_id, payment=payment)
+    finally:
+        close_old_connections()
+
+
 async def payment_settle(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
     """``payment_apply`` then, only if this caller won the move to ``make_pending``, the make command: started as
     durable work that survives this caller's cancellation (client gone, notifier timeout) and awaited here."""
-    result = await sync_to_async(payment_apply)(attempt_id=attempt_id, payment=payment)
+    result = await sync_to_async(_apply_and_release)(attempt_id=attempt_id, payment=payment)
     if result.dispense:
         status = await dispense_and_wait(result.order_id)
         result = ApplyResult(result.order_id, status or result.order_status, True, True, result.reason)

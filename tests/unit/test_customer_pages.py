@@ -173,3 +173,13 @@ def test_no_continue_payment_after_expiry(client: Client) -> None:
     )
     body = client.get(f"/v1/order-status/{order.id}").json()
     assert body["action"] == "" and body["continue_url"] == "" and body["next_step"] and not body["final"]
+
+
+def test_the_page_polls_at_the_one_interval_the_load_profile_reads(client: Client) -> None:
+    from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS
+    from loadtests.runner import parse_args
+
+    order = _order()
+    page = client.get(f"/v1/order-status-page?order_id={order.id}").content.decode()
+    assert f"setInterval(poll, {STATUS_POLL_INTERVAL_MS})" in page
+    assert parse_args([]).poll_interval == STATUS_POLL_INTERVAL_MS / 1000
