@@ -10,7 +10,6 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from coffee_payment.devices.models import PaymentScenario
 from coffee_payment.orders.display import customer_status, format_money, order_is_expired, order_reference
 from coffee_payment.orders.models import DrinkSize, Order
 from coffee_payment.orders.state import AttemptStatus, OrderStatus
@@ -140,6 +139,13 @@ def order_status_json(order: Order) -> dict[str, Any]:
     )
 
 
+def _provider_label(name: str) -> str:
+    """The registered provider's display label for ``name`` (the name itself for one no longer registered)."""
+    from coffee_payment.payments.providers import provider_choices
+
+    return str(dict(provider_choices()).get(name, name))
+
+
 def status_body(row: StatusRow) -> dict[str, Any]:
     """The ``GET /v1/order-status/<order_id>`` body, texts in the active language. ``price`` is in rubles (a
     string with 2 decimals, never a float); ``price_kopecks`` is the exact int; ``price_display`` the local
@@ -174,7 +180,7 @@ def status_body(row: StatusRow) -> dict[str, Any]:
         "payment_scenario": row.payment_scenario,
         # Where the make command is (queued, sending, accepted, failed, unknown, ...): "" before payment.
         "make_state": row.make_state,
-        "provider_name": str(PaymentScenario(row.payment_scenario).label) if row.show_provider_name else "",
+        "provider_name": _provider_label(row.payment_scenario) if row.show_provider_name else "",
         "device": {
             "uuid": row.device_uuid,
             "name": row.device_name,
