@@ -20,6 +20,7 @@ from devtools.stack import Stack, StackConfig
 from tests.integration.conftest import FAST_TIMEOUTS
 from tests.integration.flow import initiate, scan
 
+pytestmark = pytest.mark.serial  # lock, drain and heartbeat bounds of a few seconds, judged from the log
 MAX_REQUESTS = 40
 LOCK_TIMEOUT_S = 3
 BAD_LOG_LINES = ("WORKER TIMEOUT", "Event loop is closed", "Traceback", "Perhaps out of memory", "exited with code")
