@@ -7,6 +7,8 @@ deadline, stopped with a signal and escalation, logs captured — all through ``
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import secrets
 import signal
@@ -57,6 +59,42 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
     if done.returncode != 0:
         raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
     return done.stdout
+
+
+STATIC_ROOT = ROOT / "staticfiles"  # settings.STATIC_ROOT
+
+
+def static_fingerprint() -> str:
+    """What ``collectstatic`` output depends on: this interpreter's environment (``sys.prefix``: its packages ship
+    the admin's assets), uv.lock, settings.py (the storage backend) and every file under a ``static/`` directory of the
+    project (path, size, mtime). A hex digest."""
+    digest = hashlib.sha256(sys.prefix.encode())
+    for name in ("uv.lock", "coffee_payment/settings.py"):
+        digest.update((ROOT / name).read_bytes())
+    for static_dir in sorted((ROOT / "coffee_payment").rglob("static")):
+        for path in sorted(static_dir.rglob("*")):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(ROOT)} {stat.st_size} {stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def collectstatic_once(env: dict[str, str], timeout: float = 300) -> bool:
+    """Run ``manage.py collectstatic`` (into ``staticfiles/``) unless the last run had the same
+    :func:`static_fingerprint`; returns True when it ran. The compressed storage re-compresses every file on each
+    run (~4 s of CPU), and every stack, drill and test server starts from the same checkout. A file lock keeps
+    concurrent starts (xdist workers, side-by-side drills) from writing the directory at the same time.
+    Raises CalledProcessError as :func:`run_manage`."""
+    STATIC_ROOT.mkdir(exist_ok=True)
+    stamp = STATIC_ROOT / ".collected"
+    fingerprint = f"{static_fingerprint()} DEBUG={env.get('DEBUG', '')}"  # DEBUG picks the storage backend
+    with open(STATIC_ROOT / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == fingerprint:
+            return False
+        stamp.unlink(missing_ok=True)
+        run_manage("collectstatic", "--noinput", "-v", "0", env=env, timeout=timeout)
+        stamp.write_text(fingerprint)
+        return True
 
 
 def _local_key(path: Path, generate) -> tuple[str, bool]:
@@ -180,7 +218,7 @@ class Stack:
                 raise RuntimeError(f"{name} port {self.config.host}:{port} is already in use (another server running?)")
         run_manage("migrate", "--noinput", "-v", "0", env=self.env, timeout=300)
         if self.config.mode != "dev":
-            run_manage("collectstatic", "--noinput", "-v", "0", env=self.env, timeout=300)
+            collectstatic_once(self.env)
         if self.config.seed:
             self.qr_links = run_manage("seed_demo", env=self.env).split()
         sandbox_argv = [

@@ -1,6 +1,9 @@
 """Fixtures for integration tests: the real stack (sandbox + gunicorn with 2 Uvicorn workers) on SQLite and on
 PostgreSQL, on free loopback ports, always stopped. Every app response, the server log and the database are
-scanned for the demo provider secrets (tests/integration/secret_scan.py)."""
+scanned for the demo provider secrets (tests/integration/secret_scan.py).
+
+Tests that judge real timings (drills, signals, recycling, a make racing a slow Tmetr) are marked ``serial``: nox's
+integration session runs the others with files side by side (pytest-xdist), then these one at a time."""
 
 from __future__ import annotations
 

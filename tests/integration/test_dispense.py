@@ -72,6 +72,7 @@ def _kill_workers(stack: Stack) -> None:
 # --- a caller that goes away ---------------------------------------------------------------------------------
 
 
+@pytest.mark.serial  # Tmetr's 1.5 s inside the 2 s read timeout: a busy neighbour would eat the margin
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_status_poll_abandoned_while_tmetr_is_slow_still_makes_once(stack, app, sandbox, provider):
     """The phone closes the page while its status poll is settling the payment and Tmetr is slow."""
@@ -94,6 +95,7 @@ def test_status_poll_abandoned_while_tmetr_is_slow_still_makes_once(stack, app, 
     assert len(makes_for(sandbox, machine_uuid)) == 1
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_notifier_that_gives_up_still_gets_one_make(stack, app, sandbox, provider):
     order_id, machine_uuid = scan_with_uuid(app, provider)
@@ -108,6 +110,7 @@ def test_notifier_that_gives_up_still_gets_one_make(stack, app, sandbox, provide
 # --- a worker that dies --------------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_worker_killed_mid_make_is_flagged_unknown_and_never_resent(stack, app, sandbox):
     order_id, machine_uuid = scan_with_uuid(app, "yookassa")
     _config(sandbox, **SLOW_TMETR)
@@ -142,6 +145,7 @@ def dying_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             yield running
 
 
+@pytest.mark.serial
 def test_process_dying_between_commit_and_send_is_finished_by_the_sweeper(dying_stack):
     stack = dying_stack
     with httpx.Client(base_url=stack.base_url, timeout=30) as app, httpx.Client(base_url=stack.sandbox_url) as sandbox:
@@ -202,6 +206,7 @@ def _make_state_in_db(stack: Stack, order_id: str) -> str:
     return run_manage("shell", "--no-imports", "-c", code, env=stack.env).strip()
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
 def test_graceful_stop_waits_for_the_make_in_flight(solo_stack, sig):
     app, sandbox, order_id, machine_uuid = _pay_with_make_in_flight(solo_stack)
@@ -213,6 +218,7 @@ def test_graceful_stop_waits_for_the_make_in_flight(solo_stack, sig):
     assert "waiting for 1 in-flight make command(s)" in log
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("solo_stack", [{"GUNICORN_MAX_REQUESTS": "12"}], indirect=True)
 def test_recycle_waits_for_the_make_in_flight(solo_stack):
     app, sandbox, order_id, machine_uuid = _pay_with_make_in_flight(solo_stack)

@@ -10,7 +10,7 @@ import pytest
 
 from devtools.stack import ROOT
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
 
 DEFAULTS = {"duration": "6", "clients": "4", "inflight": "3", "inflight-seconds": "2", "graceful-timeout": "8"}

@@ -15,7 +15,7 @@ import pytest
 
 from devtools.processes import GunicornServer, running_gunicorn
 
-LOAD_SECONDS = 30
+LOAD_SECONDS = 10
 CLIENTS = 4
 PAUSE = 0.01  # seconds between a steady client's requests: ~100 rps each side of 2 cores, several recycles a second
 PATHS = ["/health", "/_test/sleep?seconds=0.02", "/livez"]
@@ -102,6 +102,7 @@ def stagger_violations(logs: str, workers: int) -> list[str]:
     return violations
 
 
+@pytest.mark.serial
 @pytest.mark.timeout(120)
 def test_recycling_under_keepalive_load_loses_no_request():
     env = {"GUNICORN_MAX_REQUESTS": "50", "GUNICORN_MAX_REQUESTS_JITTER": "10", "GUNICORN_TIMEOUT": "10"}

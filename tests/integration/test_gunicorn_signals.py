@@ -14,6 +14,7 @@ import pytest
 from devtools.processes import GunicornServer, connection_refused, requests_picked_up, running_gunicorn, wait_until
 from loadtests.measure import cpu_seconds
 
+pytestmark = pytest.mark.serial
 TIMEOUT = 10  # GUNICORN_TIMEOUT (= graceful timeout) for these servers, seconds
 
 

@@ -142,7 +142,18 @@ def test_recycle_counts_as_recycle_and_the_directory_does_not_grow():
             sent += len(_spread(server, 40))
             wait_until(lambda: len(server.serving_workers()) == 2, timeout=30, what="2 workers serving")
             sizes.append(len(list(directory.glob("*.db"))))
-        samples = scrape(server)
+        # A worker that recycles right after the last round may have recorded its drain while its restart is not
+        # counted yet: scrape again until they agree (a drain never counted as a restart still fails here).
+        samples = wait_until(
+            lambda: (
+                (s := scrape(server))
+                and value(s, "coffee_worker_drain_seconds_count")
+                == value(s, "coffee_worker_restarts_total", reason="recycle")
+                and s
+            ),
+            timeout=20,
+            what="every drain counted as a recycle",
+        )
         recycles = value(samples, "coffee_worker_restarts_total", reason="recycle")
         assert recycles >= 3, server.logs()[-2000:]
         assert value(samples, "coffee_worker_restarts_total") == recycles

@@ -12,7 +12,7 @@ import pytest
 
 from devtools.stack import ROOT
 
-pytestmark = pytest.mark.timeout(200)
+pytestmark = [pytest.mark.timeout(200), pytest.mark.serial]
 
 # One worker per pod and short phases: the drill boots 4 pods, so its time is mostly Django starting up.
 CI = {"pods": "2", "workers": "1", "customers": "4", "warmup": "4", "cooldown": "2", "prestop": "2"}
