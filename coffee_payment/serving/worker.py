@@ -19,7 +19,10 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
   them immediately, so a request the client already sent on one is reset (lost). Here an idle connection gets
   :data:`IDLE_GRACE` seconds; a request arriving in that window is served with ``Connection: close``.
 * A TERM/INT/QUIT that lands while the worker still boots (before uvicorn installs its handlers) exits 0 with
-  a log line instead of killing the worker by the signal's default action.
+  a log line instead of killing the worker by the signal's default action. One that lands between the fork and
+  ``init_signals`` is caught by the arbiter's inherited handler, which only queues it in the child's copy of the
+  arbiter: the worker finds it there (:func:`stop_signal_queued`) instead of booting and serving until the
+  master's SIGKILL at the graceful deadline (seen: TERM right after a worker was forked took 30 s).
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
 * Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
@@ -53,6 +56,30 @@ try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def stop_signal_queued(inherited_handler: Any) -> int | None:
+    """The first TERM/INT/QUIT queued by the arbiter's signal handler a forked worker inherited, else None.
+
+    Between ``fork()`` and the worker's ``init_signals`` the child still runs the master's handler
+    (gunicorn/arbiter.py ``Arbiter.signal``: ``SIG_QUEUE.put_nowait(sig)``), so a stop signal the master sent
+    to this new worker lands in the child's copy of ``SIG_QUEUE``, which nothing in the child reads. A stop
+    signal the master had queued before the fork is there too; the master is then about to stop every worker,
+    so exiting is right either way. Other signals (HUP, TTIN, CHLD, ...) are the master's business: ignored.
+    The child's copy is drained (it is never read again). ``inherited_handler`` is ``signal.getsignal(SIGTERM)``
+    before the reset; anything but a bound ``Arbiter`` method yields None.
+    """
+    arbiter = getattr(inherited_handler, "__self__", None)
+    queue = getattr(arbiter, "SIG_QUEUE", None) if isinstance(arbiter, Arbiter) else None
+    found = None
+    while queue is not None and not queue.empty():
+        sig = queue.get_nowait()
+        if found is None and sig in STOP_SIGNALS:
+            found = sig
+    return found
 
 
 def drain_timeout(timeout: float, graceful_timeout: float) -> float:
@@ -257,9 +284,14 @@ class ServingUvicornWorker(UvicornWorker):
         finish booting and serve after the stop. Nothing needs a clean interpreter exit here: the app is not
         serving, and gunicorn already unlinked the heartbeat file.
         """
+        inherited = signal.getsignal(signal.SIGTERM)
         super().init_signals()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._exit_during_boot)
+        # A stop signal that arrived before the reset went to the arbiter's inherited handler (stop_signal_queued).
+        queued = stop_signal_queued(inherited)
+        if queued is not None:
+            self._exit_during_boot(queued, None)
 
     def _exit_during_boot(self, sig: int, frame: Any) -> None:
         # uvicorn restores these handlers after serve(); a signal then finds a worker already on its way out.

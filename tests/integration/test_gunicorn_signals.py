@@ -203,3 +203,49 @@ def test_stop_during_worker_boot_exits_0_with_a_log_line(sig: int):
         assert "was sent SIGTERM" not in logs and "Traceback" not in logs, logs
     finally:
         server.stop()
+
+
+def _slow_fork_config(tmp_path, trigger, marker):
+    """A gunicorn config: the project's gunicorn.conf.py, plus a post_fork that, once ``trigger`` exists, records
+    the new worker's pid in ``marker`` and sleeps 3 s — a wide, deterministic fork-to-``init_signals`` window."""
+    from devtools.processes import PROJECT_ROOT
+
+    conf = tmp_path / "slow_fork.conf.py"
+    conf.write_text(
+        "import os, time\n"
+        f"_path = {str(PROJECT_ROOT / 'gunicorn.conf.py')!r}\n"
+        "exec(compile(open(_path).read(), _path, 'exec'))\n"
+        "_project_post_fork = post_fork\n"
+        "def post_fork(server, worker):\n"
+        "    _project_post_fork(server, worker)\n"
+        f"    if os.path.exists({str(trigger)!r}):\n"
+        f"        with open({str(marker)!r}, 'a') as f:\n"
+        "            f.write(f'{os.getpid()}\\n')\n"
+        "        time.sleep(3)\n"
+    )
+    return conf
+
+
+@pytest.mark.timeout(60)
+def test_term_reaching_a_worker_between_fork_and_its_handlers_stops_it_at_once(tmp_path):
+    """The master's TERM lands in a just-forked worker still running the arbiter's inherited handler: the worker
+    must still stop (it found the signal in its copy of the arbiter's queue), not serve until the SIGKILL at the
+    graceful deadline (seen in CI: 30 s)."""
+    trigger, marker = tmp_path / "trigger", tmp_path / "forked"
+    conf = _slow_fork_config(tmp_path, trigger, marker)
+    graceful = 20
+    with running_gunicorn(workers=1, env={"GUNICORN_TIMEOUT": str(graceful)}, args=("-c", str(conf))) as server:
+        (first,) = server.worker_pids()
+        trigger.touch()
+        os.kill(first, signal.SIGKILL)  # the master forks a replacement, which sleeps in post_fork
+        wait_until(lambda: marker.exists() and marker.read_text().strip() != "", timeout=15, what="replacement forked")
+        forked = int(marker.read_text().split()[0])
+        sent = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        code = server.wait_exit(timeout=graceful + 10)
+        elapsed = time.monotonic() - sent
+        logs = server.logs()
+        assert code == 0, logs
+        assert elapsed < graceful / 2, f"TERM took {elapsed:.1f}s\n{logs}"
+        assert f"Worker {forked} shutdown during boot (cause: SIGTERM)" in logs, logs
+        assert "still running at the deadline" not in logs, logs

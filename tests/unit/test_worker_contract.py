@@ -28,3 +28,38 @@ def test_a_subclass_choosing_h11_keeps_it():
 
     assert _worker(H11Worker).config.http == "h11"
     assert _worker(ServingUvicornWorker).config.http.__name__ == "DrainingHttpToolsProtocol"
+
+
+def _arbiter_with_queue(*signals: int):
+    """A bare Arbiter (no setup) whose SIG_QUEUE holds ``signals``, as a freshly forked worker inherits it."""
+    import queue
+
+    from gunicorn.arbiter import Arbiter
+
+    arbiter = Arbiter.__new__(Arbiter)
+    arbiter.SIG_QUEUE = queue.SimpleQueue()
+    for sig in signals:
+        arbiter.SIG_QUEUE.put_nowait(sig)
+    return arbiter
+
+
+def test_a_stop_signal_caught_by_the_inherited_arbiter_handler_is_found():
+    import signal
+
+    from coffee_payment.serving.worker import stop_signal_queued
+
+    arbiter = _arbiter_with_queue(signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT)
+    assert stop_signal_queued(arbiter.signal) == signal.SIGTERM
+    assert arbiter.SIG_QUEUE.empty()  # the child's copy is drained
+    assert stop_signal_queued(_arbiter_with_queue(signal.SIGINT).signal) == signal.SIGINT
+
+
+def test_no_stop_signal_or_no_arbiter_handler_means_boot_on():
+    import signal
+
+    from coffee_payment.serving.worker import stop_signal_queued
+
+    assert stop_signal_queued(_arbiter_with_queue(signal.SIGCHLD, signal.SIGTTIN, signal.SIGHUP).signal) is None
+    assert stop_signal_queued(_arbiter_with_queue().signal) is None
+    for handler in (signal.SIG_DFL, signal.SIG_IGN, None, print, lambda sig, frame: None):
+        assert stop_signal_queued(handler) is None
