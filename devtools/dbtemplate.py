@@ -108,6 +108,9 @@ def sqlite_template() -> Path:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 _record(db.execute("SELECT app, name FROM django_migrations").fetchall())
             os.replace(building, path)
+        for old in TEMPLATE_DIR.glob("sqlite-*.sqlite3"):  # earlier fingerprints' (a copy in progress keeps its file)
+            if old != path:
+                old.unlink(missing_ok=True)
     return path
 
 
@@ -145,6 +148,9 @@ def create_pg_database(conn: psycopg.Connection, name: str, admin_url: str) -> b
             template = pg_template(admin_url)
             with _locked():  # no clone while a build holds a connection to a template
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            if not _stamp().exists():  # the template outlived var/db-templates: its clone tells what it holds
+                with psycopg.connect(f"{admin_url.rsplit('/', 1)[0]}/{name}", connect_timeout=5) as db:
+                    _record(db.execute("SELECT app, name FROM django_migrations").fetchall())
             return True
         except _FAILURES as exc:
             warn_stderr(f"no migrated PostgreSQL template ({exc}); {name} is created empty and migrated")

@@ -132,3 +132,12 @@ def test_the_fingerprint_follows_migrations_and_ignores_other_code(monkeypatch, 
 def test_database_of(url, expected):
     env = {"VAR_DIR": "/v"} | ({"DATABASE_URL": url} if url else {})
     assert dbtemplate.database_of(env) == expected
+
+
+def test_a_new_fingerprint_replaces_the_old_sqlite_template(fake, tmp_path, monkeypatch):
+    dbtemplate.prepare_database(_env(tmp_path / "a"))
+    (old,) = dbtemplate.TEMPLATE_DIR.glob("sqlite-*.sqlite3")
+    monkeypatch.setattr(dbtemplate, "migrations_fingerprint", lambda: "f" * 64)
+    assert dbtemplate.prepare_database(_env(tmp_path / "b")) == "cloned"
+    assert [path.name for path in dbtemplate.TEMPLATE_DIR.glob("sqlite-*.sqlite3")] == [f"sqlite-{'f' * 16}.sqlite3"]
+    assert not old.exists() and len(fake.calls) == 2
