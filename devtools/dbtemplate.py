@@ -181,7 +181,7 @@ def _applied(kind: str, where: str) -> list[list[str]] | None:
         if kind == "sqlite":
             if not Path(where).exists():
                 return None
-            with closing(sqlite3.connect(f"file:{where}?mode=ro", uri=True, timeout=20)) as db:
+            with closing(sqlite3.connect(where, timeout=20)) as db:  # only reads; exists (a WAL file needs -shm)
                 rows = db.execute("SELECT app, name FROM django_migrations").fetchall()
         else:
             with psycopg.connect(where, connect_timeout=5) as db:
