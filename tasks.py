@@ -112,6 +112,7 @@ def manage(c: Context, command: str) -> None:
     help={
         "event": "term | int | quit | recycle | kill-worker | hup | k8s",
         "duration": "seconds of steady load (the run also waits for the master to exit after a stop event)",
+        "warmup": "seconds of steady load before the event (its baseline); at least 1 s of load follows it",
         "clients": "steady keep-alive clients on the hot paths (status JSON, /health)",
         "inflight": "long requests in flight at the moment of the event",
         "inflight_seconds": "how long each in-flight request takes (GET /_test/sleep), seconds",
@@ -131,6 +132,7 @@ def drill_shutdown(
     c: Context,
     event: str = DrillOptions.event,
     duration: float = DrillOptions.duration,
+    warmup: float = DrillOptions.warmup,
     clients: int = DrillOptions.clients,
     inflight: int = DrillOptions.inflight,
     inflight_seconds: float = DrillOptions.inflight_seconds,
@@ -150,6 +152,7 @@ def drill_shutdown(
     options = DrillOptions(
         event=event,
         duration=duration,
+        warmup=warmup,
         clients=clients,
         inflight=inflight,
         inflight_seconds=inflight_seconds,

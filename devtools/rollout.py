@@ -253,7 +253,7 @@ class Rollout:
     def run(self) -> dict[str, Any]:
         """Start everything, roll every pod under load, account, stop everything; the report."""
         try:
-            with temporary_database("coffee_rollout") as database_url:
+            with temporary_database("coffee_rollout", migrated=True) as database_url:
                 try:
                     self._start(database_url)
                     threading.Thread(target=self.watch.run, daemon=True).start()

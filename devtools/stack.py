@@ -21,6 +21,7 @@ from typing import IO
 
 from cryptography.fernet import Fernet
 
+from devtools.dbtemplate import prepare_database
 from devtools.launch import free_port, start_process, stop_process, wait_http_ok
 
 __all__ = ["MODES", "PYTHON", "ROOT", "Stack", "StackConfig", "run_manage", "stop_process", "wait_http_ok"]
@@ -150,6 +151,7 @@ class Stack:
         self.server: subprocess.Popen | None = None
         self.sandbox: subprocess.Popen | None = None
         self.qr_links: list[str] = []
+        self.database = ""  # how start() prepared the database: "cloned", "current" or "migrated"
         self.secret_generated = False
         self.field_key_generated = False
         self.warnings: list[str] = []  # about the caller's environment; `invoke serve` prints them
@@ -211,12 +213,14 @@ class Stack:
         return argv
 
     def start(self) -> Stack:
-        """Migrate, seed the demo data, start the sandbox and the server, wait until both answer.
-        Raises RuntimeError when a port is taken or a process does not come up."""
+        """Migrate (a fresh database is cloned from a migrated template: ``devtools.dbtemplate``), seed the demo
+        data, start the sandbox and the server, wait until both answer. ``self.database`` says how the database was
+        prepared ("cloned", "current", "migrated"). Raises RuntimeError when a port is taken or a process does not
+        come up, CalledProcessError when migrate or seeding fails."""
         for name, port in (("app", self.port), ("sandbox", self.sandbox_port)):
             if not port_free(self.config.host, port):
                 raise RuntimeError(f"{name} port {self.config.host}:{port} is already in use (another server running?)")
-        run_manage("migrate", "--noinput", "-v", "0", env=self.env, timeout=300)
+        self.database = prepare_database(self.env)
         if self.config.mode != "dev":
             collectstatic_once(self.env)
         if self.config.seed:

@@ -38,7 +38,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     var_dir: Path = tmp_path_factory.mktemp(f"var-{request.param}")
     env = dict(FAST_TIMEOUTS)
     if request.param == "postgres":
-        with temporary_database("coffee_it") as url:
+        with temporary_database("coffee_it", migrated=True) as url:
             env["DATABASE_URL"] = url
             with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
                 running.backend = request.param

@@ -138,7 +138,7 @@ def dying_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """A stack whose workers SIGKILL themselves between the commit of make_pending and the make command."""
     var_dir: Path = tmp_path_factory.mktemp(f"var-dying-{request.param}")
     env = {**FAST_TIMEOUTS, "SERVING_TEST_FAULTS": "die_before_make"}
-    with temporary_database("coffee_die") if request.param == "postgres" else nullcontext() as url:
+    with temporary_database("coffee_die", migrated=True) if request.param == "postgres" else nullcontext() as url:
         if url:
             env["DATABASE_URL"] = url
         with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
@@ -177,7 +177,7 @@ def solo_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack
     """One-worker stack on PostgreSQL (``request.param``: extra env), stopped at the end whatever happened."""
     # Tmetr may take 3 s here: the make outlasts the drain of the connections (1 s idle grace).
     env = {**FAST_TIMEOUTS, "GUNICORN_WORKERS": "1", "TMETR_READ_TIMEOUT_S": "6", **getattr(request, "param", {})}
-    with temporary_database("coffee_stop") as url:
+    with temporary_database("coffee_stop", migrated=True) as url:
         env["DATABASE_URL"] = url
         stack = Stack(StackConfig(mode="prod", var_dir=tmp_path, env=env, log_to=tmp_path / "logs")).start()
         try:

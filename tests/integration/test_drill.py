@@ -13,7 +13,15 @@ from devtools.stack import ROOT
 pytestmark = [pytest.mark.timeout(120), pytest.mark.serial]
 
 
-DEFAULTS = {"duration": "6", "clients": "4", "inflight": "3", "inflight-seconds": "2", "graceful-timeout": "8"}
+# A short warm-up: the verdicts judge what happens from the event on (in-flight requests and dispenses start at it).
+DEFAULTS = {
+    "duration": "6",
+    "warmup": "1.5",
+    "clients": "4",
+    "inflight": "3",
+    "inflight-seconds": "2",
+    "graceful-timeout": "8",
+}
 
 
 def drill(tmp_path, **options: str) -> tuple[int, dict, str]:

@@ -40,7 +40,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         "DB_LOCK_TIMEOUT_S": str(LOCK_TIMEOUT_S),
         "DB_POOL_TIMEOUT_S": "5",
     }
-    with temporary_database("coffee_preload") as url:
+    with temporary_database("coffee_preload", migrated=True) as url:
         env["DATABASE_URL"] = url
         with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
             running.database_url = url
@@ -154,7 +154,7 @@ def over_drain_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
         "DB_LOCK_TIMEOUT_S": "9",
         "DB_POOL_TIMEOUT_S": "2",
     }
-    with temporary_database("coffee_overdrain") as url:
+    with temporary_database("coffee_overdrain", migrated=True) as url:
         env["DATABASE_URL"] = url
         with Stack(StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")) as running:
             running.database_url = url

@@ -39,7 +39,7 @@ def surface(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     env = dict(ENV)
     config = StackConfig(mode="prod", var_dir=var_dir, env=env, log_to=var_dir / "logs")
     if request.param == "postgres":
-        with temporary_database("coffee_surface") as url:
+        with temporary_database("coffee_surface", migrated=True) as url:
             env["DATABASE_URL"] = url
             with Stack(config) as running:
                 yield running
