@@ -5,7 +5,7 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
 
 * ``lifespan="off"``: Django has no ASGI lifespan; ``auto`` logs a ValueError traceback at every boot. So an
   app's lifespan startup/shutdown never runs (no "Application startup complete.", a failing lifespan startup does
-  not fail the boot): upstream's own tests of that are expected failures in
+  not fail the boot): upstream's own tests of that assert this difference instead in
   ``tests/integration/upstream_uvicorn_worker`` (the rest of upstream's suite passes against this class).
 * Drain bounded: uvicorn's ``timeout_graceful_shutdown`` defaults to None (unbounded), and the worker stops
   heartbeating while it drains, so a recycling worker with a slow request ends in WORKER TIMEOUT. Here the
