@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
 from importlib import metadata
@@ -98,8 +99,23 @@ PROFILE_OPTIONS = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The runner's options (``invoke load`` passes its arguments through); exits 2 with a reason on bad ones."""
     parser = argparse.ArgumentParser(prog="loadtests.runner", description=__doc__.split("\n\n")[0])
-    add = parser.add_argument
+    _add_run_options(parser.add_argument)
+    _add_server_options(parser.add_argument)
+    _add_baseline_options(parser.add_argument)
+    _add_profile_options(parser.add_argument_group("locust profile (loadtests/locustfile.py options)").add_argument)
+    args = parser.parse_args(argv)
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes KEY=VALUE")
+    unknown = [t for t in args.targets.split(",") if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
+    return args
+
+
+def _add_run_options(add: Callable[..., Any]) -> None:
+    """What is run and for how long: output, targets, users, warm-ups, windows, rounds, wrk."""
     add("--out", type=Path, default=ROOT / "reports" / "load", help="output directory (default reports/load)")
     add("--targets", default=",".join(TARGETS), help=f"comma-separated, from {', '.join(TARGETS)}")
     add("--workers", type=int, default=3, help="gunicorn workers (3 = GUNICORN_WORKERS=auto on one core)")
@@ -123,6 +139,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=True,
         help="also wrk the status JSON of one order (the Django request path's ceiling)",
     )
+
+
+def _add_server_options(add: Callable[..., Any]) -> None:
+    """How the servers run: cores, recycling, runserver's DEBUG, graceful timeout, app environment."""
     add("--server-core", default="1", help="CPU list for the server (taskset -c)")
     add("--load-core", default="0", help="CPU list for locust, wrk and the sandbox")
     add("--max-requests", type=int, default=1000, help="max_requests of the recycling run (0 = skip that run)")
@@ -145,6 +165,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="app environment for every target, repeatable (e.g. DB_POOL_MAX_SIZE=16)",
     )
+
+
+def _add_baseline_options(add: Callable[..., Any]) -> None:
+    """What the run is compared with: a previous report's ratios and CPU per request."""
     add("--baseline", type=Path, help="a previous report.json: exit 3 when a ratio fell below it")
     add("--tolerance", type=float, default=0.25, help="allowed relative drop of a ratio vs the baseline")
     add(
@@ -153,15 +177,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_CPU_BASELINE,
         help="a report.json whose prod CPU ms per request the CPU goal halves (default loadtests/baseline.json)",
     )
-    profile = parser.add_argument_group("locust profile (loadtests/locustfile.py options)")
-    profile.add_argument(
+
+
+def _add_profile_options(add: Callable[..., Any]) -> None:
+    """The locust profile's options (loadtests/locustfile.py): poll intervals, think time, weights, flow timeout."""
+    add(
         "--poll-interval",
         type=float,
         default=STATUS_POLL_INTERVAL_MS / 1000,
         help="seconds between a customer's status polls (default: the status page's own interval, "
         "coffee_payment/orders/polling.py)",
     )
-    profile.add_argument(
+    add(
         "--second-poll-interval",
         type=float,
         default=0.25,
@@ -169,19 +196,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and prod, "
         "reported as <target>@poll<s>s (0 = skip; 0.25 = the earlier, aggressive profile of the baseline)",
     )
-    profile.add_argument("--think-time", type=float, default=0.5)
-    profile.add_argument("--probe-interval", type=float, default=0.2)
-    profile.add_argument("--customer-weight", type=int, default=10)
-    profile.add_argument("--probe-weight", type=int, default=1)
-    profile.add_argument("--storm-weight", type=int, default=0)
-    profile.add_argument("--flow-timeout", type=float, default=30.0)
-    args = parser.parse_args(argv)
-    if any("=" not in item for item in args.env):
-        parser.error("--env takes KEY=VALUE")
-    unknown = [t for t in args.targets.split(",") if t not in TARGETS]
-    if unknown:
-        parser.error(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
-    return args
+    add("--think-time", type=float, default=0.5)
+    add("--probe-interval", type=float, default=0.2)
+    add("--customer-weight", type=int, default=10)
+    add("--probe-weight", type=int, default=1)
+    add("--storm-weight", type=int, default=0)
+    add("--flow-timeout", type=float, default=30.0)
 
 
 def machine_facts() -> dict[str, Any]:
