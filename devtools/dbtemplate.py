@@ -14,17 +14,13 @@ to a plain ``migrate``. ``STACK_DB_TEMPLATE=0`` turns the templates off (every s
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
 import environ
@@ -32,6 +28,7 @@ import psycopg
 from cryptography.fernet import Fernet
 
 from coffee_payment.env import parse_bool, warn_stderr
+from devtools.checkout_cache import checkout_digest, exclusive_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "var" / "db-templates"
@@ -47,8 +44,8 @@ def migrations_fingerprint() -> str:
     """What a migrated schema depends on: this interpreter's environment (``sys.prefix``: Django's and other
     packages' own migrations), uv.lock, settings.py (INSTALLED_APPS) and the content of every migration,
     ``models.py`` and ``fields.py`` of the project. A hex digest."""
-    digest = hashlib.sha256(sys.prefix.encode())
-    sources = ["uv.lock", "coffee_payment/settings.py"]
+    digest = checkout_digest()
+    sources: list[str] = []
     for pattern in ("coffee_payment/**/migrations/*.py", "coffee_payment/**/models.py", "coffee_payment/**/fields.py"):
         sources += sorted(str(path.relative_to(ROOT)) for path in ROOT.glob(pattern))
     for name in sources:
@@ -57,12 +54,8 @@ def migrations_fingerprint() -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def _locked() -> Iterator[None]:
-    TEMPLATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(TEMPLATE_DIR / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+def _locked() -> AbstractContextManager[None]:
+    return exclusive_lock(TEMPLATE_DIR / ".lock")
 
 
 def _migrate(env: dict[str, str]) -> None:

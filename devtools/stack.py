@@ -7,8 +7,6 @@ deadline, stopped with a signal and escalation, logs captured — all through ``
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import secrets
 import signal
@@ -21,6 +19,7 @@ from typing import IO
 
 from cryptography.fernet import Fernet
 
+from devtools.checkout_cache import checkout_digest, exclusive_lock
 from devtools.dbtemplate import prepare_database
 from devtools.launch import free_port, start_process, stop_process, wait_http_ok
 
@@ -69,9 +68,7 @@ def static_fingerprint() -> str:
     """What ``collectstatic`` output depends on: this interpreter's environment (``sys.prefix``: its packages ship
     the admin's assets), uv.lock, settings.py (the storage backend) and every file under a ``static/`` directory of the
     project (path, size, mtime). A hex digest."""
-    digest = hashlib.sha256(sys.prefix.encode())
-    for name in ("uv.lock", "coffee_payment/settings.py"):
-        digest.update((ROOT / name).read_bytes())
+    digest = checkout_digest()
     for static_dir in sorted((ROOT / "coffee_payment").rglob("static")):
         for path in sorted(static_dir.rglob("*")):
             stat = path.stat()
@@ -88,8 +85,7 @@ def collectstatic_once(env: dict[str, str], timeout: float = 300) -> bool:
     STATIC_ROOT.mkdir(exist_ok=True)
     stamp = STATIC_ROOT / ".collected"
     fingerprint = f"{static_fingerprint()} DEBUG={env.get('DEBUG', '')}"  # DEBUG picks the storage backend
-    with open(STATIC_ROOT / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(STATIC_ROOT / ".lock"):
         if stamp.exists() and stamp.read_text() == fingerprint:
             return False
         stamp.unlink(missing_ok=True)
