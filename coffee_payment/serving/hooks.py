@@ -19,6 +19,8 @@ import signal
 import time
 from typing import Any
 
+from coffee_payment.serving.stagger import stopping_marker
+
 _PATCHED = "_coffee_serving_hooks_installed"
 _OOM_HINT = " Perhaps out of memory?"
 
@@ -72,8 +74,11 @@ def install_signal_semantics(server: Any) -> None:
     server.kill_worker = kill_worker
 
     original_stop = server.stop
+    marker = stopping_marker(server.pid, server.cfg.worker_tmp_dir)
+    marker.unlink(missing_ok=True)  # a stale one (a killed master whose pid came back) would stop every boot
 
     def stop(graceful: bool = True) -> None:
+        _mark(marker)  # before any signal: see worker.ServingUvicornWorker.init_signals
         workers = list(server.WORKERS)
         if not workers:
             original_stop(graceful)
@@ -96,6 +101,15 @@ def install_signal_semantics(server: Any) -> None:
         )
 
     server.stop = stop
+
+
+def _mark(marker: Any) -> None:
+    """Create the stopping marker (a failure only loses the guard for a worker forked at this instant)."""
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass
 
 
 def log_effective_config(server: Any, resolved: dict[str, object]) -> None:

@@ -37,6 +37,12 @@ def shared_directory(master_pid: int, tmp_dir: str | None) -> Path:
     return Path(tmp_dir or tempfile.gettempdir()) / f"coffee-serving-{master_pid}"
 
 
+def stopping_marker(master_pid: int, tmp_dir: str | None) -> Path:
+    """The file master ``master_pid`` creates before it signals its workers to stop (``hooks`` ``stop``): a worker
+    whose stop signal was lost while it was being forked finds it once its handlers are in place (``worker.py``)."""
+    return shared_directory(master_pid, tmp_dir) / "stopping"
+
+
 def remove_shared_directory(master_pid: int, tmp_dir: str | None) -> None:
     """Delete the directory of master ``master_pid`` (gunicorn ``on_exit``); no error if it never existed."""
     shutil.rmtree(shared_directory(master_pid, tmp_dir), ignore_errors=True)

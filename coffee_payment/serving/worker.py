@@ -22,7 +22,9 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
   a log line instead of killing the worker by the signal's default action. One that lands between the fork and
   ``init_signals`` is caught by the arbiter's inherited handler, which only queues it in the child's copy of the
   arbiter: the worker finds it there (:func:`stop_signal_queued`) instead of booting and serving until the
-  master's SIGKILL at the graceful deadline (seen: TERM right after a worker was forked took 30 s).
+  master's SIGKILL at the graceful deadline (seen: TERM right after a worker was forked took 30 s). Earlier
+  still, CPython itself drops a signal pending at the fork; the master's stopping marker
+  (``stagger.stopping_marker``, created before it signals) covers that window.
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
 * Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
@@ -48,7 +50,7 @@ from uvicorn_worker import UvicornWorker
 
 from coffee_payment.serving import background, probes
 from coffee_payment.serving.heartbeat import heartbeat_until_exit
-from coffee_payment.serving.stagger import RecycleGate, shared_directory
+from coffee_payment.serving.stagger import RecycleGate, shared_directory, stopping_marker
 
 IDLE_GRACE = 1.0
 
@@ -290,6 +292,10 @@ class ServingUvicornWorker(UvicornWorker):
             signal.signal(sig, self._exit_during_boot)
         # A stop signal that arrived before the reset went to the arbiter's inherited handler (stop_signal_queued).
         queued = stop_signal_queued(inherited)
+        # Earlier still, before the child's first Python code, CPython drops a pending signal after fork
+        # (_PySignal_AfterFork): the master's stopping marker, created before it signals, says what was lost.
+        if queued is None and stopping_marker(self.ppid, self.cfg.worker_tmp_dir).exists():
+            queued = signal.SIGTERM
         if queued is not None:
             self._exit_during_boot(queued, None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -122,3 +123,15 @@ def test_unusable_directory_never_breaks_a_worker(tmp_path: Path) -> None:
     gate = RecycleGate(blocker / "sub", pid=1, workers=2)
     gate.mark_accepting()
     gate.mark_stopped()
+
+
+def test_the_masters_stopping_marker_is_created_in_its_shared_directory_and_not_counted_as_a_worker(tmp_path):
+    from coffee_payment.serving import hooks
+    from coffee_payment.serving.stagger import RecycleGate, shared_directory, stopping_marker
+
+    marker = stopping_marker(4242, str(tmp_path))
+    assert marker.parent == shared_directory(4242, str(tmp_path))
+    hooks._mark(marker)  # what the master's stop() does before it signals
+    assert marker.exists()
+    gate = RecycleGate(marker.parent, pid=os.getpid(), workers=2)
+    assert gate.others_accepting() == 0
