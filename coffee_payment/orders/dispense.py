@@ -23,16 +23,14 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from coffee_payment.dbsteps import run_db_step
 from coffee_payment.integrations.tmetr import MakeCommand, TmetrError, TmetrUnavailable, tmetr_client
 from coffee_payment.monitoring.metrics import record_dispense
 from coffee_payment.monitoring.requestid import REQUEST_ID
@@ -41,8 +39,6 @@ from coffee_payment.orders.state import MakeState, MakeStep, OrderStatus, decide
 from coffee_payment.serving import background
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def send_budget_s() -> float:
@@ -54,19 +50,6 @@ def stuck_after_s() -> float:
     """Seconds after which a make still ``sending`` had its process die mid-call: the send budget plus the
     sweep grace (``DISPENSE_SWEEP_GRACE_S``) as a margin."""
     return send_budget_s() + settings.DISPENSE_SWEEP_GRACE_S
-
-
-async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a sync database step outside any request: in a worker thread, returning its connection afterwards
-    (no request cycle closes it for us; CONN_MAX_AGE=0 hands it back to the pool)."""
-
-    def step() -> T:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(step, thread_sensitive=False)()
 
 
 # --- database steps --------------------------------------------------------------------------------------------
@@ -121,9 +104,9 @@ async def order_dispense(*, order_id: str) -> str:
 
     Returns the order status afterwards (unchanged when another caller owns the send). Tmetr errors are recorded
     (``make_failed``), never raised; a database error is raised and the sweeper finishes the make."""
-    command = await _db(_claim_send, order_id)
+    command = await run_db_step(_claim_send, order_id)
     if command is None:
-        return await _db(lambda: Order.objects.values_list("status", flat=True).get(pk=order_id))
+        return await run_db_step(lambda: Order.objects.values_list("status", flat=True).get(pk=order_id))
     record_dispense("sent")
     try:
         async with asyncio.timeout(send_budget_s()):
@@ -135,10 +118,10 @@ async def order_dispense(*, order_id: str) -> str:
         record_dispense(
             "failed" if isinstance(exc, TmetrError) and not isinstance(exc, TmetrUnavailable) else "unknown"
         )
-        return await _db(_record_result, order_id, accepted=False, detail=detail)
+        return await run_db_step(_record_result, order_id, accepted=False, detail=detail)
     logger.info("dispense.accepted order=%s device=%s", order_id, command.device_id)
     record_dispense("accepted")
-    return await _db(_record_result, order_id, accepted=True, detail="accepted")
+    return await run_db_step(_record_result, order_id, accepted=True, detail="accepted")
 
 
 def _test_fault(name: str, order_id: str) -> None:
@@ -217,8 +200,8 @@ async def dispense_sweep() -> SweepReport:
     """Finish what dead processes left: send owed makes, hand too-late ones to staff, flag unknown outcomes.
     Safe to run concurrently on many pods (every step is a row-locked or compare-and-set update)."""
     report = SweepReport([], [], [])
-    for order_id in await _db(_sweep_candidates):
-        step = await _db(_sweep_one, order_id)
+    for order_id in await run_db_step(_sweep_candidates):
+        step = await run_db_step(_sweep_one, order_id)
         if step is None:
             continue
         if step.make_state == MakeState.SENDING:

@@ -17,12 +17,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from coffee_payment.dbsteps import run_read
 from coffee_payment.errors import ServiceError
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.display import order_is_expired
 from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS
 from coffee_payment.orders.qr import QrError, parse_qr
-from coffee_payment.orders.selectors import StatusRow, order_find, order_status_json, status_body, status_row
+from coffee_payment.orders.selectors import order_find, order_status_json, status_body, status_row
 from coffee_payment.orders.services import order_get_or_create
 from coffee_payment.payments.ratelimit import rate_hit
 from coffee_payment.payments.services import payment_initiate, payment_refresh_if_stale
@@ -104,22 +105,19 @@ def _page_messages() -> dict[str, str]:
 async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
     it first polls the provider (rate-limited across workers)."""
-    row = await sync_to_async(_status_body)(order_id)  # one thread hop, one query on the hottest path
+    # One query on the hottest path, off the request's thread: a poll that needs no provider refresh never uses
+    # that thread, so the lean handler sends the request signals inline (serving/lean.py).
+    row = await run_read(status_row, order_id)
     if row is None:
         return JsonResponse({"error": "order not found"}, status=404)
     # refresh_due: only then can payment_refresh_if_stale claim a provider poll (its compare-and-set decides).
     if row.refresh_due and await payment_refresh_if_stale(order_id=row.order_id):
-        row = await sync_to_async(_status_body)(order_id)  # the poll may have moved the order
+        row = await run_read(status_row, order_id)  # the poll may have moved the order
         if row is None:
             return JsonResponse({"error": "order not found"}, status=404)
     body = status_body(row)
     body["server_time"] = timezone.now().isoformat()
     return JsonResponse(body)
-
-
-def _status_body(order_id: str) -> StatusRow | None:
-    """The status JSON's facts of ``order_id`` (one query; run in a worker thread), None when unknown."""
-    return status_row(order_id)
 
 
 @csrf_exempt  # JSON API called by the status page; the order id (a random UUID) is the capability

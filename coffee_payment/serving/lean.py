@@ -7,22 +7,39 @@ poll. The customer paths need no session, auth, messages or CSRF (the JSON API i
 is the capability), so they get a handler whose middleware chain is async-native: host validation and the
 security headers of ``SecurityMiddleware``/``XFrameOptionsMiddleware``. ``/admin/`` and everything else keep the
 full ``settings.MIDDLEWARE``; so does runserver (WSGI), which serves every path through the full stack.
+
+The lean handler also lends each request a reused thread for its sync work (:class:`RequestThreads`) instead
+of Django's new thread per request, and a request that never used that thread (the status JSON: its one read is
+a :func:`coffee_payment.dbsteps.run_read`) sends ``request_started``/``request_finished`` inline instead of
+hopping to the thread for them. Starting and joining the thread and the two signal hops were the largest costs
+of a status poll after the middleware hops (docs/performance.md, "Profile of the status JSON").
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from asgiref.sync import markcoroutinefunction
+from asgiref.sync import ThreadSensitiveContext, markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.cache import close_caches
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import reset_urlconf
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.urls import set_script_prefix
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
+
+from coffee_payment.dbsteps import OFF_THREAD_READS
 
 LEAN_PREFIX = "/v1/"
 
@@ -74,8 +91,169 @@ class LeanLocaleMiddleware:
         return response
 
 
+class RequestExecutor(ThreadPoolExecutor):
+    """A request's single thread for its sync code; ``used`` tells whether the request submitted any call."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="request")
+        self.used = False
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        self.used = True
+        return super().submit(fn, *args, **kwargs)
+
+
+class RequestThreads:
+    """A worker process's idle request threads: single-thread executors lent to one request at a time.
+
+    Django's ``ASGIHandler`` enters ``ThreadSensitiveContext()`` per request, so asgiref starts a new thread for
+    the request's first ``sync_to_async`` call and joins it at the end — about 0.5 ms of CPU per request here,
+    more than the status JSON's whole database read. asgiref ≥ 3.13 takes a caller-owned executor instead
+    (``ThreadSensitiveContext(executor=…)``, not shut down on exit), so a request still runs all its sync code on
+    one thread of its own, as Django's thread-sensitive rules require, but the thread is reused.
+
+    Only a request that completed normally gives its executor back. Django's ``handle`` ends with a hop into that
+    thread (``response.close`` sends ``request_finished``, which returns the database connection to the pool), so
+    by then every call the request queued there has finished. A request that raised or was cancelled may still
+    have a call running there, so its executor is shut down (without waiting) instead. At most ``keep`` idle
+    executors are kept (one per concurrently served request, up to that number). Used from the event loop's
+    thread only, so no lock."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
+        self._idle: list[RequestExecutor] = []
+
+    def borrow(self) -> RequestExecutor:
+        """An idle executor marked unused, or a new one (its thread starts on first use)."""
+        executor = self._idle.pop() if self._idle else RequestExecutor()
+        executor.used = False
+        return executor
+
+    def give_back(self, executor: RequestExecutor) -> None:
+        """Keep ``executor`` for the next request, or shut it down when ``keep`` are idle already."""
+        if len(self._idle) < self.keep:
+            self._idle.append(executor)
+        else:
+            executor.shutdown(wait=False)
+
+    def idle(self) -> int:
+        """Executors waiting for a request."""
+        return len(self._idle)
+
+
+# The receivers Django itself connects to the request signals. Each acts only on the calling thread's database
+# connections or on context-local state, so on the event loop's thread — which never holds a connection (Django
+# refuses sync database calls there) — they are no-ops on connections, done without a hop.
+INLINE_RECEIVERS = {
+    signals.request_started: frozenset({reset_queries, close_old_connections}),
+    signals.request_finished: frozenset({close_old_connections, close_caches, reset_urlconf}),
+}
+_EXECUTOR: contextvars.ContextVar[RequestExecutor] = contextvars.ContextVar("lean_request_executor")
+
+
+def signal_is_inline_safe(signal: signals.Signal, sender: type) -> bool:
+    """True when every live receiver of ``signal`` for ``sender`` is one of Django's own (INLINE_RECEIVERS): then
+    sending it on the event loop's thread is what a hop to a request thread without connections would do. A
+    receiver added by anyone else (an app, a test) makes it False, and the handler hops as Django does."""
+    sync_receivers, async_receivers = signal._live_receivers(sender)  # Django 5.x: (sync, async) lists
+    return not async_receivers and set(sync_receivers) <= INLINE_RECEIVERS[signal]
+
+
 class LeanASGIHandler(ASGIHandler):
-    """Django's ASGI handler with ``settings.LEAN_MIDDLEWARE`` (async-native only) instead of ``MIDDLEWARE``."""
+    """Django's ASGI handler with ``settings.LEAN_MIDDLEWARE`` (async-native only) instead of ``MIDDLEWARE``, each
+    request's sync code on a reused thread (:class:`RequestThreads`), and the request signals sent inline when
+    the request never used that thread (:meth:`handle`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads = RequestThreads()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":  # as Django's ASGIHandler.__call__
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self.threads.borrow()
+        token, reads = _EXECUTOR.set(executor), OFF_THREAD_READS.set(True)
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                try:
+                    await self.handle(scope, receive, send)
+                except BaseException:
+                    executor.shutdown(wait=False)  # a call of this request may still be running on it
+                    raise
+        finally:
+            OFF_THREAD_READS.reset(reads)
+            _EXECUTOR.reset(token)
+        self.threads.give_back(executor)
+
+    async def handle(self, scope, receive, send):
+        """Django 5.2's ``ASGIHandler.handle``, step for step, except where it sends the request signals: while
+        the request has not used its thread and only Django's own receivers listen (:func:`signal_is_inline_safe`),
+        ``request_started`` and ``response.close()`` (which sends ``request_finished``) run inline. Once the request
+        has used its thread, they hop there as in Django, so that thread's connection goes back to the pool."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        if self._inline(signals.request_started):
+            signals.request_started.send(sender=self.__class__, scope=scope)
+        else:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await self._close(error_response)
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # client disconnected during send_response
+            return response
+
+        # Catch a disconnect while getting the response (listen_for_disconnect first: see Django's handle).
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            await self._close(response)
+        body_file.close()
+
+    def _inline(self, signal: signals.Signal) -> bool:
+        """Whether ``signal`` may be sent on the loop's thread now (see :meth:`handle`)."""
+        executor = _EXECUTOR.get(None)
+        return executor is not None and not executor.used and signal_is_inline_safe(signal, self.__class__)
+
+    async def _close(self, response: HttpResponse) -> None:
+        """``response.close()`` — it sends ``request_finished`` — inline or on the request's thread."""
+        if self._inline(signals.request_finished):
+            response.close()
+        else:
+            await sync_to_async(response.close)()
 
     def load_middleware(self, is_async: bool = False) -> None:
         # Mirrors BaseHandler.load_middleware for async-native middleware (no mode adaptation needed).

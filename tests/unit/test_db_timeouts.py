@@ -129,7 +129,7 @@ async def test_status_json_blocked_on_a_lock_answers_503_with_the_reason(monkeyp
     def locked(order_id: str) -> dict:
         raise _wrapped(_PgError("55P03"), "canceling statement due to lock timeout")
 
-    monkeypatch.setattr("coffee_payment.orders.views._status_body", locked)
+    monkeypatch.setattr("coffee_payment.orders.views.status_row", locked)
     transport = httpx.ASGITransport(app=LeanASGIHandler())
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         response = await client.get("/v1/order-status/some-order", headers={"Accept": accept})
@@ -145,7 +145,7 @@ async def test_other_database_errors_stay_500(monkeypatch) -> None:
     def broken(order_id: str) -> dict:
         raise OperationalError("no such table: orders_order")
 
-    monkeypatch.setattr("coffee_payment.orders.views._status_body", broken)
+    monkeypatch.setattr("coffee_payment.orders.views.status_row", broken)
     transport = httpx.ASGITransport(app=LeanASGIHandler(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         response = await client.get("/v1/order-status/some-order")

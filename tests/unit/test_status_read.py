@@ -77,3 +77,42 @@ def test_refresh_hint_is_true_exactly_when_a_claim_can_win(settings) -> None:
     make_attempt(no_id, payment_id=None, age=timedelta(seconds=30))
     assert status_row(str(no_id.id)).refresh_due is False
     assert _claim_refresh(str(no_id.id)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_status_json_under_the_lean_handler_reads_off_the_request_thread(monkeypatch) -> None:
+    """Served by the lean handler, a poll makes one hop — the read, on the loop's executor, its connection
+    returned — and never uses its request thread, so no signal hop follows (serving/lean.py). The body is the
+    one the test client (a sync caller: the read on its own thread) gets."""
+    import asyncio
+
+    import asgiref.sync
+    import httpx
+
+    from coffee_payment.serving.lean import LeanASGIHandler
+
+    order = make_order()
+    calls: list[tuple[str, bool]] = []
+    original = asgiref.sync.SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        calls.append((getattr(self.func, "__name__", "?"), self._thread_sensitive))
+        return await original(self, *args, **kwargs)
+
+    async def poll() -> httpx.Response:
+        transport = httpx.ASGITransport(app=LeanASGIHandler())
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.get(f"/v1/order-status/{order.id}")
+
+    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counting)
+    response = asyncio.run(poll())
+    monkeypatch.undo()
+    assert response.status_code == 200, response.text
+    assert calls == [("step", False)]
+    body = response.json()
+    from django.test import Client
+
+    expected = Client().get(f"/v1/order-status/{order.id}").json()
+    assert {k: v for k, v in body.items() if k != "server_time"} == {
+        k: v for k, v in expected.items() if k != "server_time"
+    }
