@@ -9,10 +9,11 @@ security headers of ``SecurityMiddleware``/``XFrameOptionsMiddleware``. ``/admin
 full ``settings.MIDDLEWARE``; so does runserver (WSGI), which serves every path through the full stack.
 
 The lean handler also lends each request a reused thread for its sync work (:class:`RequestThreads`) instead
-of Django's new thread per request, and a request that never used that thread (the status JSON: its one read is
-a :func:`coffee_payment.dbsteps.run_read`) sends ``request_started``/``request_finished`` inline instead of
-hopping to the thread for them. Starting and joining the thread and the two signal hops were the largest costs
-of a status poll after the middleware hops (docs/performance.md, "Profile of the status JSON").
+of Django's new thread per request, and a request that left nothing on that thread (the status JSON: its one read
+is a :func:`coffee_payment.dbsteps.run_read`, which returns its connection at once) sends ``request_started`` and
+``request_finished`` inline instead of hopping to the thread for them. Starting and joining the thread and the
+two signal hops were the largest costs of a status poll after the middleware hops (docs/performance.md, "Profile
+of the status JSON").
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
-from coffee_payment.dbsteps import OFF_THREAD_READS
+from coffee_payment.dbsteps import REQUEST_THREAD
 
 LEAN_PREFIX = "/v1/"
 
@@ -92,7 +93,9 @@ class LeanLocaleMiddleware:
 
 
 class RequestExecutor(ThreadPoolExecutor):
-    """A request's single thread for its sync code; ``used`` tells whether the request submitted any call."""
+    """A request's single thread for its sync code. ``used`` turns True when the request submits a call, since a
+    call may leave a database connection there; ``dbsteps.run_read`` sets it back after a read that closed its
+    own (it implements ``dbsteps.RequestThread``)."""
 
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="request")
@@ -162,7 +165,7 @@ def signal_is_inline_safe(signal: signals.Signal, sender: type) -> bool:
 class LeanASGIHandler(ASGIHandler):
     """Django's ASGI handler with ``settings.LEAN_MIDDLEWARE`` (async-native only) instead of ``MIDDLEWARE``, each
     request's sync code on a reused thread (:class:`RequestThreads`), and the request signals sent inline when
-    the request never used that thread (:meth:`handle`)."""
+    the request left nothing on that thread (:meth:`handle`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -172,7 +175,7 @@ class LeanASGIHandler(ASGIHandler):
         if scope["type"] != "http":  # as Django's ASGIHandler.__call__
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         executor = self.threads.borrow()
-        token, reads = _EXECUTOR.set(executor), OFF_THREAD_READS.set(True)
+        token, thread = _EXECUTOR.set(executor), REQUEST_THREAD.set(executor)
         try:
             async with ThreadSensitiveContext(executor=executor):
                 try:
@@ -181,15 +184,16 @@ class LeanASGIHandler(ASGIHandler):
                     executor.shutdown(wait=False)  # a call of this request may still be running on it
                     raise
         finally:
-            OFF_THREAD_READS.reset(reads)
+            REQUEST_THREAD.reset(thread)
             _EXECUTOR.reset(token)
         self.threads.give_back(executor)
 
     async def handle(self, scope, receive, send):
         """Django 5.2's ``ASGIHandler.handle``, step for step, except where it sends the request signals: while
-        the request has not used its thread and only Django's own receivers listen (:func:`signal_is_inline_safe`),
-        ``request_started`` and ``response.close()`` (which sends ``request_finished``) run inline. Once the request
-        has used its thread, they hop there as in Django, so that thread's connection goes back to the pool."""
+        the request has left nothing on its thread (``RequestExecutor.used``) and only Django's own receivers
+        listen (:func:`signal_is_inline_safe`), ``request_started`` and ``response.close()`` (which sends
+        ``request_finished``) run inline. Once the request has used its thread, they hop there as in Django, so
+        that thread's connection goes back to the pool."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:

@@ -80,10 +80,10 @@ def test_refresh_hint_is_true_exactly_when_a_claim_can_win(settings) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_status_json_under_the_lean_handler_reads_off_the_request_thread(monkeypatch) -> None:
-    """Served by the lean handler, a poll makes one hop — the read, on the loop's executor, its connection
-    returned — and never uses its request thread, so no signal hop follows (serving/lean.py). The body is the
-    one the test client (a sync caller: the read on its own thread) gets."""
+def test_status_json_under_the_lean_handler_makes_one_hop_and_returns_its_connection(monkeypatch) -> None:
+    """Served by the lean handler, a poll makes one hop — the read, on its request thread, its connection
+    returned to the pool at once — so no signal hop follows (serving/lean.py), and no connection is left open
+    on that thread. The body is the one the test client (a sync caller: the read on its own thread) gets."""
     import asyncio
 
     import asgiref.sync
@@ -99,8 +99,10 @@ def test_status_json_under_the_lean_handler_reads_off_the_request_thread(monkeyp
         calls.append((getattr(self.func, "__name__", "?"), self._thread_sensitive))
         return await original(self, *args, **kwargs)
 
+    handler = LeanASGIHandler()
+
     async def poll() -> httpx.Response:
-        transport = httpx.ASGITransport(app=LeanASGIHandler())
+        transport = httpx.ASGITransport(app=handler)
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.get(f"/v1/order-status/{order.id}")
 
@@ -108,7 +110,11 @@ def test_status_json_under_the_lean_handler_reads_off_the_request_thread(monkeyp
     response = asyncio.run(poll())
     monkeypatch.undo()
     assert response.status_code == 200, response.text
-    assert calls == [("step", False)]
+    assert calls == [("step", True)]
+    (thread,) = handler.threads._idle
+    from django.db import connection
+
+    assert thread.submit(lambda: connection.connection is None).result(timeout=5), "a connection was left open"
     body = response.json()
     from django.test import Client
 
