@@ -248,9 +248,16 @@ class LeanASGIHandler(ASGIHandler):
         body_file.close()
 
     def _inline(self, signal: signals.Signal) -> bool:
-        """Whether ``signal`` may be sent on the loop's thread now (see :meth:`handle`)."""
+        """Whether ``signal`` may be sent on the loop's thread now (see :meth:`handle`). Never with ``DEBUG``: the
+        connections then log their queries, and ``request_started``'s ``reset_queries`` must run on the request's
+        thread — a reused one, whose connection would otherwise carry every earlier request's queries."""
         executor = _EXECUTOR.get(None)
-        return executor is not None and not executor.used and signal_is_inline_safe(signal, self.__class__)
+        return (
+            executor is not None
+            and not executor.used
+            and not settings.DEBUG
+            and signal_is_inline_safe(signal, self.__class__)
+        )
 
     async def _close(self, response: HttpResponse) -> None:
         """``response.close()`` — it sends ``request_finished`` — inline or on the request's thread."""

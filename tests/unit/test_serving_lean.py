@@ -288,3 +288,29 @@ def test_inline_receivers_are_the_ones_django_connects() -> None:
 
     assert signal_is_inline_safe(request_started, Handler)
     assert signal_is_inline_safe(request_finished, Handler)
+
+
+def _query_count(request):
+    """A sync view making one query: the queries its thread's connection has logged (DEBUG)."""
+    from django.db import connection
+    from django.http import JsonResponse
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"queries": len(connection.queries)})
+
+
+urlpatterns.append(path("v1/t/queries", _query_count))
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(ROOT_URLCONF=__name__, DEBUG=True)
+async def test_with_debug_each_request_logs_only_its_own_queries() -> None:
+    """Django resets the query log at request_started on the request's thread; on a reused thread, sending it
+    inline (on the loop's thread) would leave each request seeing every earlier request's queries."""
+    handler = LeanASGIHandler()
+    transport = httpx.ASGITransport(app=handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        counts = [(await client.get("/v1/t/queries")).json()["queries"] for _ in range(3)]
+    assert handler.threads.idle() == 1  # one reused thread served all three
+    assert counts == [1, 1, 1]
