@@ -103,11 +103,19 @@ async def test_language_resolution_adds_no_thread_hop(monkeypatch: pytest.Monkey
 # --- reused request threads (RequestThreads) -------------------------------------------------------------------
 
 
+_thread_tokens = threading.local()
+
+
 def _sync_ident(request):
-    """A sync view: the thread it runs on (by name: unique per executor, unlike a recycled ident)."""
+    """A sync view: a token unique to the thread it runs on. Not the thread's name (every executor names its
+    thread ``request_0``) nor its ident (recycled once a thread has ended)."""
+    import uuid
+
     from django.http import JsonResponse
 
-    return JsonResponse({"ident": threading.current_thread().name})
+    if not hasattr(_thread_tokens, "token"):
+        _thread_tokens.token = uuid.uuid4().hex
+    return JsonResponse({"ident": _thread_tokens.token})
 
 
 async def _two_hops(request):
