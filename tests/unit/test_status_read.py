@@ -122,3 +122,128 @@ def test_status_json_under_the_lean_handler_makes_one_hop_and_returns_its_connec
     assert {k: v for k, v in body.items() if k != "server_time"} == {
         k: v for k, v in expected.items() if k != "server_time"
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_that_failed_does_not_wait_for_a_second_pooled_connection(monkeypatch) -> None:
+    """The refresh path runs on the request's thread (``_claim_refresh``, ``_attempt_context``), whose connection
+    stays checked out until ``request_finished``. When the provider poll then fails (outage), the re-read must not
+    need a second pooled connection: with the pool's last connection held by that thread, it would wait
+    ``DB_POOL_TIMEOUT_S`` and answer 503 — every concurrent poll of an overdue order, at once, during an outage.
+    So the re-read runs on that thread (any backend); on PostgreSQL, one pooled connection serves the whole poll."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+    from django.db import connection
+
+    from coffee_payment.payments import services
+    from coffee_payment.payments.providers.base import ProviderUnavailable
+    from coffee_payment.serving.lean import LeanASGIHandler
+
+    order = make_order(status=OrderStatus.PENDING)
+    make_attempt(order, age=timedelta(seconds=30))
+    threads: list[tuple[str, str]] = []
+
+    class Down:
+        async def get_payment(self, payment_id: str):
+            raise ProviderUnavailable("provider down")
+
+    def recorded(name, fn):
+        def call(*args, **kwargs):
+            threads.append((name, threading.current_thread().name))
+            return fn(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(services, "provider_client", lambda *a, **k: Down())
+    monkeypatch.setattr(services, "_claim_refresh", recorded("claim", services._claim_refresh))
+    monkeypatch.setattr("coffee_payment.orders.views.status_row", recorded("read", status_row))
+
+    async def poll() -> httpx.Response:
+        transport = httpx.ASGITransport(app=LeanASGIHandler())
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.get(f"/v1/order-status/{order.id}")
+
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        pool_options = connection.settings_dict["OPTIONS"]["pool"]
+        saved = dict(pool_options)
+        connection.close()
+        connection.close_pool()
+        pool_options.update(min_size=0, max_size=1, timeout=2.0)
+    try:
+        started = time.monotonic()
+        response = asyncio.run(poll())
+        took = time.monotonic() - started
+    finally:
+        if postgres:
+            connection.close()
+            connection.close_pool()
+            pool_options.clear()
+            pool_options.update(saved)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == OrderStatus.PENDING
+    assert [name for name, _ in threads] == ["read", "claim", "read"]
+    assert threads[2][1] == threads[1][1]  # the re-read on the thread holding the refresh's connection
+    assert took < 1.5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_polls_waiting_for_the_database_leave_the_loop_s_default_executor_free(monkeypatch) -> None:
+    """With the pool exhausted (e.g. initiate-payment requests holding their connections across a slow provider
+    call), every status poll waits up to ``DB_POOL_TIMEOUT_S`` for one. Those waits must not fill the event loop's
+    default executor: it also runs ``getaddrinfo`` for every new outbound connection (the Tmetr make send, under
+    its hard budget) and the durable make's database steps (``run_db_step``). Any backend: the read blocks until
+    released; on PostgreSQL also for real, on a pool of one connection held elsewhere."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+    from django.db import connection
+
+    from coffee_payment.serving.lean import LeanASGIHandler
+
+    order = make_order()
+    postgres = connection.vendor == "postgresql"
+    release = threading.Event()
+
+    def blocked_read(order_id: str):
+        release.wait(10)
+        return status_row(order_id)
+
+    if not postgres:
+        monkeypatch.setattr("coffee_payment.orders.views.status_row", blocked_read)
+
+    async def polls_and_a_default_executor_call() -> tuple[float, list[int]]:
+        transport = httpx.ASGITransport(app=LeanASGIHandler())
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            polls = [asyncio.create_task(client.get(f"/v1/order-status/{order.id}")) for _ in range(40)]
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(None, lambda: None)  # as loop.getaddrinfo does
+            waited = time.monotonic() - started
+            release.set()
+            return waited, [response.status_code for response in await asyncio.gather(*polls)]
+
+    if postgres:
+        pool_options = connection.settings_dict["OPTIONS"]["pool"]
+        saved = dict(pool_options)
+        connection.close()
+        connection.close_pool()
+        pool_options.update(min_size=0, max_size=1, timeout=1.0)
+    try:
+        if postgres:
+            connection.ensure_connection()  # the pool's only connection, held elsewhere
+        waited, codes = asyncio.run(polls_and_a_default_executor_call())
+    finally:
+        release.set()
+        if postgres:
+            connection.close()
+            connection.close_pool()
+            pool_options.clear()
+            pool_options.update(saved)
+    assert set(codes) == ({503} if postgres else {200})  # on PostgreSQL each poll waited and answered "busy"
+    assert waited < 0.5
