@@ -6,40 +6,43 @@ steps keeps its pooled connection all the while. The steps here return it at onc
 psycopg pool make a close a return to the pool, not a disconnect). Each must be self-contained: no transaction or
 connection state carried to the next step.
 
-- :func:`run_db_step`: outside any request (the durable make, ``orders/dispense.py``), on the event loop's shared
+- :func:`run_db_step`: outside any request (the durable make, ``orders/dispense.py``), on the event loop's default
   executor.
-- :func:`run_read`: a read inside a request served by the lean handler, on the request's own thread; the step
-  leaves that thread as unused as it found it, so a status poll — one such read — still gets the handler's inline
-  request signals (``serving/lean.py``). Outside the lean handler (runserver's WSGI path, Django's test client,
-  whose sync caller's thread holds the connection and, in tests, the transaction the read must see) it is a plain
-  ``sync_to_async`` call.
+- :func:`run_read`: a read inside a request served by the lean handler, on the process's read executor
+  (:data:`READ_THREADS` threads, created as needed), so the request's own thread stays unused and a status poll —
+  one such read — gets the handler's inline request signals (``serving/lean.py``). Outside the lean handler
+  (runserver's WSGI path, Django's test client, whose sync caller's thread holds the connection and, in tests, the
+  transaction the read must see) it is a plain ``sync_to_async`` call.
 
-A read on the loop's shared executor was measured first and dropped: under the customer flow its few threads
-queued polls behind connections held by other requests (status JSON p50 1.4 s against 0.6 s on the request's
-thread; docs/performance.md).
+Measured (docs/performance.md, "Second step"): on the loop's default executor (6 threads on this machine, shared with
+``getaddrinfo`` and the make's steps) polls queued behind pool waits under the customer flow; on the request's own
+thread the status JSON's wrk ceiling was ~20 % lower than on a dedicated executor of 32 threads, which removed the
+queue as well.
 """
 
 from __future__ import annotations
 
-import contextvars
+import functools
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 
+from coffee_payment.serving.lean import serving_lean_request
+
 T = TypeVar("T")
 
-
-class RequestThread(Protocol):
-    """What the lean handler lends a request (``serving/lean.py`` ``RequestExecutor``): ``used`` is True once a
-    call left state (a connection) on the request's thread that ``request_finished`` must clear there."""
-
-    used: bool
+# Reads waiting for a pooled connection each hold a thread: enough that they queue in the pool, fairly with the
+# other requests, rather than for a thread.
+READ_THREADS = 32
 
 
-# Set by the lean handler for the request it serves (serving/lean.py); None elsewhere.
-REQUEST_THREAD: contextvars.ContextVar[RequestThread | None] = contextvars.ContextVar("request_thread", default=None)
+@functools.cache
+def read_executor() -> ThreadPoolExecutor:
+    """The worker process's read executor (created on first use, so never in a preloading master before fork)."""
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="db-read")
 
 
 def _closing_connections(fn: Callable[..., T]) -> Callable[..., T]:
@@ -69,14 +72,15 @@ async def run_db_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def run_read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A self-contained read (autocommit, no transaction to share) inside a request: ``fn(*args, **kwargs)`` on
-    the request's thread, its connection returned to the pool when it ends under the lean handler (see the module
-    docstring). Returns ``fn``'s result; its exception propagates."""
-    thread = REQUEST_THREAD.get()
-    if thread is None:
+    """A self-contained read (autocommit, no transaction to share) inside a request: ``fn(*args, **kwargs)`` on the
+    read executor with its connection returned to the pool when it ends, under the lean handler; elsewhere on the
+    caller's thread (see the module docstring). Returns ``fn``'s result; its exception propagates.
+
+    Not for a read that follows the request's own database work on its thread: that thread still holds a pooled
+    connection until ``request_finished``, and a read here would need a second one (with the pool's last
+    connection so held, it would wait ``DB_POOL_TIMEOUT_S``)."""
+    if not serving_lean_request():
         return await sync_to_async(fn)(*args, **kwargs)
-    was_used = thread.used
-    try:
-        return await sync_to_async(_closing_connections(fn))(*args, **kwargs)
-    finally:
-        thread.used = was_used  # the step closed what it opened: nothing for request_finished to clear there
+    return await sync_to_async(_closing_connections(fn), thread_sensitive=False, executor=read_executor())(
+        *args, **kwargs
+    )

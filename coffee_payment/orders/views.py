@@ -106,13 +106,15 @@ async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
     it first polls the provider (rate-limited across workers)."""
     # One query on the hottest path, off the request's thread: a poll that needs no provider refresh never uses
-    # that thread, so the lean handler sends the request signals inline (serving/lean.py).
+    # that thread, so the lean handler sends the request signals inline (serving/lean.py, dbsteps.run_read).
     row = await run_read(status_row, order_id)
     if row is None:
         return JsonResponse({"error": "order not found"}, status=404)
     # refresh_due: only then can payment_refresh_if_stale claim a provider poll (its compare-and-set decides).
     if row.refresh_due and await payment_refresh_if_stale(order_id=row.order_id):
-        row = await run_read(status_row, order_id)  # the poll may have moved the order
+        # The poll may have moved the order. Re-read on the request's thread: the refresh left its pooled connection
+        # there (until request_finished), and run_read would need a second one (tests/unit/test_status_read.py).
+        row = await sync_to_async(status_row)(order_id)
         if row is None:
             return JsonResponse({"error": "order not found"}, status=404)
     body = status_body(row)

@@ -10,7 +10,7 @@ full ``settings.MIDDLEWARE``; so does runserver (WSGI), which serves every path 
 
 The lean handler also lends each request a reused thread for its sync work (:class:`RequestThreads`) instead
 of Django's new thread per request, and a request that left nothing on that thread (the status JSON: its one read
-is a :func:`coffee_payment.dbsteps.run_read`, which returns its connection at once) sends ``request_started`` and
+is a :func:`coffee_payment.dbsteps.run_read` on a shared read executor) sends ``request_started`` and
 ``request_finished`` inline instead of hopping to the thread for them. Starting and joining the thread and the
 two signal hops were the largest costs of a status poll after the middleware hops (docs/performance.md, "Profile
 of the status JSON").
@@ -39,8 +39,6 @@ from django.urls import set_script_prefix
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
-
-from coffee_payment.dbsteps import REQUEST_THREAD
 
 LEAN_PREFIX = "/v1/"
 
@@ -93,9 +91,8 @@ class LeanLocaleMiddleware:
 
 
 class RequestExecutor(ThreadPoolExecutor):
-    """A request's single thread for its sync code. ``used`` turns True when the request submits a call, since a
-    call may leave a database connection there; ``dbsteps.run_read`` sets it back after a read that closed its
-    own (it implements ``dbsteps.RequestThread``)."""
+    """A request's single thread for its sync code; ``used`` turns True when the request submits a call there
+    (a call may leave a database connection on it)."""
 
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="request")
@@ -154,6 +151,11 @@ INLINE_RECEIVERS = {
 _EXECUTOR: contextvars.ContextVar[RequestExecutor] = contextvars.ContextVar("lean_request_executor")
 
 
+def serving_lean_request() -> bool:
+    """True inside a request served by the lean handler (``dbsteps.run_read`` then reads off the request thread)."""
+    return _EXECUTOR.get(None) is not None
+
+
 def signal_is_inline_safe(signal: signals.Signal, sender: type) -> bool:
     """True when every live receiver of ``signal`` for ``sender`` is one of Django's own (INLINE_RECEIVERS): then
     sending it on the event loop's thread is what a hop to a request thread without connections would do. A
@@ -175,7 +177,7 @@ class LeanASGIHandler(ASGIHandler):
         if scope["type"] != "http":  # as Django's ASGIHandler.__call__
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         executor = self.threads.borrow()
-        token, thread = _EXECUTOR.set(executor), REQUEST_THREAD.set(executor)
+        token = _EXECUTOR.set(executor)
         try:
             async with ThreadSensitiveContext(executor=executor):
                 try:
@@ -184,7 +186,6 @@ class LeanASGIHandler(ASGIHandler):
                     executor.shutdown(wait=False)  # a call of this request may still be running on it
                     raise
         finally:
-            REQUEST_THREAD.reset(thread)
             _EXECUTOR.reset(token)
         self.threads.give_back(executor)
 

@@ -81,9 +81,9 @@ def test_refresh_hint_is_true_exactly_when_a_claim_can_win(settings) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_status_json_under_the_lean_handler_makes_one_hop_and_returns_its_connection(monkeypatch) -> None:
-    """Served by the lean handler, a poll makes one hop — the read, on its request thread, its connection
-    returned to the pool at once — so no signal hop follows (serving/lean.py), and no connection is left open
-    on that thread. The body is the one the test client (a sync caller: the read on its own thread) gets."""
+    """Served by the lean handler, a poll makes one hop — the read, on the read executor, its connection returned
+    to the pool at once — so its request thread stays unused and no signal hop follows (serving/lean.py). The body
+    is the one the test client (a sync caller: the read on its own thread) gets."""
     import asyncio
 
     import asgiref.sync
@@ -93,6 +93,15 @@ def test_status_json_under_the_lean_handler_makes_one_hop_and_returns_its_connec
 
     order = make_order()
     calls: list[tuple[str, bool]] = []
+    wrappers: list = []
+
+    def recording_read(order_id: str):
+        from django.db import connections
+
+        wrappers.append(connections["default"])  # this thread's DatabaseWrapper (not the thread-following proxy)
+        return status_row(order_id)
+
+    monkeypatch.setattr("coffee_payment.orders.views.status_row", recording_read)
     original = asgiref.sync.SyncToAsync.__call__
 
     async def counting(self, *args, **kwargs):
@@ -110,11 +119,10 @@ def test_status_json_under_the_lean_handler_makes_one_hop_and_returns_its_connec
     response = asyncio.run(poll())
     monkeypatch.undo()
     assert response.status_code == 200, response.text
-    assert calls == [("step", True)]
+    assert calls == [("step", False)]
     (thread,) = handler.threads._idle
-    from django.db import connection
-
-    assert thread.submit(lambda: connection.connection is None).result(timeout=5), "a connection was left open"
+    assert not thread.used
+    assert len(wrappers) == 1 and wrappers[0].connection is None, "the read left its connection open"
     body = response.json()
     from django.test import Client
 
