@@ -185,10 +185,8 @@ def test_a_platforms_web_concurrency_never_crashes_the_start(
 
 @pytest.mark.timeout(120)
 def test_entrypoint_fails_the_start_on_a_real_superuser_error(tmp_path: Path) -> None:
-    """An invalid superuser (here: its email) must fail the start, not be mistaken for 'already exists'.
-    The database is a clone of the migrated template: the start's ``migrate`` has nothing to apply (migrations
-    from scratch are test_entrypoint_as_pid1's), so it reaches the superuser step in seconds."""
-    with fresh_database("coffee_ep", migrated=True) as database_url:
+    """An invalid superuser (here: its email) must fail the start, not be mistaken for 'already exists'."""
+    with fresh_database("coffee_ep") as database_url:
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
