@@ -1,5 +1,9 @@
 """Headless Chromium (Debian's ``chromium``) for the integration tests: a page at a given size and language,
-screenshots kept under ``reports/screenshots`` (gitignored) for a reviewer to look at."""
+screenshots kept under ``reports/screenshots`` (gitignored) for a reviewer to look at.
+
+A module that opens many pages uses the ``one_chromium`` fixture: one Chromium process for the module, each
+``chromium_page`` a new browser context in it (its own cookies, storage and cache, as a fresh profile has) instead
+of a new Chromium launched per page."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -26,17 +31,46 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 
 
+_shared: list[Browser] = []  # the module's Chromium while a ``one_chromium`` fixture is active
+
+
+def _chromium() -> str:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is required (noxfile installs it: apt-get install chromium)"
+    return chromium
+
+
+@pytest.fixture(scope="module")
+def one_chromium() -> Iterator[None]:
+    """One headless Chromium for the pages of a module (import it into the module, autouse or named by tests)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        _shared.append(browser)
+        try:
+            yield
+        finally:
+            _shared.remove(browser)
+            browser.close()
+
+
 @contextmanager
 def chromium_page(
     *, locale: str = "ru-RU", viewport: dict[str, int] = PHONE, javascript: bool = True
 ) -> Iterator[Page]:
-    """A fresh headless Chromium profile (``locale`` sets ``Accept-Language``); closed on exit."""
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is required (noxfile installs it: apt-get install chromium)"
+    """A fresh headless Chromium context (``locale`` sets ``Accept-Language``); closed on exit. In the module's
+    Chromium (``one_chromium``) when there is one, else in a Chromium of its own with a new profile."""
+    if _shared:
+        context = _shared[-1].new_context(viewport=viewport, locale=locale, java_script_enabled=javascript)
+        context.set_default_timeout(15_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+        return
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         context = pw.chromium.launch_persistent_context(
             profile,
-            executable_path=chromium,
+            executable_path=_chromium(),
             args=CHROMIUM_ARGS,
             headless=True,
             viewport=viewport,

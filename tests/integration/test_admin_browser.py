@@ -9,10 +9,14 @@ import pytest
 
 from devtools.banner import admin_line
 from devtools.stack import run_manage
-from tests.integration.browser import chromium_page, screenshot
+from tests.integration.browser import chromium_page, one_chromium, screenshot
 from tests.integration.flow import scan
 
-pytestmark = [pytest.mark.timeout(180), pytest.mark.parametrize("stack", ["sqlite"], indirect=True)]
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.usefixtures(one_chromium.__name__),
+    pytest.mark.parametrize("stack", ["sqlite"], indirect=True),
+]
 
 DESKTOP = {"width": 1280, "height": 800}
 PASSWORD = "admin-browser-test-only-1"

@@ -10,10 +10,14 @@ import sqlite3
 import pytest
 from playwright.sync_api import Page
 
-from tests.integration.browser import chromium_page, contrast, screenshot
+from tests.integration.browser import chromium_page, contrast, one_chromium, screenshot
 from tests.integration.flow import qr_path, scan_with_uuid, wait_makes
 
-pytestmark = [pytest.mark.timeout(180), pytest.mark.parametrize("stack", ["sqlite"], indirect=True)]
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.usefixtures(one_chromium.__name__),
+    pytest.mark.parametrize("stack", ["sqlite"], indirect=True),
+]
 
 TEXTS = {
     "ru-RU": {

@@ -8,12 +8,15 @@ inbox (``inet`` column) stores NULL (a valid address being kept: tests/unit/test
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
+import psycopg
 import pytest
 
+from devtools.dbtemplate import prepare_database
 from devtools.pg import temporary_database
-from devtools.processes import running_gunicorn, serving_env
-from devtools.stack import run_manage
+from devtools.processes import GunicornServer, running_gunicorn, serving_env
 from tools.container.testsupport import query
 
 pytestmark = pytest.mark.timeout(180)
@@ -43,19 +46,29 @@ def test_a_trusted_proxys_forwarded_proto_counts():
         assert _get(server, LOGIN, **{"X-Forwarded-Proto": "https"}).status_code == 200
 
 
+@pytest.fixture(scope="module")
+def trusting_server_on_postgres() -> Iterator[tuple[GunicornServer, str]]:
+    """One PostgreSQL database (a clone of the migrated template) and one gunicorn trusting 127.0.0.1 as a proxy,
+    shared by the addresses below (each test empties the notification inbox first): (server, database URL)."""
+    with temporary_database("coffee_xff", migrated=True) as database_url:
+        env = {"DATABASE_URL": database_url, "GUNICORN_FORWARDED_ALLOW_IPS": "127.0.0.1", "GUNICORN_WORKERS": "1"}
+        prepare_database(serving_env(0, env))  # the clone is current; migrates only if the template failed
+        with running_gunicorn(env=env) as server:
+            yield server, database_url
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("forwarded_for", ["zzz", "1.2.3.4.5", "fe80::1%eth0"])
-def test_a_client_address_that_is_not_an_ip_is_stored_as_null(forwarded_for):
-    with temporary_database("coffee_xff") as database_url:
-        env = {"DATABASE_URL": database_url, "GUNICORN_FORWARDED_ALLOW_IPS": "127.0.0.1", "GUNICORN_WORKERS": "1"}
-        run_manage("migrate", "--noinput", "-v", "0", env=serving_env(0, env), timeout=120)
-        with running_gunicorn(env=env) as server:
-            response = httpx.post(
-                server.url("/v1/tbank-webhook"),
-                content=b'{"TerminalKey": "none"}',
-                headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
-                timeout=10,
-            )
-            assert response.status_code < 500, (response.status_code, response.text, server.logs()[-3000:])
-        # Whether junk is stored at all is the inbox's business; if it is, the address is NULL.
-        assert all(row == (None,) for row in query(database_url, "SELECT remote_addr FROM payments_notification"))
+def test_a_client_address_that_is_not_an_ip_is_stored_as_null(trusting_server_on_postgres, forwarded_for):
+    server, database_url = trusting_server_on_postgres
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as db:
+        db.execute("DELETE FROM payments_notification")  # this address's rows only, below
+    response = httpx.post(
+        server.url("/v1/tbank-webhook"),
+        content=b'{"TerminalKey": "none"}',
+        headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
+        timeout=10,
+    )
+    assert response.status_code < 500, (response.status_code, response.text, server.logs()[-3000:])
+    # Whether junk is stored at all is the inbox's business; if it is, the address is NULL.
+    assert all(row == (None,) for row in query(database_url, "SELECT remote_addr FROM payments_notification"))
