@@ -4,6 +4,7 @@ refresh hint is true exactly when ``payment_refresh_if_stale`` could claim a pro
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -132,6 +133,29 @@ def test_status_json_under_the_lean_handler_makes_one_hop_and_returns_its_connec
     }
 
 
+@contextlib.contextmanager
+def _pool_of_one(*, timeout: float):
+    """On PostgreSQL, the psycopg pool shrunk to one connection with ``timeout`` seconds of wait for the block,
+    then restored; nothing on SQLite (no pool)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    pool_options = connection.settings_dict["OPTIONS"]["pool"]
+    saved = dict(pool_options)
+    connection.close()
+    connection.close_pool()
+    pool_options.update(min_size=0, max_size=1, timeout=timeout)
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.close_pool()
+        pool_options.clear()
+        pool_options.update(saved)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_that_failed_does_not_wait_for_a_second_pooled_connection(monkeypatch) -> None:
     """The refresh path runs on the request's thread (``_claim_refresh``, ``_attempt_context``), whose connection
@@ -144,7 +168,6 @@ def test_a_refresh_that_failed_does_not_wait_for_a_second_pooled_connection(monk
     import time
 
     import httpx
-    from django.db import connection
 
     from coffee_payment.payments import services
     from coffee_payment.payments.providers.base import ProviderUnavailable
@@ -174,23 +197,10 @@ def test_a_refresh_that_failed_does_not_wait_for_a_second_pooled_connection(monk
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.get(f"/v1/order-status/{order.id}")
 
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        pool_options = connection.settings_dict["OPTIONS"]["pool"]
-        saved = dict(pool_options)
-        connection.close()
-        connection.close_pool()
-        pool_options.update(min_size=0, max_size=1, timeout=2.0)
-    try:
+    with _pool_of_one(timeout=2.0):
         started = time.monotonic()
         response = asyncio.run(poll())
         took = time.monotonic() - started
-    finally:
-        if postgres:
-            connection.close()
-            connection.close_pool()
-            pool_options.clear()
-            pool_options.update(saved)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == OrderStatus.PENDING
     assert [name for name, _ in threads] == ["read", "claim", "read"]
@@ -236,22 +246,12 @@ def test_polls_waiting_for_the_database_leave_the_loop_s_default_executor_free(m
             release.set()
             return waited, [response.status_code for response in await asyncio.gather(*polls)]
 
-    if postgres:
-        pool_options = connection.settings_dict["OPTIONS"]["pool"]
-        saved = dict(pool_options)
-        connection.close()
-        connection.close_pool()
-        pool_options.update(min_size=0, max_size=1, timeout=1.0)
     try:
-        if postgres:
-            connection.ensure_connection()  # the pool's only connection, held elsewhere
-        waited, codes = asyncio.run(polls_and_a_default_executor_call())
+        with _pool_of_one(timeout=1.0):
+            if postgres:
+                connection.ensure_connection()  # the pool's only connection, held elsewhere
+            waited, codes = asyncio.run(polls_and_a_default_executor_call())
     finally:
         release.set()
-        if postgres:
-            connection.close()
-            connection.close_pool()
-            pool_options.clear()
-            pool_options.update(saved)
     assert set(codes) == ({503} if postgres else {200})  # on PostgreSQL each poll waited and answered "busy"
     assert waited < 0.5
