@@ -45,15 +45,20 @@ def read_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="db-read")
 
 
-def _closing_connections(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` followed by closing every connection this thread opened (returned to the pool), raised or not."""
+def _close_all() -> None:
+    """Close every connection this thread opened (a return to the pool), obsolete or not."""
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+
+
+def _then(fn: Callable[..., T], release: Callable[[], None]) -> Callable[..., T]:
+    """``fn`` followed by ``release()`` on the same thread, whether ``fn`` returned or raised."""
 
     def step(*args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         finally:
-            for connection in connections.all(initialized_only=True):
-                connection.close()
+            release()
 
     return step
 
@@ -62,13 +67,7 @@ async def run_db_step(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` on a thread of the loop's default executor, that thread's database connections
     closed (returned to the pool) afterwards, whether ``fn`` returned or raised; ``fn``'s exception propagates."""
 
-    def step() -> T:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(step, thread_sensitive=False)()
+    return await sync_to_async(_then(fn, close_old_connections), thread_sensitive=False)(*args, **kwargs)
 
 
 async def run_read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -81,6 +80,4 @@ async def run_read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     connection so held, it would wait ``DB_POOL_TIMEOUT_S``)."""
     if not serving_lean_request():
         return await sync_to_async(fn)(*args, **kwargs)
-    return await sync_to_async(_closing_connections(fn), thread_sensitive=False, executor=read_executor())(
-        *args, **kwargs
-    )
+    return await sync_to_async(_then(fn, _close_all), thread_sensitive=False, executor=read_executor())(*args, **kwargs)
