@@ -84,6 +84,9 @@ def test_killed_worker_loses_no_dispense_silently(tmp_path):
     assert dispenses["paid_in_flight"] == 2 and dispenses["lost"] == [] and dispenses["double"] == []
     assert set(dispenses["make_states"]) <= {"accepted", "unknown"}
     assert "silently lost" in output
+    server = report["server"]
+    assert server["killed_worker"] not in server["workers_after"]
+    assert 0 < server["signal_to_worker_replaced_s"] < 10, "the replacement's fork time is on the report"
 
 
 def test_inflight_longer_than_graceful_timeout_is_reported_lost(tmp_path):
