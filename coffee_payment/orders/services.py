@@ -6,6 +6,7 @@ them through ``sync_to_async`` and do outbound HTTP outside any transaction (doc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -32,8 +33,12 @@ def _existing_order(machine_uuid: str) -> Order | None:
     return Order.objects.select_related("device").filter(machine_uuid=machine_uuid).first()
 
 
-def _device(device_uuid: str) -> Device | None:
-    return Device.objects.filter(device_uuid=device_uuid).first()
+def _order_or_device(qr: QrParams) -> tuple[Order | None, Device | None]:
+    """The scan's existing order (device loaded), else the scanned device (None when unknown): one thread hop."""
+    existing = _existing_order(qr.machine_uuid)
+    if existing is not None:
+        return existing, existing.device
+    return None, Device.objects.filter(device_uuid=qr.device_uuid).first()
 
 
 def _create_order(*, device: Device, qr: QrParams, price_kopecks: int) -> Order:
@@ -60,6 +65,35 @@ def _create_order(*, device: Device, qr: QrParams, price_kopecks: int) -> Order:
         return existing
 
 
+async def _online_price(device: Device, qr: QrParams) -> int:
+    """Tmetr's price in kopecks for the scanned drink, after the device's online check (skipped for devices in
+    ``test`` status) — both asked at once, so a scan waits one Tmetr round trip, not two (domain.md §1, steps 1–2).
+
+    Offline wins over everything else the calls say: an offline device is Conflict (409) even when the price call
+    failed too. Then a Tmetr failure of either call is UpstreamError (502; never a default price). Anything else
+    (a bug, a cancellation) propagates."""
+    tmetr = tmetr_client()
+    check_online = device.status != DeviceStatus.TEST
+    heartbeat_call = tmetr.last_heartbeat(device_id=device.tmetr_device_id) if check_online else _no_heartbeat()
+    price_call = tmetr.drink_price(device_id=device.tmetr_device_id, drink_no=qr.drink_no, size=qr.size)
+    heartbeat, price = await asyncio.gather(heartbeat_call, price_call, return_exceptions=True)
+    if check_online and not isinstance(heartbeat, BaseException):
+        threshold = timedelta(minutes=settings.DEVICE_ONLINE_THRESHOLD_MINUTES)
+        if heartbeat is None or timezone.now() - heartbeat > threshold:
+            raise Conflict(_("This coffee machine is offline right now."))
+    for outcome in (heartbeat, price):
+        if isinstance(outcome, TmetrError):
+            logger.warning("no price for device %s drink %s: %s", device.device_uuid, qr.drink_no, outcome.detail)
+            raise UpstreamError(_("The price of this drink is not available right now.")) from outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return price
+
+
+async def _no_heartbeat() -> None:
+    return None
+
+
 async def order_get_or_create(*, qr: QrParams) -> Order:
     """The order for a QR scan, keyed by the machine ``uuid`` (re-scanning never makes a second order:
     docs/domain.md §5 rule 1).
@@ -68,25 +102,14 @@ async def order_get_or_create(*, qr: QrParams) -> Order:
     ``test`` status). Raises (``coffee_payment.errors``) InvalidRequest: uuid reused for another purchase;
     NotFound: unknown or disabled device; Conflict: device offline; UpstreamError: Tmetr price unusable or
     unavailable."""
-    existing = await sync_to_async(_existing_order)(qr.machine_uuid)
+    existing, device = await sync_to_async(_order_or_device)(qr)
     if existing is not None:
         if not _same_purchase(existing, qr):
             raise InvalidRequest(_("This order code was already used for another drink or machine."))
         return existing
-    device = await sync_to_async(_device)(qr.device_uuid)
     if device is None or device.status == DeviceStatus.DISABLED:
         raise NotFound(_("Unknown coffee machine."))
-    tmetr = tmetr_client()
-    try:
-        if device.status != DeviceStatus.TEST:
-            heartbeat = await tmetr.last_heartbeat(device_id=device.tmetr_device_id)
-            threshold = timedelta(minutes=settings.DEVICE_ONLINE_THRESHOLD_MINUTES)
-            if heartbeat is None or timezone.now() - heartbeat > threshold:
-                raise Conflict(_("This coffee machine is offline right now."))
-        price = await tmetr.drink_price(device_id=device.tmetr_device_id, drink_no=qr.drink_no, size=qr.size)
-    except TmetrError as exc:
-        logger.warning("no price for device %s drink %s: %s", device.device_uuid, qr.drink_no, exc.detail)
-        raise UpstreamError(_("The price of this drink is not available right now.")) from exc
+    price = await _online_price(device, qr)
     order = await sync_to_async(_create_order)(device=device, qr=qr, price_kopecks=price)
     if not _same_purchase(order, qr):
         raise InvalidRequest(_("This order code was already used for another drink or machine."))
