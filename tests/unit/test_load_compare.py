@@ -150,3 +150,25 @@ def compare_root():
     from loadtests.runner import ROOT
 
     return ROOT
+
+
+PROFILE = {"users": 110, "customer_weight": 10, "probe_weight": 1, "storm_weight": 0, "think_time": 0.5}
+
+
+def test_the_profile_flow_ceiling_is_customers_over_the_waits_of_one_flow() -> None:
+    ceiling = compare.profile_flow_ceiling({**PROFILE, "poll_interval": 1.5})
+    assert ceiling == pytest.approx({"customers": 100, "min_cycle_s": 2.0, "flows_per_s": 50})
+    assert compare.profile_flow_ceiling({**PROFILE, "poll_interval": None}) is None
+
+
+def test_a_missed_flows_goal_says_when_no_server_could_meet_it() -> None:
+    # runserver DEBUG=0 median 2.5 flows/s; DEBUG=1 2 flows/s. Waits of 2 s: 50 flows/s = 20× and 25×, reachable.
+    reachable = {g["goal"]: g for g in compare.goals({**_data(), "parameters": {**PROFILE, "poll_interval": 1.5}})}
+    missed = reachable["customer-flow throughput (flows/s) vs runserver DEBUG=0, worst round"]
+    assert missed["met"] is False and "allows at most 50.0 flows/s" in missed["miss"]
+    assert "= 20.0× this reference" in missed["miss"] and "unreachable" not in missed["miss"]
+    assert reachable["customer-flow throughput (flows/s) vs runserver DEBUG=1, worst round"]["miss"] == ""
+    # Waits of 9.5 s: 10.5 flows/s = 4.2× runserver DEBUG=0 at best.
+    slow = {g["goal"]: g for g in compare.goals({**_data(), "parameters": {**PROFILE, "poll_interval": 9.0}})}
+    missed = slow["customer-flow throughput (flows/s) vs runserver DEBUG=0, worst round"]
+    assert "= 4.2× this reference even at 0 ms per request: unreachable at these users" in missed["miss"]
