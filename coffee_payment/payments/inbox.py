@@ -45,8 +45,8 @@ class Refusal:
 class Admitted:
     """What the checks of an admitted notification found, handed to processing so it reads none of it again: the
     ``claim`` after the provider's shape and signature checks, the ``attempt`` it names (order and device loaded;
-    None when not looked up yet) and, for a claim naming its account (TBank's TerminalKey), that ``account`` (else
-    None)."""
+    None when not looked up yet) and the ``account``: for a claim naming its account (TBank's TerminalKey) that
+    one, else the attempt merchant's for the provider (None when there is none or no attempt was looked up)."""
 
     claim: NotificationClaim
     attempt: PaymentAttempt | None
@@ -110,6 +110,9 @@ def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
         return _rejected(exc.detail)
     attempt = attempt_lookup(provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id)
     if attempt is not None:
+        if account is None:  # the claim names no account (YooKassa): the one processing will use, read now
+            merchant_id = attempt.order.device.merchant_id
+            account = ProviderAccount.objects.filter(merchant_id=merchant_id, provider=provider.name).first()
         return Admitted(claim, attempt, account)
     return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
 

@@ -83,6 +83,19 @@ class _AttemptAccount:
     secret: str
 
 
+def _in_hand(
+    provider: str, claim: NotificationClaim, *, attempt: PaymentAttempt | None, account: ProviderAccount | None
+) -> _AttemptAccount | None:
+    """The attempt and account as the inbox found them (no query, no thread hop), when they are the ones
+    ``_attempt_account`` would return: the attempt holds the claim's payment id and the account is its merchant's
+    for ``provider``. None otherwise."""
+    if attempt is None or not attempt.provider_payment_id or attempt.provider_payment_id != claim.provider_payment_id:
+        return None
+    if account is None or account.merchant_id != attempt.order.device.merchant_id or account.provider != provider:
+        return None
+    return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
+
+
 def _attempt_account(
     provider: str, claim: NotificationClaim, *, attempt: PaymentAttempt | None, account: ProviderAccount | None
 ) -> _AttemptAccount | None:
@@ -163,9 +176,11 @@ async def provider_process(
     if isinstance(checked, Verdict):
         return checked, None
     claim = checked.claim
-    found = await sync_to_async(_attempt_account)(
-        provider.name, claim, attempt=checked.attempt, account=checked.account
-    )
+    found = _in_hand(provider.name, claim, attempt=checked.attempt, account=checked.account)
+    if found is None:
+        found = await sync_to_async(_attempt_account)(
+            provider.name, claim, attempt=checked.attempt, account=checked.account
+        )
     if found is None or (claim.account_id is not None and found.account_id != claim.account_id):
         return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}"), None
     if claim.signed is not None and claim.signed.outcome is PaymentOutcome.PENDING:

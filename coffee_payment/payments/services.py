@@ -62,11 +62,25 @@ def _claim_ttl() -> timedelta:
 
 
 @dataclass(frozen=True)
+class _AttemptContext:
+    attempt_id: str
+    order_id: str
+    provider: str
+    account_id: str
+    secret: str
+    provider_payment_id: str | None
+    request: PaymentRequest
+
+
+@dataclass(frozen=True)
 class _Claim:
     attempt_id: str
     action: str  # "redirect" | "wait" | "create"
     confirmation_url: str = ""
     retry: bool = False
+    # For "create": what the provider call needs, read in the claim's own thread hop (None: read it again, which
+    # raises ProviderMisconfigured when the merchant has no account for the provider).
+    context: _AttemptContext | None = None
 
 
 def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
@@ -74,7 +88,7 @@ def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
     (docs/domain.md §5 rule 2)."""
     now = timezone.now()
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        order = Order.objects.select_for_update(of=("self",)).select_related("device").filter(pk=order_id).first()
         if order is None:
             raise PaymentError("Order not found.", http_status=404)
         if order.status not in PAYABLE and order.status != OrderStatus.PENDING:
@@ -91,7 +105,7 @@ def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
                 return _Claim(str(live.id), "wait")
             live.create_claimed_at = now  # the previous creator gave up or died: retry with the same key
             live.save(update_fields=["create_claimed_at", "updated_at"])
-            return _Claim(str(live.id), "create", retry=True)
+            return _Claim(str(live.id), "create", retry=True, context=_context_or_none(live, order))
         try:
             device_open_payments_check(device_id=order.device_id, now=now)
         except TooManyOpenPayments as exc:
@@ -108,26 +122,15 @@ def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
             customer_email=email or "",
             create_claimed_at=now,
         )
-        return _Claim(str(attempt.id), "create")
+        return _Claim(str(attempt.id), "create", context=_context_or_none(attempt, order))
 
 
-@dataclass(frozen=True)
-class _AttemptContext:
-    attempt_id: str
-    order_id: str
-    provider: str
-    account_id: str
-    secret: str
-    provider_payment_id: str | None
-    request: PaymentRequest
+def _merchant_account(order: Order, provider: str) -> ProviderAccount | None:
+    """The account of the order's merchant (``order.device`` loaded) for ``provider``; None when it has none."""
+    return ProviderAccount.objects.filter(merchant_id=order.device.merchant_id, provider=provider).first()
 
 
-def _attempt_context(attempt_id: str) -> _AttemptContext:
-    attempt = PaymentAttempt.objects.select_related("order__device").get(pk=attempt_id)
-    order = attempt.order
-    account = ProviderAccount.objects.filter(merchant_id=order.device.merchant_id, provider=attempt.provider).first()
-    if account is None:
-        raise ProviderMisconfigured(f"merchant {order.device.merchant_id} has no {attempt.provider} account")
+def _context(attempt: PaymentAttempt, order: Order, account: ProviderAccount) -> _AttemptContext:
     size = order.get_size_display()
     return _AttemptContext(
         attempt_id=str(attempt.id),
@@ -149,11 +152,30 @@ def _attempt_context(attempt_id: str) -> _AttemptContext:
     )
 
 
-def _record_created(attempt_id: str, payment: ProviderPayment) -> None:
+def _context_or_none(attempt: PaymentAttempt, order: Order) -> _AttemptContext | None:
+    """The provider call's context from rows in hand (``order.device`` loaded); None when the merchant has no
+    account for the attempt's provider (``_attempt_context`` then says so)."""
+    account = _merchant_account(order, attempt.provider)
+    return None if account is None else _context(attempt, order, account)
+
+
+def _attempt_context(attempt_id: str) -> _AttemptContext:
+    """What a provider call about the attempt needs. Raises ProviderMisconfigured when the merchant has no account
+    for the attempt's provider, PaymentAttempt.DoesNotExist."""
+    attempt = PaymentAttempt.objects.select_related("order__device").get(pk=attempt_id)
+    account = _merchant_account(attempt.order, attempt.provider)
+    if account is None:
+        raise ProviderMisconfigured(f"merchant {attempt.order.device.merchant_id} has no {attempt.provider} account")
+    return _context(attempt, attempt.order, account)
+
+
+def _record_created(attempt_id: str, payment: ProviderPayment, *, order_id: str | None = None) -> None:
     """Store the provider's answer to create; order created/not_paid → pending. A notification may have been
-    applied already (auto-pay is fast), so nothing here moves a status backwards."""
+    applied already (auto-pay is fast), so nothing here moves a status backwards. ``order_id``: the attempt's
+    order when the caller knows it (else it is read)."""
     with transaction.atomic():
-        order_id = PaymentAttempt.objects.values_list("order_id", flat=True).get(pk=attempt_id)
+        if order_id is None:
+            order_id = PaymentAttempt.objects.values_list("order_id", flat=True).get(pk=attempt_id)
         order = Order.objects.select_for_update().get(pk=order_id)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
         attempt.provider_payment_id = payment.provider_payment_id
@@ -162,7 +184,17 @@ def _record_created(attempt_id: str, payment: ProviderPayment) -> None:
         attempt.status = attempt_next_status(attempt.status, PaymentOutcome.PENDING)
         attempt.create_claimed_at = None
         attempt.error = ""
-        attempt.save()
+        attempt.save(
+            update_fields=[
+                "provider_payment_id",
+                "confirmation_url",
+                "raw_response",
+                "status",
+                "create_claimed_at",
+                "error",
+                "updated_at",
+            ]
+        )
         if order.status in PAYABLE and attempt.status == AttemptStatus.PENDING:
             order.status = OrderStatus.PENDING
             order.save(update_fields=["status", "updated_at"])
@@ -217,14 +249,14 @@ async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: b
         # Anything unexpected: free the claim so the next tap retries now rather than after the claim TTL.
         await sync_to_async(_release_claim)(claim.attempt_id, error="unexpected error", final=False)
         raise
-    await sync_to_async(_record_created)(claim.attempt_id, payment)
+    await sync_to_async(_record_created)(claim.attempt_id, payment, order_id=order_id)
     if not payment.confirmation_url:
         raise PaymentError("The payment service returned no payment page.", http_status=502)
     return payment.confirmation_url
 
 
 async def _create_at_provider(claim: _Claim) -> ProviderPayment:
-    ctx = await sync_to_async(_attempt_context)(claim.attempt_id)
+    ctx = claim.context or await sync_to_async(_attempt_context)(claim.attempt_id)
     client = provider_client(ctx.provider, account_id=ctx.account_id, secret=ctx.secret)
     if claim.retry:
         await _after_ambiguous_create(client, ctx)
@@ -273,7 +305,8 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
-        latest_id = order.attempts.order_by("-created_at").values_list("id", flat=True).first()
+        # The order's attempts, newest first (one query; no attempt can be added while the order row is locked).
+        attempts = list(order.attempts.order_by("-created_at").values_list("id", "status"))
         facts = PaymentFacts(
             order_status=order.status,
             attempt_id=str(attempt.id),
@@ -282,10 +315,10 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
             payment_id=payment.provider_payment_id,
             payment_reference=payment.reference or None,
             outcome=payment.outcome,
-            is_latest_attempt=latest_id == attempt.id,
-            other_attempt_succeeded=order.attempts.filter(status=AttemptStatus.SUCCEEDED)
-            .exclude(pk=attempt.pk)
-            .exists(),
+            is_latest_attempt=attempts[0][0] == attempt.id,
+            other_attempt_succeeded=any(
+                status == AttemptStatus.SUCCEEDED and pk != attempt.pk for pk, status in attempts
+            ),
             amount_matches=payment.amount_kopecks == attempt.amount_kopecks == order.price_kopecks
             and payment.currency == "RUB",
             late=now >= order.expires_at or (now - attempt.created_at).total_seconds() > settings.FAST_TRACK_LIMIT_S,
@@ -297,7 +330,9 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
             attempt.provider_payment_id = payment.provider_payment_id
             attempt.raw_response = payment.raw
             attempt.create_claimed_at = None
-            attempt.save()
+            attempt.save(
+                update_fields=["status", "provider_payment_id", "raw_response", "create_claimed_at", "updated_at"]
+            )
             record_payment(attempt.provider, attempt.status)
         if decision.status == order.status:
             return ApplyResult(str(order.id), order.status, False, False, decision.reason)
