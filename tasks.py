@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from coffee_payment.serving.admin_url import admin_url_prefix  # noqa: E402
 from devtools.banner import admin_line  # noqa: E402
 from devtools.drill import DrillOptions  # noqa: E402
+from devtools.launch import interrupt_on_stop_signals  # noqa: E402
 from devtools.rollout import RolloutOptions  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 from devtools.taskhelp import documented_task  # noqa: E402
@@ -55,10 +56,7 @@ def serve(
             f"Generated a local FIELD_ENCRYPTION_KEYS key in {stack.config.var_dir / 'field_encryption_key'} "
             "(provider secrets are encrypted with it; set FIELD_ENCRYPTION_KEYS to override)."
         )
-    # Ctrl-C (even when started with SIGINT ignored, e.g. from a script's background job) and TERM both stop
-    # the stack gracefully.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupt_on_stop_signals()  # Ctrl-C and TERM both stop the stack gracefully
     try:
         stack.start()
     except KeyboardInterrupt:  # Stack.start stops whatever it had started

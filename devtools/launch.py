@@ -4,7 +4,8 @@
   so a terminal's Ctrl-C reaches only the caller and cleanup can kill the whole process group;
 * :func:`wait_until` — poll a condition with a deadline (every wait in devtools and the tests goes through it);
 * :func:`wait_http_ok` — readiness: a URL answers 200, failing fast when the process exits;
-* :func:`stop_process` — a signal, a bounded wait, then SIGKILL of the process group (workers left behind too).
+* :func:`stop_process` — a signal, a bounded wait, then SIGKILL of the process group (workers left behind too);
+* :func:`interrupt_on_stop_signals` — TERM and INT as Ctrl-C, so a harness's cleanup runs when it is stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
+
+
+def interrupt_on_stop_signals() -> None:
+    """Make SIGTERM, and SIGINT even when inherited ignored (a script's background job), raise KeyboardInterrupt
+    in the main thread, so the ``with``/``finally`` blocks of a harness stop the servers it started. Without it
+    a TERM (``timeout``, a CI runner, ``kill``) ends the harness at once and leaves its servers running."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

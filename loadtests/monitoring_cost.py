@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from devtools.launch import interrupt_on_stop_signals
 from devtools.processes import child_pids, free_port
 from devtools.stack import Stack, StackConfig, stop_process, wait_http_ok
 from loadtests.measure import cpu_seconds, pinned, run_wrk
@@ -160,6 +161,7 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_stop_signals()  # a TERM stops the stacks this run started
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     var_dir = Path(tempfile.mkdtemp(prefix="monitoring-cost-"))

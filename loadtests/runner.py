@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS  # noqa: E402
+from devtools.launch import interrupt_on_stop_signals  # noqa: E402
 from devtools.pg import PG_ADMIN_URL, pg_available, temporary_database  # noqa: E402
 from devtools.processes import free_port  # noqa: E402
 from devtools.stack import ONE_CLIENT_ENV, Stack, StackConfig, local_secret_key  # noqa: E402
@@ -623,6 +624,7 @@ def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_stop_signals()  # a TERM stops every server started so far (the ExitStack in run_suite)
     args = parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from devtools.launch import interrupt_on_stop_signals  # noqa: E402
 from devtools.pg import temporary_database  # noqa: E402
 from devtools.processes import child_pids  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
@@ -66,6 +67,7 @@ def flat(series: list[float], tolerance: float = 0.05) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_stop_signals()  # a TERM stops the stack this run started
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "soak")
     parser.add_argument("--minutes", type=float, default=5.0)

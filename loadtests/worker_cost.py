@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from devtools.launch import interrupt_on_stop_signals  # noqa: E402
 from devtools.processes import child_pids, running_gunicorn  # noqa: E402
 from devtools.stack import Stack, StackConfig  # noqa: E402
 
@@ -147,6 +148,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupt_on_stop_signals()  # a TERM stops the stacks this run started
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "worker-cost")
     parser.add_argument("--workers", type=int, default=2)
