@@ -579,8 +579,9 @@ def profile_runs(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def cpu_baseline(path: Path | None) -> dict[str, Any] | None:
-    """The committed baseline's prod CPU ms per customer request and its profile (``poll<s>s``, from its
-    ``parameters.poll_interval``), or None when there is no such file or figure."""
+    """The committed baseline's prod CPU ms per customer request, its profile (``poll<s>s``, from its
+    ``parameters.poll_interval``) and the ``cpu_model`` it was measured on, or None when there is no such file or
+    figure."""
     if path is None or not path.exists():
         return None
     data = json.loads(path.read_text())
@@ -588,7 +589,12 @@ def cpu_baseline(path: Path | None) -> dict[str, Any] | None:
     if figure is None:
         return None
     poll = (data.get("parameters") or {}).get("poll_interval")
-    return {"file": str(path), "cpu_ms_per_request": figure, "profile": profile_label(poll) if poll else None}
+    return {
+        "file": str(path),
+        "cpu_ms_per_request": figure,
+        "profile": profile_label(poll) if poll else None,
+        "cpu_model": (data.get("machine") or {}).get("cpu_model"),
+    }
 
 
 def run_suite(args: argparse.Namespace, data: dict[str, Any]) -> None:

@@ -105,6 +105,22 @@ def test_cpu_per_request_is_judged_against_half_the_baseline_worst_round() -> No
     assert cpu[0]["met"] is False and "0.62× is 1.2× the allowed 0.5×" in cpu[0]["miss"]
 
 
+def _cpu_goal(data: dict[str, Any]) -> dict[str, Any]:
+    (goal,) = [g for g in compare.goals(data) if g["goal"].startswith("CPU ms per customer request")]
+    return goal
+
+
+def test_cpu_against_a_baseline_of_another_processor_is_not_judged() -> None:
+    data = _data()
+    data["cpu_baseline"]["cpu_model"] = "Intel(R) Xeon(R) Processor"
+    data["machine"] = {"cpu_model": "AMD EPYC"}
+    goal = _cpu_goal(data)
+    assert goal["met"] is None and goal["value"] == pytest.approx(0.5)
+    assert goal["miss"] == "not comparable: the baseline ran on 'Intel(R) Xeon(R) Processor', this run on 'AMD EPYC'"
+    data["machine"] = {"cpu_model": "Intel(R) Xeon(R) Processor"}  # the same processor: judged
+    assert _cpu_goal(data)["met"] is True
+
+
 def test_route_cpu_is_a_figure_per_round() -> None:
     derived = compare.derive(_data())["uvicorn-worker"]
     assert derived["status_cpu_ms"] == pytest.approx(1000 / 900)
@@ -143,6 +159,7 @@ def test_worst_round_ratios_are_not_checked_against_the_baseline() -> None:
 def test_cpu_baseline_reads_the_committed_report(tmp_path) -> None:
     baseline = cpu_baseline(compare_root() / "loadtests" / "baseline.json")
     assert baseline is not None and baseline["cpu_ms_per_request"] > 0
+    assert baseline["cpu_model"]  # what the CPU figure was measured on
     assert cpu_baseline(tmp_path / "missing.json") is None
 
 
