@@ -83,7 +83,7 @@ def serve(
 def _banner(stack: Stack, *, prod: bool) -> None:
     server = "gunicorn + Uvicorn workers (prod mode)" if prod else "Django runserver (dev mode)"
     print(f"\nCoffee Payments Server on {stack.base_url} — {server}; sandbox on {stack.sandbox_url}")
-    print("Scan (open) a QR link, press Pay, then Pay in the sandbox checkout:")
+    print("Scan (open) a QR link, press «Оплатить» (Pay), then pay in the sandbox checkout:")
     for link in stack.qr_links:
         print(f"  {link}")
     admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn
