@@ -216,6 +216,7 @@ class Drill:
         self.exit_code: int | None = None
         self._stop = threading.Event()
         self._inflight_tasks: list[asyncio.Task] = []
+        self._replacement: asyncio.Task | None = None  # kill-worker: the wait for the replacement, from the kill
         self._t0 = 0.0
         self.dispense_probe: drill_dispense.DispenseProbe | None = None
         self.dispenses: dict[str, Any] | None = None
@@ -356,6 +357,7 @@ class Drill:
                 return
             self.killed_worker = workers[0]
             os.kill(self.killed_worker, signal.SIGKILL)
+            self._replacement = asyncio.create_task(self._wait_replacement())  # timed from the kill
         elif event == "k8s":
             self.drain_file.touch()
             self.timeline["drain_requested_at"] = self._now()
@@ -440,8 +442,8 @@ class Drill:
                 break
             await asyncio.sleep(0.05)
         await asyncio.gather(*self._inflight_tasks)
-        if self.o.event == "kill-worker":
-            await self._wait_replacement()
+        if self._replacement is not None:
+            await self._replacement
         self.workers_after = child_pids(self.master_pid) if self._master_alive() else []
         self._stop.set()
         for task in steady:
@@ -451,12 +453,13 @@ class Drill:
             thread.join(timeout=2)
 
     async def _wait_replacement(self) -> None:
-        """Wait (at most ``REPLACE_WITHIN_S`` seconds) for the arbiter to fork a worker in the killed one's place.
+        """Started at the kill: wait (at most ``REPLACE_WITHIN_S`` seconds) for the arbiter to fork a worker in the
+        killed one's place, and record ``worker_replaced_at`` on the timeline when a new pid is up and the count is
+        back. The verdict awaits it after the in-flight requests.
 
         The arbiter reaps the killed worker on SIGCHLD and forks its replacement on its next loop turn; on a
         loaded machine that takes from a few ms to about a second, so one look right after the in-flight
-        requests failed can miss it (CI saw ``[a, b] → [b]`` while the log already showed the new worker).
-        Records ``worker_replaced_at`` on the timeline when a new pid is up and the count is back."""
+        requests failed can miss it (CI saw ``[a, b] → [b]`` while the log already showed the new worker)."""
         deadline = time.monotonic() + REPLACE_WITHIN_S
         while self._master_alive() and time.monotonic() < deadline:
             now = child_pids(self.master_pid)

@@ -80,6 +80,8 @@ async def _online_price(device: Device, qr: QrParams) -> int:
     if check_online and not isinstance(heartbeat, BaseException):
         threshold = timedelta(minutes=settings.DEVICE_ONLINE_THRESHOLD_MINUTES)
         if heartbeat is None or timezone.now() - heartbeat > threshold:
+            if isinstance(price, Exception) and not isinstance(price, TmetrError):  # a bug: never silent
+                logger.error("price call for device %s failed", device.device_uuid, exc_info=price)
             raise Conflict(_("This coffee machine is offline right now."))
     for outcome in (heartbeat, price):
         if isinstance(outcome, TmetrError):

@@ -6,7 +6,9 @@ its account and signature (400), and whether it names a payment attempt of ours 
 provider call). A request refused after the rate limit is stored for staff with only the start of
 its body, its size and its SHA-256 — never whole (an UPDATE that truncated it later would leave the whole body
 in PostgreSQL's dead tuples until a vacuum); one that passes is stored whole and then processed
-(``notifications.notification_process``).
+(``notifications.notification_process``). So is one we cannot check for a failure of ours — a merchant's
+stored secret that no configured key decrypts: 503 ``error``, the provider retries, and staff can replay it
+once the key is back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from coffee_payment.devices.encryption import EncryptionKeyMissing, SecretUndecryptable
 from coffee_payment.devices.models import ProviderAccount
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import get_provider
@@ -92,29 +95,47 @@ def _rejected(detail: str) -> Refusal:
     return Refusal(NotificationVerdict.REJECTED, 400, detail)
 
 
+class _SecretUnreadable(Exception):
+    """An account's stored secret cannot be decrypted (``SecretUndecryptable``, ``EncryptionKeyMissing``)."""
+
+
+def _account(**lookup: object) -> ProviderAccount | None:
+    """The first provider account matching ``lookup``. Reading it decrypts its secret: a secret no configured key
+    opens (a key removed before ``rotate_secrets`` ran) raises _SecretUnreadable — our failure, not the
+    sender's."""
+    try:
+        return ProviderAccount.objects.filter(**lookup).first()
+    except (SecretUndecryptable, EncryptionKeyMissing) as exc:
+        raise _SecretUnreadable(f"{type(exc).__name__}: {exc}") from exc
+
+
 def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
     """Why ``body`` is not a notification of the provider about a payment of ours, or what shows it is one: the
     provider's parser, and for a notification naming its account (TBank's TerminalKey) that account's signature
     check. A well-formed notification for no attempt of ours is answered 200 (``unknown_payment``) without a
-    provider call."""
+    provider call. An account whose secret cannot be decrypted is our failure: 503 (``error``), the body kept
+    whole for a replay, and the provider retries."""
     provider = get_provider(provider_name)
     account = None
     try:
         claim = provider.parse_notification(body)
         if claim.account_id is not None:
-            account = ProviderAccount.objects.filter(provider=provider.name, account_id=claim.account_id).first()
+            account = _account(provider=provider.name, account_id=claim.account_id)
             if account is None:
                 return _rejected(f"unknown {provider.account_field}")
             claim = provider.verify_notification(claim, secret=account.secret)
+        attempt = attempt_lookup(
+            provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id
+        )
+        if attempt is None:
+            return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
+        if account is None:  # the claim names no account (YooKassa): the one processing will use, read now
+            account = _account(merchant_id=attempt.order.device.merchant_id, provider=provider.name)
+        return Admitted(claim, attempt, account)
     except InvalidNotification as exc:
         return _rejected(exc.detail)
-    attempt = attempt_lookup(provider.name, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id)
-    if attempt is not None:
-        if account is None:  # the claim names no account (YooKassa): the one processing will use, read now
-            merchant_id = attempt.order.device.merchant_id
-            account = ProviderAccount.objects.filter(merchant_id=merchant_id, provider=provider.name).first()
-        return Admitted(claim, attempt, account)
-    return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
+    except _SecretUnreadable as exc:
+        return Refusal(NotificationVerdict.ERROR, 503, str(exc))
 
 
 def _checked(provider: str, body: bytes, content_type: str) -> Refusal | Admitted:
@@ -142,11 +163,12 @@ def inbox_admit(
         body_bytes=len(body),
         body_sha256=body_digest(body),
     )
-    if refusal is None:
+    if refusal is None or refusal.http_status >= 500:  # to process, or our failure: kept whole for a replay
         row.body = stored_text(body)
     else:
         row.body = stored_text(body[: REJECTED_BODY_CHARS * 4], limit=REJECTED_BODY_CHARS)
         row.body_truncated = len(row.body.encode("utf-8")) < len(body)
+    if refusal is not None:
         row.verdict, row.detail, row.processed_at = refusal.verdict, refusal.detail[:500], timezone.now()
     row.save()
     return Admission(row.pk, refusal, admitted)

@@ -86,7 +86,8 @@ def test_killed_worker_loses_no_dispense_silently(tmp_path):
     assert "silently lost" in output
     server = report["server"]
     assert server["killed_worker"] not in server["workers_after"]
-    assert 0 < server["signal_to_worker_replaced_s"] < 10, "the replacement's fork time is on the report"
+    # Timed from the kill, not from the end of the run (duration 4 s): the arbiter forks within about a second.
+    assert 0 < server["signal_to_worker_replaced_s"] < 5, "the replacement's fork time is on the report"
 
 
 def test_inflight_longer_than_graceful_timeout_is_reported_lost(tmp_path):

@@ -185,3 +185,37 @@ def test_a_truncated_notification_is_not_re_processed_and_is_found_by_its_hash(a
     digest = hashlib.sha256(body).hexdigest()
     page = admin_client.get(f"/{settings.ADMIN_URL_PREFIX}/payments/notification/?q={digest}")
     assert page.status_code == 200 and page.context["cl"].result_count == 1
+
+
+def _break_the_stored_secret(account_id: str) -> None:
+    """The account's secret as if its key had been removed from FIELD_ENCRYPTION_KEYS before rotate_secrets ran."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE devices_provideraccount SET secret = %s WHERE account_id = %s", ["gAAAAABnot-a-token", account_id]
+        )
+
+
+@pytest.mark.parametrize("provider", ["yookassa", "tbank"])
+def test_a_secret_no_key_decrypts_is_our_failure_503_stored_whole_for_a_replay(client, provider):
+    """Reading the merchant's account (the Token check for TBank, the account processing will use for YooKassa)
+    fails to decrypt its secret: 503 so the provider retries, the row kept whole with the reason — never a 500
+    with nothing stored (the YooKassa case regressed so when the inbox began reading the account)."""
+    order = make_order(provider=provider, account_id=f"{provider}-undecryptable", secret="password")
+    attempt = make_attempt(order, payment_id="700009" if provider == "tbank" else "yk-undecryptable")
+    if provider == "tbank":
+        fields = {"TerminalKey": f"{provider}-undecryptable", "OrderId": str(attempt.id), "Success": True}
+        fields |= {"Status": "CONFIRMED", "PaymentId": 700009, "ErrorCode": "0", "Amount": order.price_kopecks}
+        body, path = {**fields, "Token": tbank_token(fields, "password")}, "/v1/tbank-webhook"
+    else:
+        obj = {"id": "yk-undecryptable", "status": "succeeded", "metadata": {"attempt_id": str(attempt.id)}}
+        body, path = {"type": "notification", "event": "payment.succeeded", "object": obj}, "/v1/yook-pay-webhook"
+    _break_the_stored_secret(f"{provider}-undecryptable")
+    raw = json.dumps(body).encode()
+    response = _post(client, path, raw)
+    assert response.status_code == 503
+    row = _only_row()
+    assert row.verdict == NotificationVerdict.ERROR and "SecretUndecryptable" in row.detail
+    assert not row.body_truncated and row.body.encode() == raw  # whole: staff can replay it once the key is back
+    assert PaymentAttempt.objects.get(pk=attempt.pk).status == AttemptStatus.PENDING

@@ -120,3 +120,15 @@ def test_rescan_reuses_the_order_without_asking_tmetr(client: Client, tmetr: Fak
     again = client.get("/v1/pay?" + urlencode({**query, "uuid": "scan-new-1"}))
     assert again.status_code == 302 and again["Location"] == first["Location"]
     assert tmetr.calls == [] and _orders() == 1
+
+
+def test_a_bug_in_the_price_call_of_an_offline_device_is_logged_not_hidden(client, tmetr, monkeypatch, caplog):
+    tmetr.age_s = None
+
+    async def broken(self, **_):
+        raise RuntimeError("bug in the price call")
+
+    monkeypatch.setattr("coffee_payment.integrations.tmetr.TmetrClient.drink_price", broken)
+    response = _scan(client)
+    assert response.status_code == 409 and _orders() == 0
+    assert any(r.levelname == "ERROR" and "bug in the price call" in str(r.exc_info) for r in caplog.records)
