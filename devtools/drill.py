@@ -44,7 +44,7 @@ SIGNALS = {"term": signal.SIGTERM, "int": signal.SIGINT, "quit": signal.SIGQUIT,
 # Events after which the master is expected to exit.
 STOPPING = ("term", "int", "quit", "k8s")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-# kill-worker: the arbiter must have forked the replacement within this many seconds of the in-flight requests ending.
+# kill-worker: the arbiter must have forked the replacement within this many seconds of the kill.
 REPLACE_WITHIN_S = 10.0
 STAGE_LINE = re.compile(
     r"(Master shutdown \d/\d.*|Worker \d+ shutdown \d/\d.*|Handling signal.*|Booting worker.*"

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from coffee_payment.devices.encryption import EncryptionKeyMissing, SecretUndecryptable
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.devices.selectors import account_by_id, merchant_account
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import get_provider
 from coffee_payment.payments.providers.base import InvalidNotification, NotificationClaim
@@ -95,20 +96,6 @@ def _rejected(detail: str) -> Refusal:
     return Refusal(NotificationVerdict.REJECTED, 400, detail)
 
 
-class _SecretUnreadable(Exception):
-    """An account's stored secret cannot be decrypted (``SecretUndecryptable``, ``EncryptionKeyMissing``)."""
-
-
-def _account(**lookup: object) -> ProviderAccount | None:
-    """The first provider account matching ``lookup``. Reading it decrypts its secret: a secret no configured key
-    opens (a key removed before ``rotate_secrets`` ran) raises _SecretUnreadable — our failure, not the
-    sender's."""
-    try:
-        return ProviderAccount.objects.filter(**lookup).first()
-    except (SecretUndecryptable, EncryptionKeyMissing) as exc:
-        raise _SecretUnreadable(f"{type(exc).__name__}: {exc}") from exc
-
-
 def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
     """Why ``body`` is not a notification of the provider about a payment of ours, or what shows it is one: the
     provider's parser, and for a notification naming its account (TBank's TerminalKey) that account's signature
@@ -120,7 +107,7 @@ def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
     try:
         claim = provider.parse_notification(body)
         if claim.account_id is not None:
-            account = _account(provider=provider.name, account_id=claim.account_id)
+            account = account_by_id(provider.name, claim.account_id)
             if account is None:
                 return _rejected(f"unknown {provider.account_field}")
             claim = provider.verify_notification(claim, secret=account.secret)
@@ -130,12 +117,12 @@ def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
         if attempt is None:
             return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
         if account is None:  # the claim names no account (YooKassa): the one processing will use, read now
-            account = _account(merchant_id=attempt.order.device.merchant_id, provider=provider.name)
+            account = merchant_account(attempt.order.device.merchant_id, provider.name)
         return Admitted(claim, attempt, account)
     except InvalidNotification as exc:
         return _rejected(exc.detail)
-    except _SecretUnreadable as exc:
-        return Refusal(NotificationVerdict.ERROR, 503, str(exc))
+    except (SecretUndecryptable, EncryptionKeyMissing) as exc:  # reading an account decrypts its secret
+        return Refusal(NotificationVerdict.ERROR, 503, f"{type(exc).__name__}: {exc}")
 
 
 def _checked(provider: str, body: bytes, content_type: str) -> Refusal | Admitted:

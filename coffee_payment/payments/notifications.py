@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.devices.selectors import account_by_id, merchant_account
 from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.coalesce import provider_payment_verified
@@ -83,15 +84,27 @@ class _AttemptAccount:
     secret: str
 
 
+def _holds_claim(attempt: PaymentAttempt | None, claim: NotificationClaim) -> bool:
+    """The attempt was found by the claim's payment id (one found by our reference may have stored one since)."""
+    return (
+        attempt is not None
+        and bool(attempt.provider_payment_id)
+        and (attempt.provider_payment_id == claim.provider_payment_id)
+    )
+
+
+def _of_merchant(account: ProviderAccount | None, merchant_id: int, provider: str) -> bool:
+    """The account is the merchant's for ``provider`` (one per merchant and provider)."""
+    return account is not None and account.merchant_id == merchant_id and account.provider == provider
+
+
 def _in_hand(
     provider: str, claim: NotificationClaim, *, attempt: PaymentAttempt | None, account: ProviderAccount | None
 ) -> _AttemptAccount | None:
     """The attempt and account as the inbox found them (no query, no thread hop), when they are the ones
     ``_attempt_account`` would return: the attempt holds the claim's payment id and the account is its merchant's
     for ``provider``. None otherwise."""
-    if attempt is None or not attempt.provider_payment_id or attempt.provider_payment_id != claim.provider_payment_id:
-        return None
-    if account is None or account.merchant_id != attempt.order.device.merchant_id or account.provider != provider:
+    if not _holds_claim(attempt, claim) or not _of_merchant(account, attempt.order.device.merchant_id, provider):
         return None
     return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
 
@@ -106,13 +119,13 @@ def _attempt_account(
     found it, when found by the claim's payment id (an attempt found by our reference is looked up again: its
     create may have stored a payment id since); ``account`` as the claim's signature check read it, when it is the
     attempt merchant's (one account per merchant and provider)."""
-    if attempt is None or not attempt.provider_payment_id or attempt.provider_payment_id != claim.provider_payment_id:
+    if not _holds_claim(attempt, claim):
         attempt = attempt_lookup(provider, attempt_id=claim.attempt_id, provider_payment_id=claim.provider_payment_id)
     if attempt is None:
         return None
     merchant_id = attempt.order.device.merchant_id
-    if account is None or account.merchant_id != merchant_id or account.provider != provider:
-        account = ProviderAccount.objects.filter(merchant_id=merchant_id, provider=provider).first()
+    if not _of_merchant(account, merchant_id, provider):
+        account = merchant_account(merchant_id, provider)
     if account is None:
         return None
     return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
@@ -124,10 +137,6 @@ async def _settled(found: _AttemptAccount, payment: ProviderPayment, said: str) 
     return Verdict(verdict, 200, f"{said}: {result.reason} → {result.order_status}"), found.attempt_id
 
 
-def _account_by_id(provider: str, account_id: str) -> ProviderAccount | None:
-    return ProviderAccount.objects.filter(provider=provider, account_id=account_id).first()
-
-
 async def _verified_claim(provider: PaymentProvider, body: bytes) -> Admitted | Verdict:
     """The claim after the provider's shape and (for a claim naming its account) signature checks, with the
     account it was checked with (no attempt yet), or the 400 verdict refusing it."""
@@ -135,7 +144,7 @@ async def _verified_claim(provider: PaymentProvider, body: bytes) -> Admitted | 
         claim = provider.parse_notification(body)
         if claim.account_id is None:
             return Admitted(claim, None, None)
-        account = await sync_to_async(_account_by_id)(provider.name, claim.account_id)
+        account = await sync_to_async(account_by_id)(provider.name, claim.account_id)
         if account is None:
             return Verdict(NotificationVerdict.REJECTED, 400, f"unknown {provider.account_field}")
         return Admitted(provider.verify_notification(claim, secret=account.secret), None, account)

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.devices.selectors import merchant_account
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import MONEY_TAKEN, AttemptStatus
 from coffee_payment.payments.models import PaymentAttempt
@@ -70,7 +70,7 @@ def _refund_target(order_id: str) -> _Target:
     )
     if attempt is None:
         raise RefundError("the order has no succeeded payment at a provider")
-    account = ProviderAccount.objects.filter(merchant_id=order.device.merchant_id, provider=attempt.provider).first()
+    account = merchant_account(order.device.merchant_id, attempt.provider)
     if account is None:
         raise RefundError(f"the merchant has no {attempt.provider} account")
     return _Target(

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from coffee_payment.devices.models import ProviderAccount
+from coffee_payment.devices.selectors import merchant_account
 from coffee_payment.errors import ServiceError
 from coffee_payment.monitoring.metrics import record_payment
 from coffee_payment.orders.dispense import dispense_and_wait
@@ -125,11 +126,6 @@ def _claim_attempt(order_id: str, email: str | None = None) -> _Claim:
         return _Claim(str(attempt.id), "create", context=_context_or_none(attempt, order))
 
 
-def _merchant_account(order: Order, provider: str) -> ProviderAccount | None:
-    """The account of the order's merchant (``order.device`` loaded) for ``provider``; None when it has none."""
-    return ProviderAccount.objects.filter(merchant_id=order.device.merchant_id, provider=provider).first()
-
-
 def _context(attempt: PaymentAttempt, order: Order, account: ProviderAccount) -> _AttemptContext:
     size = order.get_size_display()
     return _AttemptContext(
@@ -155,7 +151,7 @@ def _context(attempt: PaymentAttempt, order: Order, account: ProviderAccount) ->
 def _context_or_none(attempt: PaymentAttempt, order: Order) -> _AttemptContext | None:
     """The provider call's context from rows in hand (``order.device`` loaded); None when the merchant has no
     account for the attempt's provider (``_attempt_context`` then says so)."""
-    account = _merchant_account(order, attempt.provider)
+    account = merchant_account(order.device.merchant_id, attempt.provider)
     return None if account is None else _context(attempt, order, account)
 
 
@@ -163,7 +159,7 @@ def _attempt_context(attempt_id: str) -> _AttemptContext:
     """What a provider call about the attempt needs. Raises ProviderMisconfigured when the merchant has no account
     for the attempt's provider, PaymentAttempt.DoesNotExist."""
     attempt = PaymentAttempt.objects.select_related("order__device").get(pk=attempt_id)
-    account = _merchant_account(attempt.order, attempt.provider)
+    account = merchant_account(attempt.order.device.merchant_id, attempt.provider)
     if account is None:
         raise ProviderMisconfigured(f"merchant {attempt.order.device.merchant_id} has no {attempt.provider} account")
     return _context(attempt, attempt.order, account)

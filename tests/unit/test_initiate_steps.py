@@ -17,6 +17,7 @@ from coffee_payment.payments import services
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.services import PaymentError, payment_initiate
 from tests.unit.factories import make_order
+from tests.unit.mock_http import Recorder, yookassa_created
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -24,25 +25,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 @pytest.fixture
 def yookassa() -> list[httpx.Request]:
     """YooKassa's create answering a pending payment with a confirmation URL; the requests it got."""
-    requests: list[httpx.Request] = []
-
-    def create(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        body = json.loads(request.content)
-        return httpx.Response(
-            200,
-            json={
-                "id": "yk-created-1",
-                "status": "pending",
-                "paid": False,
-                "amount": body["amount"],
-                "confirmation": {"type": "redirect", "confirmation_url": "https://yoomoney.example/checkout/1"},
-                "metadata": body["metadata"],
-            },
-        )
-
+    create = Recorder(
+        lambda r: yookassa_created(r, payment_id="yk-created-1", url="https://yoomoney.example/checkout/1")
+    )
     shared_http.set_transport(httpx.MockTransport(create))
-    yield requests
+    yield create.requests
     shared_http.set_transport(None)
 
 

@@ -19,7 +19,7 @@ from coffee_payment.payments.providers.base import (
     ProviderUnavailable,
 )
 from coffee_payment.payments.providers.yookassa import YooKassaClient, map_status, parse_notification
-from tests.unit.mock_http import Recorder, run
+from tests.unit.mock_http import Recorder, run, yookassa_created
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -167,20 +167,7 @@ REQUEST = PaymentRequest(
 
 
 def _created(request: httpx.Request) -> httpx.Response:
-    body = json.loads(request.content)
-    return httpx.Response(
-        200,
-        json={
-            "id": "2d9d1c37-000f-5000-9000-1b6b0f5a3a55",
-            "status": "pending",
-            "paid": False,
-            "amount": body["amount"],
-            "confirmation": {"type": "redirect", "confirmation_url": "https://yoomoney.test/c"},
-            "metadata": body["metadata"],
-            "created_at": "2025-11-29T10:00:00.000Z",
-            "test": True,
-        },
-    )
+    return yookassa_created(request, payment_id="2d9d1c37-000f-5000-9000-1b6b0f5a3a55", url="https://yoomoney.test/c")
 
 
 def _client(handler) -> YooKassaClient:
