@@ -436,7 +436,7 @@ def _cpu_goal(data: dict[str, Any], found: dict[str, float], target: str) -> dic
     then_cpu, now_cpu = _get(data, "cpu_baseline", "cpu_model"), _get(data, "machine", "cpu_model")
     if value is not None and then_cpu and now_cpu and then_cpu != now_cpu:
         # CPU milliseconds are the one figure here that is not a same-run ratio: another processor makes them
-        # incomparable (seen: the same code at 8.75 ms on an Intel Xeon host, 11–13 ms on an AMD EPYC one).
+        # incomparable (seen: 8.75 ms on an Intel Xeon host, 11.6 ms for no dearer code on an AMD EPYC one).
         goal = _goal(bound.name, bound.wanted, value, None, "")
         goal["miss"] = f"not comparable: the baseline ran on {then_cpu!r}, this run on {now_cpu!r}"
         return goal
