@@ -99,6 +99,10 @@ _ATTEMPT_NEXT = {
         PaymentOutcome.REFUNDED: AttemptStatus.REFUNDED,
     },
     AttemptStatus.SUCCEEDED: {PaymentOutcome.REFUNDED: AttemptStatus.REFUNDED},
+    # A decline is not always the end of a payment: TBank's form lets the customer try another card after
+    # REJECTED/AUTH_FAIL (until ATTEMPTS_EXPIRED), and the same payment then ends CONFIRMED. The provider's verified
+    # success means money was taken: it must not be dropped as a stale event.
+    AttemptStatus.CANCELED: {PaymentOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED},
     AttemptStatus.ERROR: {
         PaymentOutcome.SUCCEEDED: AttemptStatus.SUCCEEDED,
         PaymentOutcome.CANCELED: AttemptStatus.CANCELED,
