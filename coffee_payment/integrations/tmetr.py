@@ -129,6 +129,9 @@ class TmetrClient:
         if response.status_code >= 400:
             message = data.get("errorMessage") if isinstance(data, dict) else None
             raise TmetrRejected(f"Tmetr {path}: HTTP {response.status_code}: {message}")
+        if not response.is_success:  # a 3xx (redirects are not followed) is no acceptance: only a 2xx is
+            location = response.headers.get("location", "")[:200]
+            raise TmetrRejected(f"Tmetr {path}: HTTP {response.status_code} (not 2xx) to {location!r}")
         return data
 
 

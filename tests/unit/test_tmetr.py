@@ -223,6 +223,16 @@ def test_make_4xx_rejected(status):
         run(_client(Recorder(_json(body, status))).make(COMMAND))
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_make_3xx_is_not_accepted(status):
+    """Only a 2xx accepts a make (docs/domain.md §2). Redirects are not followed, so a 3xx (a moved API, a proxy
+    sending to a login page) was an 'accepted' make: the order showed the drink being made while nothing was."""
+    rec = Recorder(lambda r: httpx.Response(status, headers={"Location": "https://tmetr.test/login"}))
+    with pytest.raises(TmetrRejected):
+        run(_client(rec).make(COMMAND))
+    assert len(rec.requests) == 1
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_make_5xx_unavailable_and_not_resent(status):
     rec = Recorder(lambda r: httpx.Response(status))

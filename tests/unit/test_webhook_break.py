@@ -488,3 +488,43 @@ def test_tbank_signed_odd_field_types_never_500_nor_dispense_wrongly(client, pro
     order.refresh_from_db()
     assert providers.makes() <= 1
     assert Notification.objects.count() == 1
+
+
+# --- concurrency: identical notifications at once (run with DATABASE_URL=postgres://... for real row locks) -----
+
+
+def _concurrently(n: int, send) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def one(i: int):
+        try:
+            return send(i)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_identical_notifications_at_once_make_one_drink(providers):
+    from django.test import Client
+
+    order, attempt = _tb_order()
+    providers.tb_states["4020012345"] = tb_state("CONFIRMED", attempt=attempt)
+    yk_order, yk_attempt = _yk_order()
+    providers.yk_payments[YK_ID] = yk_payment("succeeded", attempt=yk_attempt)
+    tb_body = tb_notification(attempt, "CONFIRMED")
+    yk_body = yk_notification("payment.succeeded", yk_payment("succeeded", attempt=yk_attempt))
+
+    def send(i: int):
+        path, body = (TB_PATH, tb_body) if i % 2 else (YK_PATH, yk_body)
+        return _post(Client(), path, body)
+
+    responses = _concurrently(8, send)
+    assert [r.status_code for r in responses] == [200] * 8, [r.content for r in responses]
+    for o in (order, yk_order):
+        o.refresh_from_db()
+        assert (o.status, o.make_state) == (OrderStatus.MAKE_PENDING, MakeState.ACCEPTED)
+    assert providers.makes() == 2
