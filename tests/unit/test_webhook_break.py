@@ -528,3 +528,16 @@ def test_identical_notifications_at_once_make_one_drink(providers):
         o.refresh_from_db()
         assert (o.status, o.make_state) == (OrderStatus.MAKE_PENDING, MakeState.ACCEPTED)
     assert providers.makes() == 2
+
+
+@pytest.mark.parametrize("token", ["é" * 64, "токен", "\u2028", "ａ" * 64])
+def test_tbank_non_ascii_token_is_400_not_500(client, providers, token):
+    """A Token with non-ASCII characters: ``hmac.compare_digest`` raises TypeError on non-ASCII str, which
+    escaped the inbox as a 500 (and nothing stored)."""
+    order, attempt = _tb_order()
+    body = tb_notification(attempt, "CONFIRMED") | {"Token": token}
+    response = _post(client, TB_PATH, body)
+    assert response.status_code == 400, response.content
+    assert Notification.objects.count() == 1
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING and providers.makes() == 0

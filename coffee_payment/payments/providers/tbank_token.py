@@ -41,6 +41,6 @@ def tbank_token(fields: Mapping[str, Any], password: str) -> str:
 def tbank_token_valid(fields: Mapping[str, Any], password: str) -> bool:
     """True when ``fields["Token"]`` equals the Token computed over the other fields (constant-time compare)."""
     received = fields.get("Token")
-    if not isinstance(received, str):
+    if not isinstance(received, str) or not received.isascii():  # compare_digest raises TypeError on non-ASCII str
         return False
     return hmac.compare_digest(received.lower(), tbank_token(fields, password))
