@@ -92,6 +92,11 @@ def attempt_lookup(provider: str, *, attempt_id: str | None, provider_payment_id
     return attempt
 
 
+def missing_account(attempt: PaymentAttempt, provider: str) -> str:
+    """Why a notification about ``attempt`` cannot be confirmed: its merchant has no account at ``provider``."""
+    return f"merchant {attempt.order.device.merchant_id} has no {provider} account (attempt {attempt.id})"
+
+
 def _rejected(detail: str) -> Refusal:
     return Refusal(NotificationVerdict.REJECTED, 400, detail)
 
@@ -118,6 +123,8 @@ def _shape_check(provider_name: str, body: bytes) -> Refusal | Admitted:
             return Refusal(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}")
         if account is None:  # the claim names no account (YooKassa): the one processing will use, read now
             account = merchant_account(attempt.order.device.merchant_id, provider.name)
+            if account is None:  # our attempt, our misconfiguration: retried, kept whole for a replay
+                return Refusal(NotificationVerdict.ERROR, 503, missing_account(attempt, provider.name))
         return Admitted(claim, attempt, account)
     except InvalidNotification as exc:
         return _rejected(exc.detail)

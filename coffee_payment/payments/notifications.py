@@ -26,7 +26,7 @@ from coffee_payment.devices.selectors import account_by_id, merchant_account
 from coffee_payment.monitoring.metrics import record_notification
 from coffee_payment.orders.state import PaymentOutcome
 from coffee_payment.payments.coalesce import provider_payment_verified
-from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, Admitted, attempt_lookup, stored_text
+from coffee_payment.payments.inbox import REJECTED_BODY_CHARS, Admitted, attempt_lookup, missing_account, stored_text
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.providers import get_provider
 from coffee_payment.payments.providers.base import (
@@ -35,6 +35,7 @@ from coffee_payment.payments.providers.base import (
     PaymentProvider,
     ProviderClient,
     ProviderError,
+    ProviderMisconfigured,
     ProviderPayment,
     ProviderRejected,
 )
@@ -113,7 +114,8 @@ def _attempt_account(
     provider: str, claim: NotificationClaim, *, attempt: PaymentAttempt | None, account: ProviderAccount | None
 ) -> _AttemptAccount | None:
     """The attempt the claim's payment belongs to (``inbox.attempt_lookup``) with its merchant's account for
-    ``provider``; None when there is no such attempt or account.
+    ``provider``; None when there is no such attempt. Raises ProviderMisconfigured when the attempt's merchant has
+    no account at ``provider`` (ours to fix: the notification must be retried, not dropped as unknown).
 
     What was already read for this notification is reused, so it reads the account once: ``attempt`` as the inbox
     found it, when found by the claim's payment id (an attempt found by our reference is looked up again: its
@@ -127,7 +129,7 @@ def _attempt_account(
     if not _of_merchant(account, merchant_id, provider):
         account = merchant_account(merchant_id, provider)
     if account is None:
-        return None
+        raise ProviderMisconfigured(missing_account(attempt, provider))
     return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
 
 
@@ -187,9 +189,12 @@ async def provider_process(
     claim = checked.claim
     found = _in_hand(provider.name, claim, attempt=checked.attempt, account=checked.account)
     if found is None:
-        found = await sync_to_async(_attempt_account)(
-            provider.name, claim, attempt=checked.attempt, account=checked.account
-        )
+        try:
+            found = await sync_to_async(_attempt_account)(
+                provider.name, claim, attempt=checked.attempt, account=checked.account
+            )
+        except ProviderMisconfigured as exc:  # kept whole (not truncated as unknown) for a replay; retried
+            return Verdict(NotificationVerdict.ERROR, 503, exc.detail), None
     if found is None or (claim.account_id is not None and found.account_id != claim.account_id):
         return Verdict(NotificationVerdict.UNKNOWN_PAYMENT, 200, f"no attempt for {claim.names}"), None
     if claim.signed is not None and claim.signed.outcome is PaymentOutcome.PENDING:

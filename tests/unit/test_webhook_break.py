@@ -478,10 +478,11 @@ def test_tbank_malformed_bodies_are_4xx(client, providers, body):
         {"Rrn": None},
     ],
 )
-def test_tbank_signed_odd_field_types_never_500_nor_dispense_wrongly(client, providers, overrides):
+@pytest.mark.parametrize("status", ["CONFIRMED", "AUTHORIZED"])
+def test_tbank_signed_odd_field_types_never_500_nor_dispense_wrongly(client, providers, overrides, status):
     order, attempt = _tb_order()
     providers.tb_states["4020012345"] = tb_state("CONFIRMED", attempt=attempt)
-    body = tb_notification(attempt, "CONFIRMED", **overrides)
+    body = tb_notification(attempt, status, **overrides)
     response = _post(client, TB_PATH, body)
     assert response.status_code < 500, response.content
     assert response.status_code == 400 or _ok(response)
@@ -541,3 +542,34 @@ def test_tbank_non_ascii_token_is_400_not_500(client, providers, token):
     assert Notification.objects.count() == 1
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING and providers.makes() == 0
+
+
+def test_a_yookassa_notification_for_our_attempt_whose_merchant_account_is_gone_is_retried_and_kept(client, providers):
+    """Our attempt, but its merchant's YooKassa account is gone (removed in the admin): our misconfiguration, not
+    'a payment of someone else'. It was answered 200 ``unknown_payment`` with the body cut to its start, so
+    YooKassa stopped retrying, a replay was impossible and the reconciler cannot poll without the account: a paid
+    order left pending. Now 503 (retried), the body kept whole; a replay after the account is back settles it."""
+    from asgiref.sync import async_to_sync
+
+    from coffee_payment.devices.models import ProviderAccount
+    from coffee_payment.payments.notifications import notification_replay
+
+    order, attempt = _yk_order()
+    providers.yk_payments[YK_ID] = yk_payment("succeeded", attempt=attempt)
+    body = yk_notification("payment.succeeded", providers.yk_payments[YK_ID])
+    account = ProviderAccount.objects.get(merchant=order.device.merchant)
+    account.delete()
+    response = _post(client, YK_PATH, body)
+    assert response.status_code == 503, response.content
+    stored = Notification.objects.get()
+    assert stored.verdict == "error" and not stored.body_truncated and json.loads(stored.body) == body
+    # A replay while the account is still missing keeps it whole too.
+    assert async_to_sync(notification_replay)(stored.pk).http_status == 503
+    stored.refresh_from_db()
+    assert not stored.body_truncated and json.loads(stored.body) == body
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING and providers.makes() == 0
+    ProviderAccount.objects.create(merchant=order.device.merchant, provider="yookassa", account_id="shop", secret="s")
+    assert async_to_sync(notification_replay)(stored.pk).http_status == 200
+    order.refresh_from_db()
+    assert order.status == OrderStatus.MAKE_PENDING and providers.makes() == 1
