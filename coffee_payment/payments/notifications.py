@@ -114,8 +114,9 @@ def _attempt_account(
     provider: str, claim: NotificationClaim, *, attempt: PaymentAttempt | None, account: ProviderAccount | None
 ) -> _AttemptAccount | None:
     """The attempt the claim's payment belongs to (``inbox.attempt_lookup``) with its merchant's account for
-    ``provider``; None when there is no such attempt. Raises ProviderMisconfigured when the attempt's merchant has
-    no account at ``provider`` (ours to fix: the notification must be retried, not dropped as unknown).
+    ``provider``; None when there is no such attempt, or the claim names an account (TBank's TerminalKey) and the
+    attempt's merchant has none. Raises ProviderMisconfigured when a claim naming no account (YooKassa) is about an
+    attempt whose merchant has no account at ``provider`` (ours to fix: retried, not dropped as unknown).
 
     What was already read for this notification is reused, so it reads the account once: ``attempt`` as the inbox
     found it, when found by the claim's payment id (an attempt found by our reference is looked up again: its
@@ -129,6 +130,8 @@ def _attempt_account(
     if not _of_merchant(account, merchant_id, provider):
         account = merchant_account(merchant_id, provider)
     if account is None:
+        if claim.account_id is not None:  # the claim's account is not this attempt merchant's: not ours to settle
+            return None
         raise ProviderMisconfigured(missing_account(attempt, provider))
     return _AttemptAccount(str(attempt.id), attempt.provider_payment_id, account.account_id, account.secret)
 

@@ -573,3 +573,60 @@ def test_a_yookassa_notification_for_our_attempt_whose_merchant_account_is_gone_
     assert async_to_sync(notification_replay)(stored.pk).http_status == 200
     order.refresh_from_db()
     assert order.status == OrderStatus.MAKE_PENDING and providers.makes() == 1
+
+
+@pytest.mark.parametrize("path", [YK_PATH, TB_PATH])
+def test_a_body_above_djangos_upload_limit_is_4xx(client, providers, path):
+    big = b'{"pad": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    response = _post(client, path, big)
+    assert 400 <= response.status_code < 500
+
+
+def test_tbank_fiscal_receipt_notification_is_ok_and_changes_nothing(client, providers):
+    """TBank's notification about a fiscal receipt (Status RECEIPT, receipt numbers, a nested Receipt) is signed
+    like any other: answered OK, no GetState needed, no change."""
+    order, attempt = _tb_order()
+    providers.tb_states["4020012345"] = tb_state("CONFIRMED", attempt=attempt)
+    assert _ok(_post(client, TB_PATH, tb_notification(attempt, "CONFIRMED")))
+    receipt = {
+        "TerminalKey": TERMINAL,
+        "OrderId": str(attempt.id),
+        "Success": True,
+        "Status": "RECEIPT",
+        "PaymentId": 4020012345,
+        "ErrorCode": "0",
+        "Amount": PRICE,
+        "FiscalNumber": 51,
+        "ShiftNumber": 11,
+        "ReceiptDatetime": "2026-11-29T13:45:00+03:00",
+        "ReceiptNumber": 93,
+        "FnNumber": "9999078900004312",
+        "EcrRegNumber": "0000000400054952",
+        "FiscalDocumentNumber": 1013,
+        "FiscalDocumentAttribute": 3133999976,
+        "Type": "Income",
+        "Receipt": {"Taxation": "usn_income", "Items": [{"Name": "Капучино", "Price": PRICE, "Quantity": 1}]},
+    }
+    receipt["Token"] = tbank_token(receipt, PASSWORD)
+    calls = len(providers.calls)
+    assert _ok(_post(client, TB_PATH, receipt))
+    assert len(providers.calls) == calls  # no GetState for a status that moves nothing
+    order.refresh_from_db()
+    assert order.status == OrderStatus.MAKE_PENDING and providers.makes() == 1
+
+
+def test_a_tbank_notification_signed_by_another_merchants_terminal_for_our_attempt_without_account_is_ok(
+    client, providers
+):
+    """The other side of the missing-account rule: a TBank notification names its terminal; when that terminal is
+    another merchant's and the attempt's merchant has no TBank account, it is not ours to settle (OK, no retry)."""
+    from coffee_payment.devices.models import ProviderAccount
+
+    order, attempt = _tb_order()
+    ProviderAccount.objects.filter(merchant=order.device.merchant).delete()
+    make_order(provider="tbank", account_id="EvilTerminal", secret="evilpass")
+    providers.tb_states["4020012345"] = tb_state("CONFIRMED", attempt=attempt)
+    forged = tb_notification(attempt, "CONFIRMED", TerminalKey="EvilTerminal", password="evilpass")
+    assert _ok(_post(client, TB_PATH, forged))
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING and providers.makes() == 0
