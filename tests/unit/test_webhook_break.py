@@ -630,3 +630,21 @@ def test_a_tbank_notification_signed_by_another_merchants_terminal_for_our_attem
     assert _ok(_post(client, TB_PATH, forged))
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING and providers.makes() == 0
+
+
+def test_a_second_payment_of_one_order_is_flagged_for_a_refund(client, providers, caplog):
+    """Two attempts of one order both paid (the customer paid the old tab after Pay again), or one paid after the
+    order was refunded: one drink, and the payment the order does not stand on is logged for staff to refund
+    (nothing else surfaced it)."""
+    order, first = _tb_order()
+    second = make_attempt(order, payment_id="4020099999")
+    providers.tb_states["4020099999"] = tb_state("CONFIRMED", payment_id="4020099999", attempt=second)
+    providers.tb_states["4020012345"] = tb_state("CONFIRMED", attempt=first)
+    assert _ok(_post(client, TB_PATH, tb_notification(second, "CONFIRMED", payment_id=4020099999)))
+    caplog.clear()
+    assert _ok(_post(client, TB_PATH, tb_notification(first, "CONFIRMED")))
+    order.refresh_from_db()
+    first.refresh_from_db()
+    assert order.status == OrderStatus.MAKE_PENDING and providers.makes() == 1
+    assert first.status == AttemptStatus.SUCCEEDED
+    assert any("payment.duplicate" in r.getMessage() and str(first.id) in r.getMessage() for r in caplog.records)
