@@ -1,0 +1,105 @@
+"""Breaking the HTTP surface through the real ASGI application (probes → body bound → lean/full Django): oversized
+bodies, wrong content types, cache headers of order pages, control characters reaching the access log."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from django.test import override_settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _app():
+    from coffee_payment.asgi import application
+
+    return application
+
+
+async def _request(method: str, path: str, **kwargs) -> httpx.Response:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        return await asyncio.wait_for(client.request(method, path, **kwargs), 20)
+
+
+async def _raw(method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes]:
+    """Drive the ASGI app by hand: ``chunks`` are the request body messages (the last with more_body False), and a
+    receive past them waits as a client that sends nothing more would. Returns (status, body)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    queue = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in enumerate(chunks)
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if queue:
+            return queue.pop(0)
+        await asyncio.sleep(3600)  # a client that declared more than it sends
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(_app()(scope, receive, send), 10)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/initiate-payment", "/v1/yook-pay-webhook", "/v1/order-status/x", "/admin/login/"]
+)
+async def test_a_declared_huge_body_is_413_at_once_not_a_hang(path: str) -> None:
+    """Was: the server waited for 10 GB that never came (the client's timeout ended it; nothing answered)."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"10000000000")]
+    status, body = await _raw("POST", path, headers, [b"{"])
+    assert status == 413
+    assert b"request body too large" in body
+
+
+@pytest.mark.parametrize("path", ["/v1/initiate-payment", "/v1/tbank-webhook", "/admin/login/"])
+async def test_a_streamed_body_past_the_limit_is_cut_with_a_413(path: str) -> None:
+    """Chunked (no Content-Length): Django would spool every byte to a temporary file, with no limit."""
+    chunk = b" " * (1024 * 1024)
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2 * 1024 * 1024):
+        status, body = await _raw("POST", path, [(b"content-type", b"application/json")], [b"{", *[chunk] * 3, b"}"])
+    assert status == 413
+    assert b"the limit is 2097152 bytes" in body
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_body_over_django_s_limit_is_413_with_a_reason_not_a_bare_400() -> None:
+    """Was: RequestDataTooBig → Django's English "Bad Request (400)" page with no reason, and an ERROR traceback."""
+    response = await _request(
+        "POST",
+        "/v1/initiate-payment",
+        content=b"{" + b" " * 3_000_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"error": "request body too large: the limit is 2621440 bytes"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_body_within_the_limit_still_reaches_the_view() -> None:
+    response = await _request("POST", "/v1/initiate-payment", json={"order_id": "nope"})
+    assert response.status_code == 404 and response.json() == {"error": "order not found"}
