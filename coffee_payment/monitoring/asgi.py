@@ -64,6 +64,14 @@ def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
     return None
 
 
+def loggable_path(path: str) -> str:
+    """``path`` with each non-printable character (CR, LF, NUL, ...) escaped as Python would (``\\r``, ``\\x00``):
+    the server percent-decodes the path, so ``%0d%0a`` would otherwise end the access line and start a forged one."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
+
+
 def _record(
     scope: dict[str, Any],
     response: dict[str, int],
@@ -84,7 +92,7 @@ def _record(
         # for a file/line the access line never shows.
         record = logging.LogRecord(access_log.name, logging.INFO, __file__, 0, "access", None, None)
         client = scope.get("client")
-        record.method, record.path, record.status = scope["method"], path, response["status"]
+        record.method, record.path, record.status = scope["method"], loggable_path(path), response["status"]
         record.duration_ms, record.bytes = seconds * 1000, response["bytes"]
         record.client_ip, record.request_id = (client[0] if client else "-"), request_id
         access_log.handle(record)

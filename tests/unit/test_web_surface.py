@@ -103,3 +103,35 @@ async def test_a_body_over_django_s_limit_is_413_with_a_reason_not_a_bare_400() 
 async def test_a_body_within_the_limit_still_reaches_the_view() -> None:
     response = await _request("POST", "/v1/initiate-payment", json={"order_id": "nope"})
     assert response.status_code == 404 and response.json() == {"error": "order not found"}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_control_characters_in_the_path_cannot_forge_an_access_line(fmt: str) -> None:
+    """``GET /v1/x%0d%0a2026-… GET /admin/ 200 FORGED`` was written as two access lines (uvicorn decodes the path)."""
+    import io
+    import json
+
+    from coffee_payment.monitoring import logformat
+    from coffee_payment.monitoring.asgi import observe
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    stream = io.StringIO()
+    log = logformat.access_logger(fmt, stream)
+    forged = "/v1/x\r\n2026-01-01T00:00:00.000Z GET /admin/ 200 FORGED\x00\u2028"
+    scope = {"type": "http", "method": "GET", "path": forged, "headers": [], "client": ("10.0.0.1", 1)}
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        pass
+
+    asyncio.run(observe(app, trusted=lambda ip: False, access_log=log, route_of=lambda p: "x")(scope, receive, send))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    logged = json.loads(lines[0])["path"] if fmt == "json" else lines[0]
+    assert "/v1/x\\r\\n2026-01-01T00:00:00.000Z GET /admin/ 200 FORGED\\x00\\u2028" in logged
