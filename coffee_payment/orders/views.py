@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -41,6 +42,9 @@ def _error_page(request: HttpRequest, message: str, status: int, *, title: str =
 _DEFAULT_HINT = gettext_lazy("Please scan the QR code on the machine again, or call the help line of the venue.")
 
 
+# An order's pages and JSON change with its status and carry its id (the capability): no cache, shared or private,
+# may keep them (never_cache: Cache-Control no-store, private, max-age=0), nor the redirect that names the id.
+@never_cache
 @csrf_exempt  # GET-only: let require_GET answer other methods with 405 (CSRF would say 403 first)
 @require_GET
 async def pay(request: HttpRequest) -> HttpResponse:
@@ -69,6 +73,7 @@ async def pay(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('order-status-page')}?order_id={order.id}")
 
 
+@never_cache  # see pay()
 @csrf_exempt  # GET-only, see pay()
 @require_GET
 def order_status_page(request: HttpRequest) -> HttpResponse:
@@ -100,6 +105,7 @@ def _page_messages() -> dict[str, str]:
     }
 
 
+@never_cache  # see pay()
 @csrf_exempt  # GET-only, see pay()
 @require_GET
 async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:

@@ -7,7 +7,11 @@ import asyncio
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import override_settings
+
+from coffee_payment.orders.state import OrderStatus
+from tests.unit.factories import make_order
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -135,3 +139,26 @@ def test_control_characters_in_the_path_cannot_forge_an_access_line(fmt: str) ->
     assert len(lines) == 1
     logged = json.loads(lines[0])["path"] if fmt == "json" else lines[0]
     assert "/v1/x\\r\\n2026-01-01T00:00:00.000Z GET /admin/ 200 FORGED\\x00\\u2028" in logged
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_order_pages_and_status_json_are_never_cached() -> None:
+    """Was: no Cache-Control at all on the status page, the status JSON or the scan's redirect naming the order id:
+    a shared cache (or a heuristic one) could keep an order's page or serve a stale status."""
+    order = await sync_to_async(make_order)(status=OrderStatus.CREATED)
+    query = (
+        f"deviceUuid={order.device.device_uuid}&drinkNo={order.drink_no}&drinkName=x&size={order.size}"
+        f"&uuid={order.machine_uuid}"
+    )
+    for path in (
+        f"/v1/order-status-page?order_id={order.id}",
+        f"/v1/order-status/{order.id}",
+        "/v1/order-status/unknown",
+        "/v1/order-status-page?order_id=unknown",
+        f"/v1/pay?{query}",
+        "/v1/pay?deviceUuid=bad!",
+    ):
+        response = await _request("GET", path)
+        assert response.status_code in (200, 302, 400, 404), (path, response.status_code)
+        assert "no-store" in response.headers.get("cache-control", ""), path
+        assert "private" in response.headers["cache-control"], path
