@@ -134,7 +134,13 @@ async def initiate_payment(request: HttpRequest) -> JsonResponse:
     """``POST /v1/initiate-payment`` ``{"order_id": str, "email"?: str}`` → ``{"redirect_url": str}``.
     400 bad body; 404 unknown order; 409 not payable or expired; 429 too many requests from this address
     (``RATE_LIMIT_INITIATE_PER_MINUTE``, with ``Retry-After``) or too many open payments on the machine
-    (``DEVICE_OPEN_PAYMENTS_MAX``); 502/503 provider trouble (with a reason)."""
+    (``DEVICE_OPEN_PAYMENTS_MAX``); 415 not ``application/json``; 502/503 provider trouble (with a reason)."""
+    # First and cheap: a form or text/plain POST is what another site's page can send without a CORS preflight
+    # (each one would also count against the rate limit of the customer's address); the page sends JSON.
+    if (request.content_type or "").lower() != "application/json":
+        return JsonResponse(
+            {"error": f"content type must be application/json, not {request.content_type or ''!r}"}, status=415
+        )
     limit = await sync_to_async(rate_hit)(
         scope="initiate", client=client_ip(request), limit=settings.RATE_LIMIT_INITIATE_PER_MINUTE
     )

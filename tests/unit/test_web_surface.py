@@ -162,3 +162,29 @@ async def test_order_pages_and_status_json_are_never_cached() -> None:
         assert response.status_code in (200, 302, 400, 404), (path, response.status_code)
         assert "no-store" in response.headers.get("cache-control", ""), path
         assert "private" in response.headers["cache-control"], path
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None, "application/jsonx"],
+)
+async def test_initiate_payment_refuses_what_another_site_s_form_can_send(content_type: str | None) -> None:
+    """Was: any content type was parsed as JSON, so a cross-site form or text/plain POST (no CORS preflight) started
+    a payment or spent the customer address's rate limit."""
+    order = await sync_to_async(make_order)(status=OrderStatus.CREATED)
+    headers = {"content-type": content_type} if content_type else {}
+    with override_settings(RATE_LIMIT_INITIATE_PER_MINUTE=1):
+        for _ in range(3):  # never counted against the limit (would be 429 from the second on)
+            response = await _request(
+                "POST", "/v1/initiate-payment", content=f'{{"order_id": "{order.id}"}}'.encode(), headers=headers
+            )
+            assert response.status_code == 415
+            assert response.json()["error"].startswith("content type must be application/json")
+        ok = await _request(
+            "POST",
+            "/v1/initiate-payment",
+            content=b'{"order_id": "unknown"}',
+            headers={"content-type": "Application/JSON; charset=utf-8"},
+        )
+    assert ok.status_code == 404
