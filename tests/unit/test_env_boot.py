@@ -1,0 +1,67 @@
+"""Bad values of the variables read before Django's settings or outside the env dialect's parsers: each falls back
+with a warning naming the variable; none stops gunicorn from reading its config file or Django from booting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coffee_payment.monitoring.directory import prepare_dir
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("kind", ["missing-parent", "a-file", "relative", "read-only"])
+def test_an_unusable_metrics_directory_falls_back_to_a_fresh_one_with_a_warning(tmp_path, capsys, kind):
+    """Was: PROMETHEUS_MULTIPROC_DIR=/proc/nope or a file → FileNotFoundError/FileExistsError, and gunicorn
+    "Failed to read config file" (no server at all); a relative one was used relative to whatever the cwd was."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o500)
+    configured = {
+        "missing-parent": "/proc/no-such-dir/metrics",
+        "a-file": str(a_file),
+        "relative": "metrics-here",
+        "read-only": str(read_only),
+    }[kind]
+    if kind == "read-only" and os.access(read_only, os.W_OK):
+        pytest.skip("running as a user that can write a read-only directory (root)")
+    env = {"PROMETHEUS_MULTIPROC_DIR": configured}
+    path, created = prepare_dir(env, shm=str(tmp_path))
+    assert created and path.is_dir() and path.parent == tmp_path
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(path)  # what the workers inherit
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"WARNING: PROMETHEUS_MULTIPROC_DIR={configured!r} ") and str(path) in warning
+    assert not (Path.cwd() / "metrics-here").exists()
+
+
+@pytest.mark.timeout(120)
+def test_gunicorn_reads_its_config_with_an_unusable_metrics_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "DJANGO_SETTINGS_MODULE"))}
+    env.update({"PROMETHEUS_MULTIPROC_DIR": "/proc/no-such-dir", "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path)})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "--check-config",
+            "coffee_payment.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Failed to read config file" not in done.stderr
+    assert "WARNING: PROMETHEUS_MULTIPROC_DIR='/proc/no-such-dir' is not a usable directory" in done.stderr
