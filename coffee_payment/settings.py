@@ -21,10 +21,28 @@ from coffee_payment.monitoring.logformat import log_format as _log_format
 from coffee_payment.serving.admin_url import admin_url_prefix
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
-
 env = environ.Env()
 _env = os.environ
+
+
+def _var_dir(default: Path = BASE_DIR / "var") -> Path:
+    """``VAR_DIR``: an absolute directory, made if missing (SQLite file, local keys); an empty, relative or
+    uncreatable one → the default and one warning naming the variable (was: "" meant the cwd, a bad one a crash)."""
+    raw = _env.get("VAR_DIR")
+    if raw is None:
+        return default
+    if not raw.startswith("/") or "\x00" in raw:
+        fallback("VAR_DIR", raw, "is not an absolute path", default)
+        return default
+    try:
+        Path(raw).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fallback("VAR_DIR", raw, f"cannot be created ({exc.strerror})", default)
+        return default
+    return Path(raw)
+
+
+VAR_DIR = _var_dir()
 
 if parse_bool(_env, "READ_DOT_ENV_FILE", default=False):
     env.read_env(BASE_DIR / ".env")

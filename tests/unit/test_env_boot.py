@@ -65,3 +65,24 @@ def test_gunicorn_reads_its_config_with_an_unusable_metrics_directory(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Failed to read config file" not in done.stderr
     assert "WARNING: PROMETHEUS_MULTIPROC_DIR='/proc/no-such-dir' is not a usable directory" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("", "is not an absolute path"),
+        ("relative/var", "is not an absolute path"),
+        ("/proc/no-such-dir/var", "cannot be created (No such file or directory)"),
+    ],
+)
+def test_a_bad_var_dir_falls_back_to_the_default_with_a_warning(raw, problem):
+    """Was: VAR_DIR="" silently put the SQLite file in the current directory, a relative one relative to it, and an
+    uncreatable one crashed settings with a FileNotFoundError traceback."""
+    code = "import coffee_payment.settings as s; print(s.VAR_DIR); print(s.DATABASES['default']['NAME'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    env.update({"SECRET_KEY": "x" * 50, "VAR_DIR": raw})
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(ROOT / "var"), str(ROOT / "var" / "coffee.sqlite3")]
+    assert done.stderr.splitlines() == [f"WARNING: VAR_DIR={raw!r} {problem}; using {ROOT / 'var'}"]
+    assert not (ROOT / "relative").exists()
