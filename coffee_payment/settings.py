@@ -267,12 +267,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"app": {"()": "coffee_payment.monitoring.logformat.app_formatter", "fmt": LOG_FORMAT}},
-    "filters": {"request_id": {"()": "coffee_payment.monitoring.requestid.RequestIdFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "app", "filters": ["request_id"]}},
+    "filters": {
+        "request_id": {"()": "coffee_payment.monitoring.requestid.RequestIdFilter"},
+        "suspicious": {"()": "coffee_payment.monitoring.logformat.SuspiciousRequestFilter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "app", "filters": ["request_id"]},
+        # A handler filter: a logger's own filters would not see its children's (django.security.DisallowedHost).
+        "security": {"class": "logging.StreamHandler", "formatter": "app", "filters": ["request_id", "suspicious"]},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "coffee_payment": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False},
         "django.request": {"level": "ERROR", "handlers": ["console"], "propagate": False},
+        # Bad requests any client can send: one WARNING line each, no traceback (SuspiciousRequestFilter).
+        "django.security": {"level": "WARNING", "handlers": ["security"], "propagate": False},
     },
 }
 

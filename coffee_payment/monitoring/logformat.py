@@ -44,6 +44,20 @@ class JsonLinesFormatter(_UtcMillis, JsonFormatter):
     """One JSON object per line (python-json-logger), ``asctime`` renamed ``time``, ``process`` ``worker_pid``."""
 
 
+class SuspiciousRequestFilter(logging.Filter):
+    """``django.security.*`` records — a Host outside ALLOWED_HOSTS, a malformed multipart body, a CSRF failure —
+    as one WARNING line without the traceback. Any client (every internet scanner) sends them at will, and Django
+    logs most at ERROR with ``exc_info``: many lines each, on a level that pages someone. The message names the
+    problem (e.g. ``Invalid HTTP_HOST header: 'evil.example'``); the client got its 400/403."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Never drops a record."""
+        record.exc_info, record.exc_text = None, None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
 def log_format(environ: Mapping[str, str], *, warn=None) -> str:
     """``LOG_FORMAT`` (plain|json, case-insensitive); anything else → plain with one warning naming the variable."""
     raw = environ.get("LOG_FORMAT")

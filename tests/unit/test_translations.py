@@ -165,6 +165,11 @@ def test_server_error_page_is_russian() -> None:
     assert untranslated(visible(render_to_string("500.html"))) == []
 
 
+def test_bad_request_page_is_russian() -> None:
+    """Django's 400 (a Host outside ALLOWED_HOSTS, a malformed request) renders 400.html: ours, not its English one."""
+    assert untranslated(visible(render_to_string("400.html"))) == []
+
+
 def test_the_check_catches_an_english_string() -> None:
     """The detector itself: an untranslated sentence is reported."""
     assert untranslated(visible("<p>Оплатить</p><p>Waiting for payment</p>")) == ["Waiting", "for", "payment"]

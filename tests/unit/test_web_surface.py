@@ -188,3 +188,33 @@ async def test_initiate_payment_refuses_what_another_site_s_form_can_send(conten
             headers={"content-type": "Application/JSON; charset=utf-8"},
         )
     assert ok.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/v1/order-status/x", "/v1/order-status-page?order_id=x", "/admin/login/"])
+async def test_a_bad_host_is_a_russian_400_with_a_reason_and_one_warning_line(path: str) -> None:
+    """Was: Django's English "Bad Request (400)" page with no reason, and an ERROR with a 15-line traceback in the
+    log for every request any scanner sends with a foreign Host."""
+    import io
+    import logging
+
+    from coffee_payment.monitoring.logformat import SuspiciousRequestFilter
+
+    app = _app()  # its first import sets Django up again, which configures logging anew
+    (handler,) = [
+        h
+        for h in logging.getLogger("django.security").handlers
+        if any(isinstance(f, SuspiciousRequestFilter) for f in h.filters)
+    ]
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as client:
+            response = await client.get(path)
+    finally:
+        handler.setStream(previous)
+    assert response.status_code == 400
+    assert "Неверный запрос" in response.text and "не на адрес этого сервиса" in response.text
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and " WARNING " in lines[0]
+    assert "Invalid HTTP_HOST header: 'evil.example'" in lines[0]
