@@ -14,6 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -165,6 +166,16 @@ def _attempt_context(attempt_id: str) -> _AttemptContext:
     return _context(attempt, attempt.order, account)
 
 
+def _customer_url(url: object) -> str:
+    """The provider's payment page if it is an absolute http(s) URL that fits its column, else "". The status page
+    puts it in a link and its script assigns it to ``window.location``: a ``javascript:`` or ``data:`` URL in a
+    provider's (or a man in the middle's) answer would run as our page."""
+    if not isinstance(url, str) or len(url) > 1000 or not url.isprintable() or " " in url:
+        return ""
+    parts = urlsplit(url)
+    return url if parts.scheme.lower() in ("https", "http") and parts.netloc else ""
+
+
 def _record_created(attempt_id: str, payment: ProviderPayment, *, order_id: str | None = None) -> None:
     """Store the provider's answer to create; order created/not_paid → pending. A notification may have been
     applied already (auto-pay is fast), so nothing here moves a status backwards. ``order_id``: the attempt's
@@ -175,7 +186,7 @@ def _record_created(attempt_id: str, payment: ProviderPayment, *, order_id: str 
         order = Order.objects.select_for_update().get(pk=order_id)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt_id)
         attempt.provider_payment_id = payment.provider_payment_id
-        attempt.confirmation_url = payment.confirmation_url or ""
+        attempt.confirmation_url = _customer_url(payment.confirmation_url)
         attempt.raw_response = payment.raw
         attempt.status = attempt_next_status(attempt.status, PaymentOutcome.PENDING)
         attempt.create_claimed_at = None
@@ -246,9 +257,10 @@ async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: b
         await sync_to_async(_release_claim)(claim.attempt_id, error="unexpected error", final=False)
         raise
     await sync_to_async(_record_created)(claim.attempt_id, payment, order_id=order_id)
-    if not payment.confirmation_url:
+    url = _customer_url(payment.confirmation_url)
+    if not url:
         raise PaymentError("The payment service returned no payment page.", http_status=502)
-    return payment.confirmation_url
+    return url
 
 
 async def _create_at_provider(claim: _Claim) -> ProviderPayment:
