@@ -218,3 +218,10 @@ async def test_a_bad_host_is_a_russian_400_with_a_reason_and_one_warning_line(pa
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 and " WARNING " in lines[0]
     assert "Invalid HTTP_HOST header: 'evil.example'" in lines[0]
+
+
+async def test_too_many_query_parameters_is_a_russian_400() -> None:
+    """Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (TooManyFieldsSent): was the English bare 400 and an ERROR traceback."""
+    query = "&".join(f"a{i}=1" for i in range(1500))
+    response = await _request("GET", f"/v1/pay?{query}")
+    assert response.status_code == 400 and "Неверный запрос" in response.text
