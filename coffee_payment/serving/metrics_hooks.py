@@ -54,6 +54,13 @@ def metrics_port(environ: dict[str, str] | os._Environ, public_ports: set[int]) 
     return port
 
 
+def metrics_host(environ: dict[str, str] | os._Environ) -> str:
+    """``METRICS_BIND_HOST``, by default the address gunicorn binds: ``GUNICORN_BIND_HOST`` as resolved (a bad one
+    was warned about at config load and replaced by 0.0.0.0; its raw value made the listener fail to bind)."""
+    serving = parse_bind_host(environ, "GUNICORN_BIND_HOST", default="0.0.0.0", warn=lambda _message: None)
+    return parse_bind_host(environ, "METRICS_BIND_HOST", default=serving)
+
+
 def prepare(environ: os._Environ) -> None:
     """Set and empty the multiprocess directory, once per master process (``gunicorn.conf.py`` is re-read on HUP).
 
@@ -91,7 +98,7 @@ def when_ready(server: Any) -> None:
     port = metrics_port(os.environ, {address[1] for address in server.cfg.address if isinstance(address, tuple)})
     if port == 0 or _State.directory is None or _State.listener is not None:
         return
-    host = parse_bind_host(os.environ, "METRICS_BIND_HOST", default=os.environ.get("GUNICORN_BIND_HOST", "0.0.0.0"))
+    host = metrics_host(os.environ)
     registry = scrape_registry(_State.directory, lambda: _live_workers(server))
     try:
         _State.listener, _ = start_http_server(port, addr=host, registry=registry)

@@ -86,3 +86,22 @@ def test_a_bad_var_dir_falls_back_to_the_default_with_a_warning(raw, problem):
     assert done.stdout.split() == [str(ROOT / "var"), str(ROOT / "var" / "coffee.sqlite3")]
     assert done.stderr.splitlines() == [f"WARNING: VAR_DIR={raw!r} {problem}; using {ROOT / 'var'}"]
     assert not (ROOT / "relative").exists()
+
+
+@pytest.mark.parametrize(
+    ("environ", "host", "warned"),
+    [
+        ({}, "0.0.0.0", False),
+        ({"GUNICORN_BIND_HOST": "::1"}, "::1", False),
+        ({"GUNICORN_BIND_HOST": "nonsense"}, "0.0.0.0", False),  # gunicorn.conf.py warned already
+        ({"GUNICORN_BIND_HOST": "nonsense", "METRICS_BIND_HOST": "127.0.0.1"}, "127.0.0.1", False),
+        ({"GUNICORN_BIND_HOST": "127.0.0.1", "METRICS_BIND_HOST": "pod.local"}, "127.0.0.1", True),
+    ],
+)
+def test_the_metrics_listener_binds_a_resolved_address(capsys, environ, host, warned):
+    """Was: with METRICS_BIND_HOST unset, the raw GUNICORN_BIND_HOST — one the server had replaced by 0.0.0.0 with
+    a warning — was the listener's address: 'Metrics listener on nonsense:9464 failed', metrics off."""
+    from coffee_payment.serving.metrics_hooks import metrics_host
+
+    assert metrics_host(environ) == host
+    assert ("WARNING: METRICS_BIND_HOST=" in capsys.readouterr().err) is warned
