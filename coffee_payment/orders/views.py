@@ -16,10 +16,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from coffee_payment.dbsteps import run_read
 from coffee_payment.errors import ServiceError
+from coffee_payment.httpmethods import require_methods
 from coffee_payment.jsonbody import BadJson, parse_json
 from coffee_payment.orders.display import order_is_expired
 from coffee_payment.orders.polling import STATUS_POLL_INTERVAL_MS
@@ -45,8 +45,8 @@ _DEFAULT_HINT = gettext_lazy("Please scan the QR code on the machine again, or c
 # An order's pages and JSON change with its status and carry its id (the capability): no cache, shared or private,
 # may keep them (never_cache: Cache-Control no-store, private, max-age=0), nor the redirect that names the id.
 @never_cache
-@csrf_exempt  # GET-only: let require_GET answer other methods with 405 (CSRF would say 403 first)
-@require_GET
+@csrf_exempt  # GET-only: let require_methods answer other methods with 405 (CSRF would say 403 first)
+@require_methods("GET")
 async def pay(request: HttpRequest) -> HttpResponse:
     """``GET /v1/pay?deviceUuid=&drinkNo=&drinkName=&size=&uuid=[&ts=&random=&salt=]`` (also the legacy
     ``/v1/yook-pay`` and ``/v1/tbank-pay``): validate, get-or-create the order keyed by ``uuid``, redirect (302)
@@ -75,7 +75,7 @@ async def pay(request: HttpRequest) -> HttpResponse:
 
 @never_cache  # see pay()
 @csrf_exempt  # GET-only, see pay()
-@require_GET
+@require_methods("GET")
 def order_status_page(request: HttpRequest) -> HttpResponse:
     """The mobile status page (also the providers' return URL). It polls the JSON and shows the Pay button."""
     order = order_find(request.GET.get("order_id", ""))
@@ -107,7 +107,7 @@ def _page_messages() -> dict[str, str]:
 
 @never_cache  # see pay()
 @csrf_exempt  # GET-only, see pay()
-@require_GET
+@require_methods("GET")
 async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
     """``GET /v1/order-status/<order_id>``: the status JSON. For a ``pending`` order whose notification is overdue
     it first polls the provider (rate-limited across workers)."""
@@ -129,7 +129,7 @@ async def order_status(request: HttpRequest, order_id: str) -> JsonResponse:
 
 
 @csrf_exempt  # JSON API called by the status page; the order id (a random UUID) is the capability
-@require_POST
+@require_methods("POST")
 async def initiate_payment(request: HttpRequest) -> JsonResponse:
     """``POST /v1/initiate-payment`` ``{"order_id": str, "email"?: str}`` → ``{"redirect_url": str}``.
     400 bad body; 404 unknown order; 409 not payable or expired; 429 too many requests from this address

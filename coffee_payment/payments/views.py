@@ -9,8 +9,8 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
+from coffee_payment.httpmethods import require_methods
 from coffee_payment.payments.inbox import inbox_admit
 from coffee_payment.payments.models import NotificationVerdict
 from coffee_payment.payments.notifications import Verdict, notification_process
@@ -53,7 +53,7 @@ def _public_reason(verdict: Verdict) -> str:
 
 
 @csrf_exempt
-@require_POST
+@require_methods("POST")
 async def webhook(request: HttpRequest, provider: str) -> HttpResponse:
     """A notification of ``provider`` (routed from ``PaymentProvider.webhook_path``), answered in its format
     (``webhook_response``: YooKassa JSON, TBank body exactly ``OK`` — else TBank retries, duplicates too).

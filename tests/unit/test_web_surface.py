@@ -225,3 +225,23 @@ async def test_too_many_query_parameters_is_a_russian_400() -> None:
     query = "&".join(f"a{i}=1" for i in range(1500))
     response = await _request("GET", f"/v1/pay?{query}")
     assert response.status_code == 400 and "Неверный запрос" in response.text
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("POST", "/v1/pay", "GET"),
+        ("PUT", "/v1/order-status-page?order_id=x", "GET"),
+        ("DELETE", "/v1/order-status/x", "GET"),
+        ("OPTIONS", "/v1/order-status/x", "GET"),
+        ("GET", "/v1/initiate-payment", "POST"),
+        ("GET", "/v1/yook-pay-webhook", "POST"),
+        ("PATCH", "/v1/tbank-webhook", "POST"),
+    ],
+)
+async def test_a_wrong_method_is_a_405_with_the_reason(method: str, path: str, allowed: str) -> None:
+    """Was: Django's require_GET/require_POST answered an empty 405 (text/html, no body)."""
+    response = await _request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allowed
+    assert response.json() == {"error": f"method {method} is not allowed here; allowed: {allowed}"}
