@@ -9,10 +9,16 @@ limit is answered at once, and a streamed body is cut when it passes the limit (
 and answers nothing; this layer answers). The limit is ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's default
 2.5 MB, far above any body we accept: a notification is refused above ``NOTIFICATION_MAX_BODY_BYTES``, 64 KB
 by default, by the inbox itself); ``None`` turns the bound off, as in Django.
+
+Time is bounded too: uvicorn has no timeout for a request body, so a client that declared 100 bytes and sent one
+held its request open for as long as it kept the connection (seen: 40 s and counting). Each body message must
+arrive within :data:`BODY_CHUNK_TIMEOUT_S` of the previous one, else 408 with the reason. (Behind ingress-nginx,
+which buffers request bodies by default, a slow client never reaches us; this covers direct exposure.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +26,8 @@ from typing import Any
 from django.conf import settings
 
 ASGIApp = Callable[..., Any]
+# Seconds allowed between two body messages of one request (a phone on a poor link sends a JSON body at once).
+BODY_CHUNK_TIMEOUT_S = 30.0
 
 
 def _declared_length(scope: dict[str, Any]) -> int | None:
@@ -35,7 +43,10 @@ def too_large_body(limit: int) -> bytes:
 
 
 async def _send_too_large(send: Callable, limit: int) -> None:
-    body = too_large_body(limit)
+    await _send_refusal(send, 413, too_large_body(limit))
+
+
+async def _send_refusal(send: Callable, status: int, body: bytes) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -43,7 +54,7 @@ async def _send_too_large(send: Callable, limit: int) -> None:
         # The rest of the body is never read: end the connection instead of draining it for keep-alive.
         (b"connection", b"close"),
     ]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -60,19 +71,26 @@ def bound_body(app: ASGIApp) -> ASGIApp:
             await _send_too_large(send, limit)
             return
         received = 0
-        cut = False
+        cut = slow = body_done = False
         started = False
 
         async def bounded_receive() -> dict[str, Any]:
-            nonlocal received, cut
-            if cut:
+            nonlocal received, cut, slow, body_done
+            if cut or slow:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_done:  # Django's wait for a disconnect while the view runs: no bound
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_CHUNK_TIMEOUT_S)
+            except TimeoutError:
+                slow = True
+                return {"type": "http.disconnect"}  # Django: RequestAborted, nothing sent
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
                     cut = True
-                    return {"type": "http.disconnect"}  # Django: RequestAborted, nothing sent
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message: dict[str, Any]) -> None:
@@ -84,5 +102,8 @@ def bound_body(app: ASGIApp) -> ASGIApp:
         await app(scope, bounded_receive, tracked_send)
         if cut and not started:
             await _send_too_large(send, limit)
+        elif slow and not started:
+            reason = f"request body not received in time: more than {BODY_CHUNK_TIMEOUT_S:g} s between parts"
+            await _send_refusal(send, 408, json.dumps({"error": reason}).encode())
 
     return application

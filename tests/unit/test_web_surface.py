@@ -33,9 +33,12 @@ async def _request(method: str, path: str, **kwargs) -> httpx.Response:
         return await asyncio.wait_for(client.request(method, path, **kwargs), 20)
 
 
-async def _raw(method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, bytes]:
-    """Drive the ASGI app by hand: ``chunks`` are the request body messages (the last with more_body False), and a
-    receive past them waits as a client that sends nothing more would. Returns (status, body)."""
+async def _raw(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes], *, complete: bool = True
+) -> tuple[int, bytes]:
+    """Drive the ASGI app by hand: ``chunks`` are the request body messages (the last with more_body False unless
+    not ``complete``), and a receive past them waits as a client that sends nothing more would. Returns (status,
+    body)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -51,7 +54,8 @@ async def _raw(method: str, path: str, headers: list[tuple[bytes, bytes]], chunk
         "server": ("127.0.0.1", 8000),
     }
     queue = [
-        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1} for i, chunk in enumerate(chunks)
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1 or not complete}
+        for i, chunk in enumerate(chunks)
     ]
     sent: list[dict] = []
 
@@ -245,3 +249,29 @@ async def test_a_wrong_method_is_a_405_with_the_reason(method: str, path: str, a
     response = await _request(method, path)
     assert response.status_code == 405 and response.headers["allow"] == allowed
     assert response.json() == {"error": f"method {method} is not allowed here; allowed: {allowed}"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_markup_in_shown_names_is_escaped_on_the_status_page() -> None:
+    """Held: drink and machine names (from the QR link and Tmetr) and the help line are escaped in HTML, in the
+    embedded JSON and in the tel: link."""
+    evil = '</script><script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    order = await sync_to_async(make_order)(status=OrderStatus.CREATED, name=evil, location=evil, help_line=evil)
+    await sync_to_async(type(order).objects.filter(pk=order.pk).update)(drink_name=evil)
+    response = await _request("GET", f"/v1/order-status-page?order_id={order.id}")
+    assert response.status_code == 200
+    assert "<script>alert(1)" not in response.text and "<img src=x" not in response.text
+    assert response.text.count("<script>") == 1  # the page's own (json_script uses type="application/json")
+
+
+@pytest.mark.parametrize("path", ["/v1/initiate-payment", "/v1/yook-pay-webhook", "/admin/login/"])
+async def test_a_body_that_stops_arriving_is_a_408_not_a_request_held_open(path: str, monkeypatch) -> None:
+    """Was: Content-Length: 100 and one byte sent held the request open as long as the client kept the connection
+    (uvicorn has no body timeout)."""
+    from coffee_payment.serving import bodylimit
+
+    monkeypatch.setattr(bodylimit, "BODY_CHUNK_TIMEOUT_S", 0.2)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"100")]
+    status, body = await _raw("POST", path, headers, [b"{"], complete=False)
+    assert status == 408
+    assert b"request body not received in time: more than 0.2 s between parts" in body
