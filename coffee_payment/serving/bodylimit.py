@@ -31,10 +31,15 @@ BODY_CHUNK_TIMEOUT_S = 30.0
 
 
 def _declared_length(scope: dict[str, Any]) -> int | None:
+    """The declared body length; 0 for a request with neither ``Content-Length`` nor ``Transfer-Encoding`` (no body
+    in HTTP/1.1, RFC 9112 §6.3); None when the length is not declared (chunked)."""
+    length = 0
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            return int(value) if value.isdigit() else None  # uvicorn has validated it; be strict anyway
-    return None
+            length = int(value) if value.isdigit() else None  # uvicorn has validated it; be strict anyway
+        elif name == b"transfer-encoding":
+            return None
+    return length
 
 
 def too_large_body(limit: int) -> bytes:
@@ -69,6 +74,9 @@ def bound_body(app: ASGIApp) -> ASGIApp:
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await _send_too_large(send, limit)
+            return
+        if declared == 0:  # nothing to bound (every GET, the hot path): no wrapper cost
+            await app(scope, receive, send)
             return
         received = 0
         cut = slow = body_done = False

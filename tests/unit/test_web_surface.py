@@ -89,7 +89,8 @@ async def test_a_streamed_body_past_the_limit_is_cut_with_a_413(path: str) -> No
     """Chunked (no Content-Length): Django would spool every byte to a temporary file, with no limit."""
     chunk = b" " * (1024 * 1024)
     with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2 * 1024 * 1024):
-        status, body = await _raw("POST", path, [(b"content-type", b"application/json")], [b"{", *[chunk] * 3, b"}"])
+        headers = [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]
+        status, body = await _raw("POST", path, headers, [b"{", *[chunk] * 3, b"}"])
     assert status == 413
     assert b"the limit is 2097152 bytes" in body
 
