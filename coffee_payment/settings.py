@@ -134,13 +134,13 @@ except (KeyError, ValueError, environ.ImproperlyConfigured) as exc:
     ) from exc
 _db = DATABASES["default"]
 # Seconds; PostgreSQL only (SQLite has its busy timeout). Read for every backend so the system check sees them.
-DB_STATEMENT_TIMEOUT_S = parse_number(_env, "DB_STATEMENT_TIMEOUT_S", default=15.0, minimum=0.1)
-DB_LOCK_TIMEOUT_S = parse_number(_env, "DB_LOCK_TIMEOUT_S", default=5.0, minimum=0.1)
+DB_STATEMENT_TIMEOUT_S = parse_number(_env, "DB_STATEMENT_TIMEOUT_S", default=15.0, minimum=0.1, maximum=3600.0)
+DB_LOCK_TIMEOUT_S = parse_number(_env, "DB_LOCK_TIMEOUT_S", default=5.0, minimum=0.1, maximum=3600.0)
 _db["CONN_MAX_AGE"] = 0  # under ASGI each sync view runs in its own thread: persistent connections leak
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _db["OPTIONS"] = {
-        "timeout": parse_number(_env, "SQLITE_BUSY_TIMEOUT_S", default=20.0, minimum=0.1),
+        "timeout": parse_number(_env, "SQLITE_BUSY_TIMEOUT_S", default=20.0, minimum=0.1, maximum=3600.0),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
@@ -148,11 +148,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django.db.backends.post
     _db["ENGINE"] = "django.db.backends.postgresql"
     # psycopg 3 connection pool per worker process (Django >= 5.1). Total server connections =
     # replicas x workers x DB_POOL_MAX_SIZE (see docs/deployment.md).
-    _pool_max = parse_int(_env, "DB_POOL_MAX_SIZE", default=4, minimum=1)
+    _pool_max = parse_int(_env, "DB_POOL_MAX_SIZE", default=4, minimum=1, maximum=1000)
     _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": min(parse_int(_env, "DB_POOL_MIN_SIZE", default=1, minimum=0), _pool_max),
+        "min_size": min(parse_int(_env, "DB_POOL_MIN_SIZE", default=1, minimum=0, maximum=1000), _pool_max),
         "max_size": _pool_max,
-        "timeout": parse_number(_env, "DB_POOL_TIMEOUT_S", default=10.0, minimum=0.1),
+        "timeout": parse_number(_env, "DB_POOL_TIMEOUT_S", default=10.0, minimum=0.1, maximum=3600.0),
     }
     # Every statement bounded on the server side (issue 9 item 6): a sync view blocked on a lock or a slow query
     # ends with an error (503 via coffee_payment.dbtimeouts) instead of outliving its worker's drain. Both must
@@ -210,33 +210,45 @@ if parse_bool(_env, "TRUST_X_FORWARDED_PROTO", default=False):
     )
 
 # --- Business settings --------------------------------------------------------------------------------------
-ORDER_EXPIRATION_MINUTES = parse_int(_env, "ORDER_EXPIRATION_MINUTES", default=15, minimum=1)
-DEVICE_ONLINE_THRESHOLD_MINUTES = parse_int(_env, "DEVICE_ONLINE_THRESHOLD_MINUTES", default=15, minimum=1)
-FAST_TRACK_LIMIT_S = parse_int(_env, "FAST_TRACK_LIMIT_S", default=300, minimum=0)
+# Every number has a maximum: an absurd value (1e23 minutes) would otherwise pass and overflow a timedelta at boot
+# (ADMIN_LOGIN_COOLOFF_MINUTES) or on every request that uses it (PAYMENT_REFRESH_INTERVAL_S: each status poll a 500).
+ORDER_EXPIRATION_MINUTES = parse_int(_env, "ORDER_EXPIRATION_MINUTES", default=15, minimum=1, maximum=7 * 24 * 60)
+DEVICE_ONLINE_THRESHOLD_MINUTES = parse_int(
+    _env, "DEVICE_ONLINE_THRESHOLD_MINUTES", default=15, minimum=1, maximum=7 * 24 * 60
+)
+FAST_TRACK_LIMIT_S = parse_int(_env, "FAST_TRACK_LIMIT_S", default=300, minimum=0, maximum=86400)
 # Seconds between on-demand provider polls of one pending payment from the status JSON.
-PAYMENT_REFRESH_INTERVAL_S = parse_number(_env, "PAYMENT_REFRESH_INTERVAL_S", default=5.0, minimum=0.0)
+PAYMENT_REFRESH_INTERVAL_S = parse_number(_env, "PAYMENT_REFRESH_INTERVAL_S", default=5.0, minimum=0.0, maximum=3600.0)
 # Seconds after which reconcile_payments polls a pending payment attempt.
-RECONCILE_MIN_AGE_S = parse_int(_env, "RECONCILE_MIN_AGE_S", default=60, minimum=0)
+RECONCILE_MIN_AGE_S = parse_int(_env, "RECONCILE_MIN_AGE_S", default=60, minimum=0, maximum=86400)
 # Seconds an owed make (committed with make_pending, not sent) waits before the sweeper sends it; the process
 # that committed it sends it at once, so this only matters when that process died.
-DISPENSE_SWEEP_GRACE_S = parse_number(_env, "DISPENSE_SWEEP_GRACE_S", default=10.0, minimum=0.0)
+DISPENSE_SWEEP_GRACE_S = parse_number(_env, "DISPENSE_SWEEP_GRACE_S", default=10.0, minimum=0.0, maximum=3600.0)
 # --- The webhook surface (issue 11; docs/operations.md "Inbox retention" and "Rate limits") ----------------------
 # A notification body above this is refused (413) before storage; real ones are a few KB.
-NOTIFICATION_MAX_BODY_BYTES = parse_int(_env, "NOTIFICATION_MAX_BODY_BYTES", default=64 * 1024, minimum=1024)
+NOTIFICATION_MAX_BODY_BYTES = parse_int(
+    _env, "NOTIFICATION_MAX_BODY_BYTES", default=64 * 1024, minimum=1024, maximum=2 * 1024 * 1024
+)
 # prune_notifications keeps processed notifications this many days, rejected ones (junk) fewer, and the ones
 # staff may still replay (error, retry, never processed) at least as long as the processed ones.
-NOTIFICATION_RETENTION_DAYS = parse_int(_env, "NOTIFICATION_RETENTION_DAYS", default=30, minimum=1)
-NOTIFICATION_REJECTED_RETENTION_DAYS = parse_int(_env, "NOTIFICATION_REJECTED_RETENTION_DAYS", default=7, minimum=1)
+NOTIFICATION_RETENTION_DAYS = parse_int(_env, "NOTIFICATION_RETENTION_DAYS", default=30, minimum=1, maximum=3650)
+NOTIFICATION_REJECTED_RETENTION_DAYS = parse_int(
+    _env, "NOTIFICATION_REJECTED_RETENTION_DAYS", default=7, minimum=1, maximum=3650
+)
 NOTIFICATION_UNRESOLVED_RETENTION_DAYS = parse_int(
-    _env, "NOTIFICATION_UNRESOLVED_RETENTION_DAYS", default=180, minimum=1
+    _env, "NOTIFICATION_UNRESOLVED_RETENTION_DAYS", default=180, minimum=1, maximum=3650
 )
 # Requests per client address per minute, across workers and pods (0 = no limit); then 429.
-RATE_LIMIT_WEBHOOK_PER_MINUTE = parse_int(_env, "RATE_LIMIT_WEBHOOK_PER_MINUTE", default=600, minimum=0)
-RATE_LIMIT_INITIATE_PER_MINUTE = parse_int(_env, "RATE_LIMIT_INITIATE_PER_MINUTE", default=60, minimum=0)
+RATE_LIMIT_WEBHOOK_PER_MINUTE = parse_int(
+    _env, "RATE_LIMIT_WEBHOOK_PER_MINUTE", default=600, minimum=0, maximum=1_000_000
+)
+RATE_LIMIT_INITIATE_PER_MINUTE = parse_int(
+    _env, "RATE_LIMIT_INITIATE_PER_MINUTE", default=60, minimum=0, maximum=1_000_000
+)
 # Seconds a provider's answer about a payment is reused by notifications claiming the same outcome.
-PROVIDER_VERIFY_REUSE_S = parse_number(_env, "PROVIDER_VERIFY_REUSE_S", default=3.0, minimum=0.0)
+PROVIDER_VERIFY_REUSE_S = parse_number(_env, "PROVIDER_VERIFY_REUSE_S", default=3.0, minimum=0.0, maximum=3600.0)
 # Open (unpaid, unexpired) provider payments one machine may have; Pay on yet another order answers 429.
-DEVICE_OPEN_PAYMENTS_MAX = parse_int(_env, "DEVICE_OPEN_PAYMENTS_MAX", default=5, minimum=1)
+DEVICE_OPEN_PAYMENTS_MAX = parse_int(_env, "DEVICE_OPEN_PAYMENTS_MAX", default=5, minimum=1, maximum=10_000)
 # Tests and drills only (`check --deploy` refuses it): "die_before_make" SIGKILLs the process between the commit
 # of make_pending and the make command, to prove the sweeper sends what a dead process owed.
 SERVING_TEST_FAULTS = env.list("SERVING_TEST_FAULTS", default=[])
@@ -246,13 +258,13 @@ SANDBOX_URL = _SANDBOX
 TMETR_API_URL = _env.get("TMETR_API_URL", f"{_SANDBOX}/tmetr/")
 # The sandbox's demo token is the default only while Tmetr itself is the sandbox default.
 TMETR_TOKEN = _env.get("TMETR_TOKEN", "" if "TMETR_API_URL" in os.environ else "sandbox-tmetr-token")
-TMETR_CONNECT_TIMEOUT_S = parse_number(_env, "TMETR_CONNECT_TIMEOUT_S", default=3.0, minimum=0.1)
-TMETR_READ_TIMEOUT_S = parse_number(_env, "TMETR_READ_TIMEOUT_S", default=5.0, minimum=0.1)
+TMETR_CONNECT_TIMEOUT_S = parse_number(_env, "TMETR_CONNECT_TIMEOUT_S", default=3.0, minimum=0.1, maximum=300.0)
+TMETR_READ_TIMEOUT_S = parse_number(_env, "TMETR_READ_TIMEOUT_S", default=5.0, minimum=0.1, maximum=300.0)
 TMETR_SIZE_WORDS = env.list("TMETR_SIZE_WORDS", default=["small", "medium", "big"])
 YOOKASSA_API_URL = _env.get("YOOKASSA_API_URL", f"{_SANDBOX}/yookassa/v3/")
 TBANK_API_URL = _env.get("TBANK_API_URL", f"{_SANDBOX}/tbank/v2/")
-PROVIDER_CONNECT_TIMEOUT_S = parse_number(_env, "PROVIDER_CONNECT_TIMEOUT_S", default=3.0, minimum=0.1)
-PROVIDER_READ_TIMEOUT_S = parse_number(_env, "PROVIDER_READ_TIMEOUT_S", default=10.0, minimum=0.1)
+PROVIDER_CONNECT_TIMEOUT_S = parse_number(_env, "PROVIDER_CONNECT_TIMEOUT_S", default=3.0, minimum=0.1, maximum=300.0)
+PROVIDER_READ_TIMEOUT_S = parse_number(_env, "PROVIDER_READ_TIMEOUT_S", default=10.0, minimum=0.1, maximum=300.0)
 
 # Error pages and reports cleanse marked POST fields and secret-like settings with DEBUG on too.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "coffee_payment.devices.reporting.AlwaysSafeExceptionReporterFilter"
@@ -289,19 +301,21 @@ LOGGING = {
 _HTTPS = BASE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = parse_bool(_env, "SECURE_COOKIES", default=_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = parse_int(_env, "SECURE_HSTS_SECONDS", default=0, minimum=0)
+SECURE_HSTS_SECONDS = parse_int(_env, "SECURE_HSTS_SECONDS", default=0, minimum=0, maximum=10 * 365 * 86400)
 SECURE_SSL_REDIRECT = parse_bool(_env, "SECURE_SSL_REDIRECT", default=False)
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^livez$", r"^readyz$"]
 
 # --- Admin: URL prefix, session lifetime, login throttling (django-axes) ------------------------------------------
 # Only the admin uses sessions and logins (the customer paths have neither).
 ADMIN_URL_PREFIX = admin_url_prefix(os.environ.get("ADMIN_URL_PREFIX"), warn=fallback)
-SESSION_COOKIE_AGE = parse_int(_env, "ADMIN_SESSION_AGE_S", default=8 * 3600, minimum=60)
+SESSION_COOKIE_AGE = parse_int(_env, "ADMIN_SESSION_AGE_S", default=8 * 3600, minimum=60, maximum=30 * 86400)
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # The failure-limit-th wrong password locks (429) that username and that address; every later login of either is
 # refused unchecked (429) until the cool-off has passed since the last attempt. Default: at most 5 passwords tried.
-AXES_FAILURE_LIMIT = parse_int(_env, "ADMIN_LOGIN_FAILURE_LIMIT", default=5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=parse_number(_env, "ADMIN_LOGIN_COOLOFF_MINUTES", default=15.0, minimum=0.1))
+AXES_FAILURE_LIMIT = parse_int(_env, "ADMIN_LOGIN_FAILURE_LIMIT", default=5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=parse_number(_env, "ADMIN_LOGIN_COOLOFF_MINUTES", default=15.0, minimum=0.1, maximum=7 * 24 * 60.0)
+)
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
 # The address uvicorn resolved (X-Forwarded-For only from GUNICORN_FORWARDED_ALLOW_IPS), never a raw header.

@@ -105,3 +105,53 @@ def test_the_metrics_listener_binds_a_resolved_address(capsys, environ, host, wa
 
     assert metrics_host(environ) == host
     assert ("WARNING: METRICS_BIND_HOST=" in capsys.readouterr().err) is warned
+
+
+HUGE = "99999999999999999999999"
+# (variable, settings name) of every number Django's settings read; each must refuse an absurd value.
+NUMBERS = [
+    ("ADMIN_LOGIN_COOLOFF_MINUTES", "AXES_COOLOFF_TIME"),
+    ("ADMIN_SESSION_AGE_S", "SESSION_COOKIE_AGE"),
+    ("ADMIN_LOGIN_FAILURE_LIMIT", "AXES_FAILURE_LIMIT"),
+    ("PAYMENT_REFRESH_INTERVAL_S", "PAYMENT_REFRESH_INTERVAL_S"),
+    ("ORDER_EXPIRATION_MINUTES", "ORDER_EXPIRATION_MINUTES"),
+    ("DEVICE_ONLINE_THRESHOLD_MINUTES", "DEVICE_ONLINE_THRESHOLD_MINUTES"),
+    ("FAST_TRACK_LIMIT_S", "FAST_TRACK_LIMIT_S"),
+    ("RECONCILE_MIN_AGE_S", "RECONCILE_MIN_AGE_S"),
+    ("DISPENSE_SWEEP_GRACE_S", "DISPENSE_SWEEP_GRACE_S"),
+    ("NOTIFICATION_MAX_BODY_BYTES", "NOTIFICATION_MAX_BODY_BYTES"),
+    ("NOTIFICATION_RETENTION_DAYS", "NOTIFICATION_RETENTION_DAYS"),
+    ("NOTIFICATION_REJECTED_RETENTION_DAYS", "NOTIFICATION_REJECTED_RETENTION_DAYS"),
+    ("NOTIFICATION_UNRESOLVED_RETENTION_DAYS", "NOTIFICATION_UNRESOLVED_RETENTION_DAYS"),
+    ("RATE_LIMIT_WEBHOOK_PER_MINUTE", "RATE_LIMIT_WEBHOOK_PER_MINUTE"),
+    ("RATE_LIMIT_INITIATE_PER_MINUTE", "RATE_LIMIT_INITIATE_PER_MINUTE"),
+    ("PROVIDER_VERIFY_REUSE_S", "PROVIDER_VERIFY_REUSE_S"),
+    ("DEVICE_OPEN_PAYMENTS_MAX", "DEVICE_OPEN_PAYMENTS_MAX"),
+    ("TMETR_CONNECT_TIMEOUT_S", "TMETR_CONNECT_TIMEOUT_S"),
+    ("TMETR_READ_TIMEOUT_S", "TMETR_READ_TIMEOUT_S"),
+    ("PROVIDER_CONNECT_TIMEOUT_S", "PROVIDER_CONNECT_TIMEOUT_S"),
+    ("PROVIDER_READ_TIMEOUT_S", "PROVIDER_READ_TIMEOUT_S"),
+    ("SECURE_HSTS_SECONDS", "SECURE_HSTS_SECONDS"),
+    ("DB_STATEMENT_TIMEOUT_S", "DB_STATEMENT_TIMEOUT_S"),
+    ("DB_LOCK_TIMEOUT_S", "DB_LOCK_TIMEOUT_S"),
+    ("SQLITE_BUSY_TIMEOUT_S", "DATABASES"),
+]
+
+
+@pytest.mark.timeout(120)
+def test_an_absurdly_large_number_falls_back_with_a_warning_for_every_setting():
+    """Was: ADMIN_LOGIN_COOLOFF_MINUTES=1e23 → OverflowError at boot (timedelta), and e.g. PAYMENT_REFRESH_INTERVAL_S
+    or ORDER_EXPIRATION_MINUTES passed, to overflow a timedelta on every status poll or scan (500s)."""
+    names = [setting for _, setting in NUMBERS]
+    code = f"import coffee_payment.settings as s; print(repr([getattr(s, n) for n in {names!r}]))"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    env.update({"SECRET_KEY": "x" * 50, "VAR_DIR": str(ROOT / "var")})
+    baseline = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert baseline.returncode == 0, baseline.stderr
+    env.update({variable: HUGE for variable, _ in NUMBERS})
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == baseline.stdout  # every one at its default
+    warned = {line.split("=", 1)[0].removeprefix("WARNING: ") for line in done.stderr.splitlines()}
+    assert warned >= {variable for variable, _ in NUMBERS}
+    assert all("is out of range" in line for line in done.stderr.splitlines())
