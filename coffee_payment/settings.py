@@ -17,6 +17,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from coffee_payment.env import fallback, parse_bool, parse_choice, parse_int, parse_number
+from coffee_payment.monitoring.directory import drop_if_unusable
 from coffee_payment.monitoring.logformat import log_format as _log_format
 from coffee_payment.serving.admin_url import admin_url_prefix
 
@@ -43,6 +44,7 @@ def _var_dir(default: Path = BASE_DIR / "var") -> Path:
 
 
 VAR_DIR = _var_dir()
+drop_if_unusable(_env)  # before any app imports prometheus_client (it reads PROMETHEUS_MULTIPROC_DIR at import)
 
 if parse_bool(_env, "READ_DOT_ENV_FILE", default=False):
     env.read_env(BASE_DIR / ".env")

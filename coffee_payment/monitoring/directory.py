@@ -6,7 +6,6 @@ Standard library only, on purpose: importing prometheus_client here would fix it
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
@@ -16,6 +15,37 @@ from pathlib import Path
 from coffee_payment.env import fallback
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def unusable(configured: str) -> str | None:
+    """Why ``configured`` cannot hold the metric files (not absolute; cannot be made a directory or written in),
+    or None when it can; a missing directory is created. The write is real: ``os.access`` says yes to root on
+    ``/proc`` or a read-only mount."""
+    path = Path(configured)
+    if not path.is_absolute():
+        return "is not an absolute path"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"is not a usable directory ({exc.strerror})"
+    return None
+
+
+def drop_if_unusable(environ: MutableMapping[str, str]) -> None:
+    """Outside a gunicorn master (``manage.py``, runserver, a bare import of the ASGI app), before prometheus_client
+    is imported: a set but unusable ``environ[ENV]`` (empty, relative, not writable) is removed with a warning naming
+    the variable, so metrics stay in this process instead of crashing at the first metric write or writing
+    ``*.db`` files into the working directory. Under gunicorn the master has already made it usable
+    (:func:`prepare_dir`), so this finds nothing to do."""
+    configured = environ.get(ENV)
+    if configured is None:
+        return
+    problem = unusable(configured) if configured else "is empty"
+    if problem is not None:
+        del environ[ENV]
+        fallback(ENV, configured, problem, "in-process metrics (this process only)")
 
 
 def prepare_dir(environ: MutableMapping[str, str], *, shm: str = "/dev/shm") -> tuple[Path, bool]:
@@ -28,23 +58,13 @@ def prepare_dir(environ: MutableMapping[str, str], *, shm: str = "/dev/shm") -> 
     multiprocess mode).
     """
     configured = environ.get(ENV)
-    if configured:
+    problem = unusable(configured) if configured else None
+    if configured and problem is None:
         path = Path(configured)
-        try:
-            if not path.is_absolute():
-                raise ValueError("is not an absolute path")
-            path.mkdir(parents=True, exist_ok=True)
-            if not os.access(path, os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, "not writable")
-            for stale in path.glob("*.db"):
-                stale.unlink(missing_ok=True)
-            return path, False
-        except (OSError, ValueError) as exc:
-            # A bad value must not stop gunicorn from reading its config file: a fresh directory instead, below.
-            problem = str(exc) if isinstance(exc, ValueError) else f"is not a usable directory ({exc.strerror})"
-            bad = (configured, problem)
-    else:
-        bad = None
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return path, False
+    bad = (configured, problem) if configured else None
     parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
     path = Path(tempfile.mkdtemp(prefix="coffee-metrics-", dir=parent))
     environ[ENV] = str(path)

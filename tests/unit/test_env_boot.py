@@ -23,16 +23,12 @@ def test_an_unusable_metrics_directory_falls_back_to_a_fresh_one_with_a_warning(
     "Failed to read config file" (no server at all); a relative one was used relative to whatever the cwd was."""
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    read_only = tmp_path / "ro"
-    read_only.mkdir(mode=0o500)
     configured = {
         "missing-parent": "/proc/no-such-dir/metrics",
         "a-file": str(a_file),
         "relative": "metrics-here",
-        "read-only": str(read_only),
+        "read-only": "/proc",  # a directory no one, root included, can create files in
     }[kind]
-    if kind == "read-only" and os.access(read_only, os.W_OK):
-        pytest.skip("running as a user that can write a read-only directory (root)")
     env = {"PROMETHEUS_MULTIPROC_DIR": configured}
     path, created = prepare_dir(env, shm=str(tmp_path))
     assert created and path.is_dir() and path.parent == tmp_path
@@ -155,3 +151,30 @@ def test_an_absurdly_large_number_falls_back_with_a_warning_for_every_setting():
     warned = {line.split("=", 1)[0].removeprefix("WARNING: ") for line in done.stderr.splitlines()}
     assert warned >= {variable for variable, _ in NUMBERS}
     assert all("is out of range" in line for line in done.stderr.splitlines())
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [("-1", "is not an absolute path"), ("", "is empty"), ("/proc", "is not a usable directory")],
+)
+def test_outside_gunicorn_an_unusable_metrics_directory_keeps_metrics_in_process(tmp_path, raw, problem):
+    """Was (manage.py, runserver, cron jobs: no gunicorn master to prepare the directory): "-1" crashed at the first
+    metric with FileNotFoundError '-1/gauge_livesum_<pid>.db'; "" wrote the metric files into the working
+    directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "DJANGO_SETTINGS_MODULE"))}
+    env.update({"PROMETHEUS_MULTIPROC_DIR": raw, "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path / "var")})
+    code = "from coffee_payment.monitoring import metrics; metrics.HTTP_IN_FLIGHT.inc(); print('metric written')"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "metric written" in done.stdout
+    assert f"WARNING: PROMETHEUS_MULTIPROC_DIR={raw!r} {problem}" in done.stderr
+    assert "in-process metrics" in done.stderr
+    assert not list(tmp_path.glob("*.db"))
