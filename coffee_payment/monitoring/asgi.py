@@ -5,8 +5,9 @@ so it sees the TCP peer: an incoming ``X-Request-ID`` is trusted only from a pee
 ingress), and the client IP logged is the one the proxy middleware resolved from ``X-Forwarded-For``.
 
 Route label (django-prometheus's rule: the URL pattern name, never the raw path): ``probe`` for the probes,
-``static`` under ``STATIC_URL``, ``admin`` under ``/admin/``, the pattern's ``name`` for a matched Django URL,
-``unmatched`` otherwise. Probe requests are counted but not logged unless ``ACCESS_LOG_PROBES=1``.
+``static`` under ``STATIC_URL``, ``admin`` under the admin's prefix (``ADMIN_URL_PREFIX``), the pattern's
+``name`` for a matched Django URL, ``unmatched`` otherwise. Probe requests are counted but not logged unless
+``ACCESS_LOG_PROBES=1``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 @functools.cache
 def _route_table() -> tuple[tuple[Any, str], ...]:
-    """(pattern, name) of every top-level URL pattern; includes (``admin/``) are labelled by the caller."""
+    """(pattern, label) of every top-level URL pattern: its name, or ``admin`` for the admin site's include
+    wherever ``ADMIN_URL_PREFIX`` mounts it; other includes are not routes of ours."""
     from django.urls import URLPattern, get_resolver
 
-    return tuple((p.pattern, p.name or "unmatched") for p in get_resolver().url_patterns if isinstance(p, URLPattern))
+    table = []
+    for entry in get_resolver().url_patterns:
+        if isinstance(entry, URLPattern):
+            table.append((entry.pattern, entry.name or "unmatched"))
+        elif getattr(entry, "namespace", None) == "admin":
+            table.append((entry.pattern, "admin"))
+    return tuple(table)
 
 
 def django_route(path: str, *, static_prefix: str = "/static/") -> str:
@@ -44,8 +52,6 @@ def django_route(path: str, *, static_prefix: str = "/static/") -> str:
         return "probe"
     if path.startswith(static_prefix):
         return "static"
-    if path.startswith("/admin/") or path == "/admin":
-        return "admin"
     from django.apps import apps
 
     if not apps.ready:  # an app other than Django behind gunicorn.conf.py (loadtests/bare_app.py)

@@ -6,6 +6,10 @@ import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +22,8 @@ from coffee_payment.monitoring.outbound import ObservedTransport, classify
 from coffee_payment.monitoring.requestid import REQUEST_ID, RequestIdFilter, accept_request_id
 from coffee_payment.serving import metrics_hooks
 from coffee_payment.serving.metrics_hooks import exit_note, metrics_port, restart_reason
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVICES = {
     "yookassa": "http://sb/yookassa/v3/",
@@ -144,6 +150,27 @@ def test_log_format_falls_back_to_plain_with_a_warning():
 )
 def test_route_label_is_the_url_pattern_name_never_the_path(path, route):
     assert django_route(path) == route
+
+
+@pytest.mark.timeout(120)
+def test_a_moved_admin_is_labelled_admin_and_the_old_path_unmatched(tmp_path):
+    """Was: with ``ADMIN_URL_PREFIX`` set, every admin request was labelled ``unmatched`` (the label looked for
+    ``/admin/``), so the admin's traffic vanished into the scanners' label."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"ADMIN_URL_PREFIX": "ops/panel", "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path)})
+    code = (
+        "from coffee_payment.monitoring.asgi import django_route as r; "
+        "print(r('/ops/panel/login/'), r('/ops/panel/'), r('/admin/login/'), r('/v1/order-status/x'))"
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-4:] == ["admin", "admin", "unmatched", "order-status"]
 
 
 @pytest.mark.parametrize(
