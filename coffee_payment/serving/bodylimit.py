@@ -28,6 +28,11 @@ from django.conf import settings
 ASGIApp = Callable[..., Any]
 # Seconds allowed between two body messages of one request (a phone on a poor link sends a JSON body at once).
 BODY_CHUNK_TIMEOUT_S = 30.0
+# After a body is refused, what the client is still sending is read and dropped — at most this long and this much —
+# before the 413 and the close: most clients write the whole body before they read, and closing a socket that has
+# unread data sends a TCP reset, so they would see "connection reset" instead of the 413 (nginx: lingering close).
+LINGER_S = 2.0
+LINGER_MAX_BYTES = 16 * 1024 * 1024
 
 
 def _declared_length(scope: dict[str, Any]) -> int | None:
@@ -63,6 +68,20 @@ async def _send_refusal(send: Callable, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _linger(receive: Callable) -> None:
+    """Read and drop the rest of a refused body, within :data:`LINGER_S` and :data:`LINGER_MAX_BYTES`."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(LINGER_S):
+            while dropped <= LINGER_MAX_BYTES:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                dropped += len(message.get("body", b""))
+    except TimeoutError:
+        return
+
+
 def bound_body(app: ASGIApp) -> ASGIApp:
     """Wrap ``app`` so that no HTTP request body above ``settings.DATA_UPLOAD_MAX_MEMORY_SIZE`` reaches it."""
 
@@ -73,6 +92,8 @@ def bound_body(app: ASGIApp) -> ASGIApp:
             return
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
+            if declared <= limit + LINGER_MAX_BYTES:  # a body that may well be on its way: take it, then answer
+                await _linger(receive)
             await _send_too_large(send, limit)
             return
         if declared == 0:  # nothing to bound (every GET, the hot path): no wrapper cost
@@ -109,6 +130,8 @@ def bound_body(app: ASGIApp) -> ASGIApp:
 
         await app(scope, bounded_receive, tracked_send)
         if cut and not started:
+            if not body_done:
+                await _linger(receive)
             await _send_too_large(send, limit)
         elif slow and not started:
             reason = f"request body not received in time: more than {BODY_CHUNK_TIMEOUT_S:g} s between parts"
