@@ -98,7 +98,9 @@ class OrderAdmin(admin.ModelAdmin):
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         return found | queryset.filter(by_reference), may_have_duplicates
 
-    @admin.action(description=gettext_lazy("Mark as made (after checking the machine)"))
+    # Actions change orders (and move money): they need the change permission, not only the view one (an action
+    # without ``permissions`` is offered to, and run for, every staff user who can see the list).
+    @admin.action(description=gettext_lazy("Mark as made (after checking the machine)"), permissions=["change"])
     def mark_made(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():
             changed = queryset.select_for_update().filter(status__in=MAKE_STATES).update(status=OrderStatus.SUCCESSFUL)
@@ -112,7 +114,7 @@ class OrderAdmin(admin.ModelAdmin):
             % {"count": changed},
         )
 
-    @admin.action(description=gettext_lazy("Refund through the provider…"))
+    @admin.action(description=gettext_lazy("Refund through the provider…"), permissions=["change"])
     def refund_through_provider(self, request: HttpRequest, queryset: QuerySet):
         """First a confirmation page listing the orders; on "Yes, refund" each is refunded at its provider and
         the result recorded on the order (coffee_payment/payments/refunds.py)."""

@@ -55,7 +55,10 @@ class NotificationAdmin(admin.ModelAdmin):
     def short_detail(self, obj: Notification) -> str:
         return obj.detail if len(obj.detail) <= 90 else obj.detail[:89] + "…"
 
-    @admin.action(description=_("Re-process (same checks as on arrival; an applied notification is a no-op)"))
+    @admin.action(
+        description=_("Re-process (same checks as on arrival; an applied notification is a no-op)"),
+        permissions=["change"],
+    )
     def reprocess(self, request, queryset) -> None:
         for notification_id in queryset.values_list("pk", flat=True):
             verdict = async_to_sync(notification_replay)(notification_id)

@@ -1,0 +1,109 @@
+"""What staff and the background jobs do, tried where it makes no sense (a breaker pass): actions by a staff user
+who may only view, odd list filters, a refund that cannot reach its provider, a replay of an applied notification,
+and a reconcile run with one merchant it cannot serve."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from coffee_payment.integrations.http import set_transport
+from coffee_payment.orders.models import Order
+from coffee_payment.orders.state import AttemptStatus, OrderStatus
+from coffee_payment.payments.models import Notification, NotificationVerdict
+from tests.unit.factories import make_attempt, make_order
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+CHANGELIST = "/admin/orders/order/"
+NOTIFICATIONS = "/admin/payments/notification/"
+AMOUNT = {"value": "150.00", "currency": "RUB"}
+
+
+def _user(client: Client, *codenames: str, superuser: bool = False) -> Client:
+    model = get_user_model()
+    if superuser:
+        user = model.objects.create_superuser("boss", "boss@example.com", "pw-for-tests-only")
+    else:
+        user = model.objects.create_user("clerk", "clerk@example.com", "pw-for-tests-only", is_staff=True)
+        user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def _messages(response) -> list[str]:
+    return re.findall(r'<li class="(?:error|info|success|warning)">(.*?)</li>', response.content.decode(), re.S)
+
+
+@pytest.fixture
+def provider():
+    """YooKassa and Tmetr in one MockTransport: payments succeed (``provider.status[id]`` overrides), refunds
+    succeed and make the payment refunded, makes are accepted; ``provider.calls`` lists (method, path)."""
+
+    class Provider:
+        status: dict[str, str] = {}
+        calls: list[tuple[str, str]] = []
+
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            path = request.url.path
+            self.calls.append((request.method, path))
+            if path.endswith("/command/make"):
+                return httpx.Response(200, json={"status": "accepted"})
+            if request.method == "POST" and path.endswith("/refunds"):
+                body = json.loads(request.content)
+                self.status[body["payment_id"]] = "refunded"
+                return httpx.Response(200, json={"id": "rf-1", "status": "succeeded", **body})
+            payment_id = path.rsplit("/", 1)[1]
+            status = self.status.get(payment_id, "succeeded")
+            body = {"id": payment_id, "status": "succeeded", "paid": True, "amount": AMOUNT, "metadata": {}}
+            if status == "refunded":
+                body["refunded_amount"] = AMOUNT
+            return httpx.Response(200, json=body)
+
+    fake = Provider()
+    fake.status, fake.calls = {}, []
+    set_transport(httpx.MockTransport(fake))
+    yield fake
+    set_transport(None)
+
+
+def _paid(status: str = OrderStatus.MAKE_UNKNOWN, payment_id: str = "yk-paid") -> Order:
+    order = make_order(status=status)
+    make_attempt(order, payment_id=payment_id, status=AttemptStatus.SUCCEEDED)
+    return order
+
+
+# --- actions need the change permission -------------------------------------------------------------------------
+
+
+def test_a_staff_user_who_may_only_view_orders_cannot_mark_made_or_refund(client: Client, provider) -> None:
+    viewer = _user(client, "view_order")
+    order = _paid()
+    assert viewer.get(CHANGELIST).status_code == 200
+    for action in ("mark_made", "refund_through_provider"):
+        viewer.post(CHANGELIST, {"action": action, "_selected_action": [str(order.pk)], "confirm": "yes"})
+    order.refresh_from_db()
+    assert order.status == OrderStatus.MAKE_UNKNOWN and order.refund_result == ""
+    assert provider.calls == []
+
+
+def test_a_staff_user_who_may_change_orders_can_mark_made(client: Client) -> None:
+    clerk = _user(client, "view_order", "change_order")
+    order = _paid()
+    clerk.post(CHANGELIST, {"action": "mark_made", "_selected_action": [str(order.pk)]})
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUCCESSFUL
+
+
+def test_a_staff_user_who_may_only_view_notifications_cannot_reprocess_them(client: Client, provider) -> None:
+    viewer = _user(client, "view_notification")
+    stored = Notification.objects.create(provider="yookassa", body="{}", headers={}, verdict=NotificationVerdict.ERROR)
+    viewer.post(NOTIFICATIONS, {"action": "reprocess", "_selected_action": [str(stored.pk)]})
+    stored.refresh_from_db()
+    assert stored.verdict == NotificationVerdict.ERROR and stored.processed_at is None
