@@ -4,18 +4,22 @@ and a reconcile run with one merchant it cannot serve."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 
 from coffee_payment.integrations.http import set_transport
 from coffee_payment.orders.models import Order
-from coffee_payment.orders.state import AttemptStatus, OrderStatus
+from coffee_payment.orders.state import AttemptStatus, MakeState, OrderStatus
 from coffee_payment.payments.models import Notification, NotificationVerdict
 from tests.unit.factories import make_attempt, make_order
 
@@ -107,3 +111,34 @@ def test_a_staff_user_who_may_only_view_notifications_cannot_reprocess_them(clie
     viewer.post(NOTIFICATIONS, {"action": "reprocess", "_selected_action": [str(stored.pk)]})
     stored.refresh_from_db()
     assert stored.verdict == NotificationVerdict.ERROR and stored.processed_at is None
+
+
+# --- reconcile: one merchant it cannot serve ---------------------------------------------------------------------
+
+
+def _undecryptable(order: Order) -> None:
+    """The merchant's stored secret matches no key in FIELD_ENCRYPTION_KEYS (a key removed too early)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE devices_provideraccount SET secret = 'not-a-token' WHERE merchant_id = %s",
+            [order.device.merchant_id],
+        )
+
+
+def test_reconcile_goes_on_past_an_attempt_it_cannot_poll_and_still_sweeps(provider, settings) -> None:
+    settings.DISPENSE_SWEEP_GRACE_S = 0
+    broken = make_order(status=OrderStatus.PENDING)
+    make_attempt(broken, payment_id="yk-broken", age=timedelta(minutes=2))
+    _undecryptable(broken)
+    missed = make_order(status=OrderStatus.PENDING)  # its success notification was lost
+    make_attempt(missed, payment_id="yk-missed", age=timedelta(minutes=2))
+    owed = make_order(status=OrderStatus.MAKE_PENDING)  # its process died before sending the make
+    Order.objects.filter(pk=owed.pk).update(make_state=MakeState.QUEUED, paid_at=owed.created_at)
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 attempt"):  # the Job still fails, so the alert fires
+        call_command("reconcile_payments", "--min-age", "0", stdout=io.StringIO(), stderr=err)
+    assert "SecretUndecryptable" in err.getvalue()
+    for order in (missed, owed):
+        order.refresh_from_db()
+        assert (order.status, order.make_state) == (OrderStatus.MAKE_PENDING, MakeState.ACCEPTED)
+    assert sum(path.endswith("/command/make") for _, path in provider.calls) == 2

@@ -1,4 +1,5 @@
 import asyncio
+import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -8,6 +9,8 @@ from coffee_payment.orders.dispense import dispense_sweep
 from coffee_payment.orders.management.commands.sweep_dispenses import report_sweep
 from coffee_payment.payments.providers.base import ProviderError
 from coffee_payment.payments.services import attempts_to_reconcile, payment_refresh
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -42,6 +45,12 @@ class Command(BaseCommand):
             except ProviderError as exc:
                 failures += 1
                 self.stderr.write(f"attempt {attempt_id}: {exc.detail}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - one attempt (a merchant's undecryptable secret, a database
+                # timeout, a bug) must not stop the others' polls nor the dispense sweep that follows
+                failures += 1
+                logger.exception("reconcile of attempt %s failed", attempt_id)
+                self.stderr.write(f"attempt {attempt_id}: {type(exc).__name__}: {exc}")
                 continue
             self.stdout.write(f"attempt {attempt_id}: {result.reason} → order {result.order_id} {result.order_status}")
         self.stdout.write(f"reconciled {len(attempt_ids) - failures}/{len(attempt_ids)} pending attempt(s)")
