@@ -132,13 +132,20 @@ class OrderAdmin(admin.ModelAdmin):
             }
             return TemplateResponse(request, "admin/orders/refund_confirmation.html", context)
         actor = request.user.get_username()
+        for order in orders:
+            if order.status not in MONEY_TAKEN:  # e.g. refunded since the confirmation page was shown
+                text = _("%(reference)s: skipped — no taken payment to refund.")
+                self.message_user(request, text % {"reference": order_reference(order.id)}, messages.WARNING)
         for order in refundable:
             try:
                 result = async_to_sync(payment_refund)(order=order, actor=actor)
             except RefundError as exc:
                 self.message_user(request, f"{order_reference(order.id)}: {exc.message}", messages.ERROR)
                 continue
-            self.message_user(request, f"{order_reference(order.id)}: {result.detail} → {result.order_status}")
+            text = _("%(reference)s: refund sent to %(provider)s, its answer: %(answer)s. Order status: %(status)s.")
+            names = {"reference": order_reference(order.id), "provider": order.device.get_payment_scenario_display()}
+            status = OrderStatus(result.order_status).label
+            self.message_user(request, text % {**names, "answer": result.answer, "status": status})
         return None
 
 

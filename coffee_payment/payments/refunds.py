@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from coffee_payment.devices.encryption import SecretUndecryptable
 from coffee_payment.devices.selectors import merchant_account
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import MONEY_TAKEN, AttemptStatus
@@ -31,7 +33,8 @@ _REFUND_KEY_NAMESPACE = uuid.UUID("6f1c3a52-3d0e-4c53-9a55-2b8c1c4f7e01")
 
 
 class RefundError(Exception):
-    """A refund staff asked for that cannot be done; ``message`` says why (shown in the admin)."""
+    """A refund staff asked for that cannot be done; ``message`` says why, in the active language (shown to staff
+    in the admin)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -41,10 +44,11 @@ class RefundError(Exception):
 @dataclass(frozen=True)
 class RefundResult:
     """``order_status`` after the refund was applied (``refunded``, or unchanged while the provider processes
-    it) and ``detail``, the line recorded on the order."""
+    it), ``detail``, the line recorded on the order, and the provider's ``answer`` (its refund status)."""
 
     order_status: str
     detail: str
+    answer: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,10 @@ class _Target:
 def _refund_target(order_id: str) -> _Target:
     order = Order.objects.select_related("device").get(pk=order_id)
     if order.status not in MONEY_TAKEN:
-        raise RefundError(f"order is {order.status}: there is no taken payment to refund")
+        raise RefundError(
+            _("The order is “%(status)s”: no payment was taken, there is nothing to refund.")
+            % {"status": order.get_status_display()}
+        )
     attempt = (
         PaymentAttempt.objects.filter(order_id=order_id, status=AttemptStatus.SUCCEEDED)
         .exclude(provider_payment_id=None)
@@ -69,10 +76,27 @@ def _refund_target(order_id: str) -> _Target:
         .first()
     )
     if attempt is None:
-        raise RefundError("the order has no succeeded payment at a provider")
-    account = merchant_account(order.device.merchant_id, attempt.provider)
+        raise RefundError(_("The order has no succeeded payment at a provider: nothing was refunded."))
+    names = {"provider": attempt.provider}
+    try:
+        account = merchant_account(order.device.merchant_id, attempt.provider)
+    except SecretUndecryptable as exc:  # a key removed too early (docs/operations.md): nothing was sent
+        logger.error("refund of order %s: %s", order_id, exc)
+        raise RefundError(
+            _(
+                "The merchant's %(provider)s secret cannot be decrypted (FIELD_ENCRYPTION_KEYS): nothing was sent "
+                "to the provider. Put the old key back, or refund in the provider's console."
+            )
+            % names
+        ) from exc
     if account is None:
-        raise RefundError(f"the merchant has no {attempt.provider} account")
+        raise RefundError(
+            _(
+                "The merchant has no %(provider)s account: nothing was sent to the provider. Add the account, or "
+                "refund in the provider's console."
+            )
+            % names
+        )
     return _Target(
         attempt_id=str(attempt.id),
         provider=attempt.provider,
@@ -111,7 +135,7 @@ async def payment_refund(*, order: Order, actor: str) -> RefundResult:
     except ProviderError as exc:
         logger.error("refund of order %s by %s failed: %s", order_id, actor, exc.detail)
         await sync_to_async(_record)(order_id, f"{stamp} {actor}: refund FAILED at {target.provider}: {exc.detail}")
-        raise RefundError(f"the provider did not refund: {exc.detail}") from exc
+        raise RefundError(_("The provider did not refund: %(detail)s") % {"detail": exc.detail}) from exc
     try:
         applied = await payment_refresh(attempt_id=target.attempt_id)
         status = applied.order_status
@@ -121,4 +145,4 @@ async def payment_refund(*, order: Order, actor: str) -> RefundResult:
     detail = f"{stamp} {actor}: {target.provider} refund of {target.provider_payment_id}: {provider_status}"
     await sync_to_async(_record)(order_id, detail)
     logger.info("order %s refund by %s: %s (order now %s)", order_id, actor, detail, status)
-    return RefundResult(order_status=status, detail=detail)
+    return RefundResult(order_status=status, detail=detail, answer=provider_status)

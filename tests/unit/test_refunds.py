@@ -74,6 +74,6 @@ def test_yookassa_refund_retried_reuses_the_key_and_a_refusal_is_recorded(transp
 
 def test_nothing_to_refund(transport) -> None:
     order = _paid_order("yookassa", OrderStatus.NOT_PAID)
-    with pytest.raises(RefundError, match="no taken payment"):
+    with pytest.raises(RefundError, match="возвращать нечего"):
         run(payment_refund(order=order, actor="olga"))
     assert transport.requests == []

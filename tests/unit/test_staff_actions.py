@@ -17,7 +17,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 
+from coffee_payment.devices.models import ProviderAccount
 from coffee_payment.integrations.http import set_transport
+from coffee_payment.orders.display import order_reference
 from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import AttemptStatus, MakeState, OrderStatus
 from coffee_payment.payments.models import Notification, NotificationVerdict
@@ -142,3 +144,59 @@ def test_reconcile_goes_on_past_an_attempt_it_cannot_poll_and_still_sweeps(provi
         order.refresh_from_db()
         assert (order.status, order.make_state) == (OrderStatus.MAKE_PENDING, MakeState.ACCEPTED)
     assert sum(path.endswith("/command/make") for _, path in provider.calls) == 2
+
+
+# --- refunds that cannot be done: a clear Russian message, never a 500 -------------------------------------------
+
+
+def _refund(staff: Client, order: Order) -> list[str]:
+    form = {"action": "refund_through_provider", "_selected_action": [str(order.pk)], "confirm": "yes"}
+    response = staff.post(CHANGELIST, form, follow=True)
+    assert response.status_code == 200
+    return _messages(response)
+
+
+def test_refund_when_the_merchant_secret_cannot_be_decrypted_is_a_message_not_a_500(client: Client, provider) -> None:
+    staff = _user(client, superuser=True)
+    staff.raise_request_exception = False
+    order = _paid()
+    _undecryptable(order)
+    [message] = _refund(staff, order)
+    assert "не расшифровывается" in message and "ничего не отправлено" in message
+    assert provider.calls == []
+    order.refresh_from_db()
+    assert order.status == OrderStatus.MAKE_UNKNOWN
+
+
+def test_refund_messages_are_russian(client: Client, provider) -> None:
+    staff = _user(client, superuser=True)
+    no_account = _paid(payment_id="yk-no-account")
+    ProviderAccount.objects.filter(merchant_id=no_account.device.merchant_id).delete()
+    [message] = _refund(staff, no_account)
+    assert message == f"{order_reference(no_account.id)}: " + (
+        "У продавца нет учётной записи yookassa: провайдеру ничего не отправлено. Добавьте её или сделайте возврат "
+        "в личном кабинете провайдера."
+    )
+
+    done = _paid(payment_id="yk-done")
+    [message] = _refund(staff, done)
+    assert message == f"{order_reference(done.id)}: возврат отправлен в YooKassa, ответ: succeeded. " + (
+        "Статус заказа: Деньги возвращены."
+    )
+    # The same confirmation posted again (a double click, a second tab): refused with a message, nothing sent.
+    refunds = [call for call in provider.calls if call[0] == "POST"]
+    [message] = _refund(staff, done)
+    assert message == f"{order_reference(done.id)}: пропущен — нет списанной оплаты для возврата."
+    assert [call for call in provider.calls if call[0] == "POST"] == refunds
+
+
+def test_a_provider_refusal_is_a_russian_message(client: Client, provider) -> None:
+    staff = _user(client, superuser=True)
+    order = _paid(payment_id="yk-refused")
+    set_transport(
+        httpx.MockTransport(lambda request: httpx.Response(400, json={"type": "error", "description": "too late"}))
+    )
+    [message] = _refund(staff, order)
+    assert message.startswith(f"{order_reference(order.id)}: Провайдер не выполнил возврат:"), message
+    order.refresh_from_db()
+    assert order.status == OrderStatus.MAKE_UNKNOWN and "refund FAILED" in order.refund_result
