@@ -8,7 +8,7 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from coffee_payment.orders.display import format_money, order_reference
-from coffee_payment.payments.models import Notification, PaymentAttempt
+from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.notifications import notification_replay
 
 
@@ -61,9 +61,21 @@ class NotificationAdmin(admin.ModelAdmin):
     )
     def reprocess(self, request, queryset) -> None:
         for notification_id in queryset.values_list("pk", flat=True):
-            verdict = async_to_sync(notification_replay)(notification_id)
+            try:
+                verdict = async_to_sync(notification_replay)(notification_id)
+            except Notification.DoesNotExist:  # deleted since the list was shown (prune_notifications)
+                text = gettext("Notification %(id)s no longer exists (deleted by the retention job).")
+                messages.add_message(request, messages.WARNING, text % {"id": notification_id})
+                continue
             level = messages.SUCCESS if verdict.http_status < 500 else messages.ERROR
             text = gettext("Notification %(id)s: %(verdict)s (%(detail)s)")
             messages.add_message(
-                request, level, text % {"id": notification_id, "verdict": verdict.verdict, "detail": verdict.detail}
+                request,
+                level,
+                text
+                % {
+                    "id": notification_id,
+                    "verdict": NotificationVerdict(verdict.verdict).label,
+                    "detail": verdict.detail,
+                },
             )

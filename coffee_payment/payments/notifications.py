@@ -247,9 +247,14 @@ async def notification_process(
 
 
 async def notification_replay(notification_id: int) -> Verdict:
-    """Re-process a stored notification (admin action): the same checks and decision as on arrival, so a
-    notification already applied is a no-op. Raises Notification.DoesNotExist."""
+    """Re-process a stored notification (admin action): the same checks and decision as on arrival. A notification
+    already applied is left as it is (its verdict is the evidence of what it changed). Raises
+    Notification.DoesNotExist."""
     stored = await Notification.objects.aget(pk=notification_id)
+    if stored.verdict == NotificationVerdict.APPLIED:
+        # Its change is in force and a state never goes back, so processing it again could only change the row:
+        # its verdict would become "no change" and the record of which notification moved the order would be lost.
+        return Verdict(stored.verdict, 200, "already applied; not re-processed")
     if stored.body_truncated:  # refused on arrival and kept only in part: there is nothing to re-process
         return Verdict(stored.verdict, 200, "stored truncated when it was refused; not re-processed")
     return await notification_process(stored.provider, stored.pk, stored.body.encode("utf-8"))

@@ -200,3 +200,25 @@ def test_a_provider_refusal_is_a_russian_message(client: Client, provider) -> No
     assert message.startswith(f"{order_reference(order.id)}: Провайдер не выполнил возврат:"), message
     order.refresh_from_db()
     assert order.status == OrderStatus.MAKE_UNKNOWN and "refund FAILED" in order.refund_result
+
+
+# --- re-processing a notification that was already applied -------------------------------------------------------
+
+
+def test_reprocessing_an_applied_notification_keeps_its_verdict(client: Client, provider) -> None:
+    staff = _user(client, superuser=True)
+    order = make_order(status=OrderStatus.PENDING)
+    make_attempt(order, payment_id="yk-notified")
+    body = json.dumps(
+        {"type": "notification", "event": "payment.succeeded", "object": {"id": "yk-notified", "status": "succeeded"}}
+    )
+    assert client.post("/v1/yook-pay-webhook", body, content_type="application/json").status_code == 200
+    stored = Notification.objects.get()
+    assert stored.verdict == NotificationVerdict.APPLIED and "paid → make_pending" in stored.detail
+    response = staff.post(NOTIFICATIONS, {"action": "reprocess", "_selected_action": [str(stored.pk)]}, follow=True)
+    assert _messages(response) == [
+        f"Уведомление {stored.pk}: Применено (статус изменён) (already applied; not re-processed)"
+    ]
+    stored.refresh_from_db()
+    assert stored.verdict == NotificationVerdict.APPLIED and "paid → make_pending" in stored.detail
+    assert sum(path.endswith("/command/make") for _, path in provider.calls) == 1

@@ -121,8 +121,11 @@ def test_a_tbank_notification_reads_the_account_once(client, provider_api, looku
     assert len(sql) == QUERIES["tbank"], "\n".join(sql)
     assert lookups == []
 
-    # A replay (admin action) checks from scratch, and also reads the account once (for the Token check).
+    # A replay (admin action) checks from scratch, and also reads the account once (for the Token check). An applied
+    # notification is not re-processed: replay it as one whose processing raised.
+    stored = Notification.objects.get(provider="tbank")
+    Notification.objects.filter(pk=stored.pk).update(verdict=NotificationVerdict.ERROR)
     with CaptureQueriesContext(connection) as queries:
-        replayed = async_to_sync(notification_replay)(Notification.objects.get(provider="tbank").pk)
+        replayed = async_to_sync(notification_replay)(stored.pk)
     assert replayed.verdict == NotificationVerdict.NO_CHANGE and lookups == ["tbank"]  # no inbox: looked up
     assert len([q for q in queries.captured_queries if _ACCOUNT_READ.search(q["sql"])]) == 1
