@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",  # Accept-Language picks ru (default) or en
+    "coffee_payment.serving.middleware.NulQueryMiddleware",  # ?status=%00: a 400, not PostgreSQL's DataError
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

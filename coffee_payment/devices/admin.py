@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters
 
+from coffee_payment.admin_actions import CheckedSelectionMixin
 from coffee_payment.devices.models import Device, Merchant, ProviderAccount
 
 
@@ -44,7 +45,7 @@ SECRET_FIELDS = frozenset({"secret"})
 
 @admin.register(ProviderAccount)
 @method_decorator(sensitive_post_parameters(*SECRET_FIELDS), name="changeform_view")
-class ProviderAccountAdmin(admin.ModelAdmin):
+class ProviderAccountAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     form = ProviderAccountForm
     list_display = ["merchant", "provider", "account_id", "masked_secret"]
     list_filter = ["provider"]
@@ -68,14 +69,14 @@ class DeviceInline(admin.TabularInline):
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ["name", "created_at"]
     inlines = [DeviceInline]
     result_count_label = ngettext_lazy("%(count)d merchant", "%(count)d merchants", "count")
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ["name", "device_uuid", "tmetr_device_id", "merchant", "status", "payment_scenario"]
     list_filter = ["status", "payment_scenario", "merchant"]
     search_fields = ["name", "device_uuid", "tmetr_device_id"]

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
+from coffee_payment.admin_actions import CheckedSelectionMixin
 from coffee_payment.orders.display import format_money, order_reference, reference_prefix
 from coffee_payment.orders.models import Order, OrderNeedingAttention
 from coffee_payment.orders.state import MONEY_TAKEN, NEEDS_ATTENTION, OrderStatus
@@ -46,7 +47,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ["reference", "created", "machine", "drink", "price", "status_name"]
     list_display_links = ["reference"]
     list_filter = [NeedsAttentionFilter, "status", "make_state", "device__payment_scenario"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse
 
 from coffee_payment.serving.probes import WORKER_PID_HEADER, _Pid, probe_response
@@ -50,3 +51,33 @@ class HealthMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         """Async path (Django under ASGI without the wrapper)."""
         return _django_response(request) or await self.get_response(request)  # type: ignore[misc]
+
+
+def _refuse_nul(request: HttpRequest) -> None:
+    """A query parameter holding a NUL character is a 400: PostgreSQL text cannot hold one, so an admin list filter
+    or lookup built from it (``?status=%00``) failed with DataError, a 500."""
+    if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
+        raise BadRequest("NUL character in a query parameter")
+
+
+class NulQueryMiddleware:
+    """Answer 400 to a query string with a NUL character (``_refuse_nul``); sync and async."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self.__acall__(request)
+        _refuse_nul(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        _refuse_nul(request)
+        return await self.get_response(request)  # type: ignore[misc]
