@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
@@ -19,12 +20,14 @@ from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 from coffee_payment.admin_actions import CheckedSelectionMixin
 from coffee_payment.orders.display import format_money, order_reference, reference_prefix
 from coffee_payment.orders.models import Order, OrderNeedingAttention
-from coffee_payment.orders.state import MONEY_TAKEN, NEEDS_ATTENTION, OrderStatus
+from coffee_payment.orders.state import MONEY_TAKEN, NEEDS_ATTENTION, MakeState, OrderStatus
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.refunds import RefundError, payment_refund
 
-# Orders staff may mark made after checking the machine.
-MAKE_STATES = (OrderStatus.MAKE_PENDING, *NEEDS_ATTENTION)
+# Orders staff may mark made after checking the machine: those that need attention, and those whose make Tmetr
+# accepted. A make still owed (queued) or being sent is the system's to finish (docs/operations.md §5): marking it
+# made would cancel the make the customer paid for before it left the building.
+MARKABLE_MADE = Q(status__in=NEEDS_ATTENTION) | Q(status=OrderStatus.MAKE_PENDING, make_state=MakeState.ACCEPTED)
 
 
 class PaymentAttemptInline(admin.TabularInline):
@@ -104,7 +107,17 @@ class OrderAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     @admin.action(description=gettext_lazy("Mark as made (after checking the machine)"), permissions=["change"])
     def mark_made(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():
-            changed = queryset.select_for_update().filter(status__in=MAKE_STATES).update(status=OrderStatus.SUCCESSFUL)
+            locked = queryset.select_for_update()
+            changed = locked.filter(MARKABLE_MADE).update(status=OrderStatus.SUCCESSFUL, updated_at=timezone.now())
+            in_flight = [
+                order_reference(pk)
+                for pk in locked.filter(status=OrderStatus.MAKE_PENDING).values_list("pk", flat=True)
+            ]
+        if in_flight:
+            text = _(
+                "Not marked made: the make command is still queued or being sent, the system finishes it: %(orders)s"
+            )
+            self.message_user(request, text % {"orders": ", ".join(in_flight)}, messages.WARNING)
         self.message_user(
             request,
             ngettext(

@@ -289,3 +289,30 @@ def test_a_selection_that_holds_no_id_is_a_message_not_a_500(client: Client, pro
         assert "ничего не сделано" in " ".join(_messages(response)), (url, action)
     order.refresh_from_db()
     assert order.status == OrderStatus.MAKE_UNKNOWN and provider.calls == []
+
+
+# --- "mark made" on a make the system still owns -----------------------------------------------------------------
+
+
+def test_mark_made_leaves_a_make_still_queued_or_sending_to_the_system(client: Client, provider, settings) -> None:
+    settings.DISPENSE_SWEEP_GRACE_S = 0
+    staff = _user(client, superuser=True)
+    orders = {}
+    for make_state in (MakeState.QUEUED, MakeState.SENDING, MakeState.ACCEPTED):
+        order = make_order(status=OrderStatus.MAKE_PENDING)
+        Order.objects.filter(pk=order.pk).update(make_state=make_state, paid_at=order.created_at)
+        orders[make_state] = order
+    form = {"action": "mark_made", "_selected_action": [str(o.pk) for o in orders.values()]}
+    response = staff.post(CHANGELIST, form, follow=True)
+    warning = [m for m in _messages(response) if m.startswith("Не отмечены")]
+    assert warning and all(order_reference(orders[s].id) in warning[0] for s in (MakeState.QUEUED, MakeState.SENDING))
+    status = {state: Order.objects.get(pk=o.pk).status for state, o in orders.items()}
+    assert status == {
+        MakeState.QUEUED: OrderStatus.MAKE_PENDING,
+        MakeState.SENDING: OrderStatus.MAKE_PENDING,
+        MakeState.ACCEPTED: OrderStatus.SUCCESSFUL,
+    }
+    # The owed make is still sent (was: marked "made", the sweeper skipped it: paid, never made).
+    call_command("sweep_dispenses", stdout=io.StringIO())
+    assert sum(path.endswith("/command/make") for _, path in provider.calls) == 1
+    assert Order.objects.get(pk=orders[MakeState.QUEUED].pk).make_state == MakeState.ACCEPTED
