@@ -24,7 +24,7 @@ from coffee_payment.orders.models import Order
 from coffee_payment.orders.state import MONEY_TAKEN, AttemptStatus
 from coffee_payment.payments.models import PaymentAttempt
 from coffee_payment.payments.providers import provider_client
-from coffee_payment.payments.providers.base import ProviderError
+from coffee_payment.payments.providers.base import ProviderError, ProviderUnavailable
 from coffee_payment.payments.services import payment_refresh
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,17 @@ async def payment_refund(*, order: Order, actor: str) -> RefundResult:
     target = await sync_to_async(_refund_target)(order_id)
     try:
         provider_status = await _ask_provider(target)
+    except ProviderUnavailable as exc:  # a timeout or 5xx: the provider may have made the refund
+        logger.error("refund of order %s by %s: outcome unknown: %s", order_id, actor, exc.detail)
+        line = f"{stamp} {actor}: refund OUTCOME UNKNOWN at {target.provider}: {exc.detail}"
+        await sync_to_async(_record)(order_id, line)
+        raise RefundError(
+            _(
+                "The provider did not answer (%(detail)s): the refund may have been made. Refund again (the same "
+                "refund is never made twice) or check the provider's console."
+            )
+            % {"detail": exc.detail}
+        ) from exc
     except ProviderError as exc:
         logger.error("refund of order %s by %s failed: %s", order_id, actor, exc.detail)
         await sync_to_async(_record)(order_id, f"{stamp} {actor}: refund FAILED at {target.provider}: {exc.detail}")

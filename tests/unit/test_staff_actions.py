@@ -316,3 +316,29 @@ def test_mark_made_leaves_a_make_still_queued_or_sending_to_the_system(client: C
     call_command("sweep_dispenses", stdout=io.StringIO())
     assert sum(path.endswith("/command/make") for _, path in provider.calls) == 1
     assert Order.objects.get(pk=orders[MakeState.QUEUED].pk).make_state == MakeState.ACCEPTED
+
+
+def test_a_refund_timeout_says_the_outcome_is_unknown_and_a_retry_is_the_same_refund(client: Client, provider) -> None:
+    staff = _user(client, superuser=True)
+    order = _paid(payment_id="yk-slow")
+    keys: list[str] = []
+
+    def timeout(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["Idempotence-Key"])
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    set_transport(httpx.MockTransport(timeout))
+    [message] = _refund(staff, order)
+    assert message.startswith(f"{order_reference(order.id)}: Провайдер не ответил") and "мог быть выполнен" in message
+    order.refresh_from_db()
+    assert "refund OUTCOME UNKNOWN at yookassa" in order.refund_result and "FAILED" not in order.refund_result
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            keys.append(request.headers["Idempotence-Key"])
+        return provider(request)
+
+    set_transport(httpx.MockTransport(answer))
+    [message] = _refund(staff, order)
+    assert message.endswith("Статус заказа: Деньги возвращены.")
+    assert len(keys) == 2 and keys[0] == keys[1]
