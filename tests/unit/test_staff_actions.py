@@ -342,3 +342,16 @@ def test_a_refund_timeout_says_the_outcome_is_unknown_and_a_retry_is_the_same_re
     [message] = _refund(staff, order)
     assert message.endswith("Статус заказа: Деньги возвращены.")
     assert len(keys) == 2 and keys[0] == keys[1]
+
+
+def test_reprocessing_a_notification_pruned_meanwhile_is_a_message(client: Client, monkeypatch) -> None:
+    staff = _user(client, superuser=True)
+    stored = Notification.objects.create(provider="yookassa", body="{}", headers={}, verdict=NotificationVerdict.ERROR)
+
+    async def pruned(notification_id: int):  # prune_notifications deleted it after the action's query
+        raise Notification.DoesNotExist
+
+    monkeypatch.setattr("coffee_payment.payments.admin.notification_replay", pruned)
+    response = staff.post(NOTIFICATIONS, {"action": "reprocess", "_selected_action": [str(stored.pk)]}, follow=True)
+    assert response.status_code == 200
+    assert _messages(response) == [f"Уведомления {stored.pk} больше нет (удалено по сроку хранения)."]
