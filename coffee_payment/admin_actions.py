@@ -25,3 +25,16 @@ class CheckedSelectionMixin:
             )
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset)
+
+
+class EvidenceMixin:
+    """For the ``ModelAdmin`` of orders, payment attempts and notifications: the record of money taken and of what
+    the providers said is never added or deleted by hand (orders come from QR scans, notifications go by
+    ``prune_notifications`` only). Was:
+    "Delete selected" removed a paid order's attempt — then the order itself, no longer protected by it."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
-from coffee_payment.admin_actions import CheckedSelectionMixin
+from coffee_payment.admin_actions import CheckedSelectionMixin, EvidenceMixin
 from coffee_payment.orders.display import format_money, order_reference, reference_prefix
 from coffee_payment.orders.models import Order, OrderNeedingAttention
 from coffee_payment.orders.state import MONEY_TAKEN, NEEDS_ATTENTION, MakeState, OrderStatus
@@ -50,7 +50,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+class OrderAdmin(EvidenceMixin, CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ["reference", "created", "machine", "drink", "price", "status_name"]
     list_display_links = ["reference"]
     list_filter = [NeedsAttentionFilter, "status", "make_state", "device__payment_scenario"]
@@ -63,9 +63,6 @@ class OrderAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     list_per_page = 50
     # "N orders" under the list, in the language's plural forms (admin/counted_pagination.html).
     result_count_label = ngettext_lazy("%(count)d order", "%(count)d orders", "count")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # orders come from QR scans only
 
     @admin.display(description=gettext_lazy("Order"), ordering="id")
     def reference(self, obj: Order) -> str:

@@ -7,14 +7,14 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from coffee_payment.admin_actions import CheckedSelectionMixin
+from coffee_payment.admin_actions import CheckedSelectionMixin, EvidenceMixin
 from coffee_payment.orders.display import format_money, order_reference
 from coffee_payment.payments.models import Notification, NotificationVerdict, PaymentAttempt
 from coffee_payment.payments.notifications import notification_replay
 
 
 @admin.register(PaymentAttempt)
-class PaymentAttemptAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+class PaymentAttemptAdmin(EvidenceMixin, CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ["provider_payment_id", "order_ref", "provider", "status", "amount", "created_at"]
     list_filter = ["provider", "status"]
     list_select_related = ["order"]
@@ -32,7 +32,7 @@ class PaymentAttemptAdmin(CheckedSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+class NotificationAdmin(EvidenceMixin, CheckedSelectionMixin, admin.ModelAdmin):
     """The inbox: when, from which provider, what we decided (verdict), for which order, and why."""
 
     list_display = ["received_at", "provider", "verdict_name", "order_ref", "short_detail"]

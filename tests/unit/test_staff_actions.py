@@ -355,3 +355,25 @@ def test_reprocessing_a_notification_pruned_meanwhile_is_a_message(client: Clien
     response = staff.post(NOTIFICATIONS, {"action": "reprocess", "_selected_action": [str(stored.pk)]}, follow=True)
     assert response.status_code == 200
     assert _messages(response) == [f"Уведомления {stored.pk} больше нет (удалено по сроку хранения)."]
+
+
+# --- the record of a payment cannot be deleted from the admin ----------------------------------------------------
+
+
+def test_a_paid_order_its_payment_and_notifications_cannot_be_deleted_from_the_admin(client: Client) -> None:
+    staff = _user(client, superuser=True)
+    order = _paid()
+    attempt = order.attempts.get()
+    notification = Notification.objects.create(provider="yookassa", body="{}", headers={}, attempt=attempt)
+    # Was: the attempt went first, then the order it no longer protected (on_delete=PROTECT), then the inbox.
+    for url, pk in (
+        ("/admin/payments/paymentattempt/", attempt.pk),
+        (NOTIFICATIONS, notification.pk),
+        (CHANGELIST, order.pk),
+    ):
+        response = staff.post(url, {"action": "delete_selected", "_selected_action": [str(pk)], "post": "yes"})
+        assert response.status_code in (200, 302), url
+        assert staff.get(f"{url}{pk}/delete/").status_code in (302, 403), url
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert order.attempts.filter(pk=attempt.pk).exists()
+    assert Notification.objects.filter(pk=notification.pk).exists()
