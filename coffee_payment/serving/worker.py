@@ -25,6 +25,9 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
   master's SIGKILL at the graceful deadline (seen: TERM right after a worker was forked took 30 s). Earlier
   still, CPython itself drops a signal pending at the fork; the master's stopping marker
   (``stagger.stopping_marker``, created before it signals) covers that window.
+* A signal meant for the master (HUP, USR2, TTIN, TTOU, WINCH) is ignored by a worker, with a warning: gunicorn
+  resets HUP and USR2 to their default action, terminate, so ``pkill -HUP -f gunicorn`` or a ``kill`` on a
+  worker's pid killed the worker and dropped every request on it (gunicorn PR 1868).
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
 * Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
@@ -61,6 +64,11 @@ except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Signals that mean something to the master only (reload, re-exec, worker count, daemon stop). gunicorn's
+# ``Worker.init_signals`` resets HUP and USR2 to SIG_DFL, whose action is to terminate the process, so a stray one
+# (``pkill -HUP -f gunicorn``, a ``kill`` on the wrong pid: gunicorn PR 1868) killed the worker and every request
+# on it. A worker ignores them (a Python handler, not SIG_IGN, so a subprocess it starts gets the defaults).
+MASTER_ONLY_SIGNALS = (signal.SIGHUP, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH)
 
 
 def stop_signal_queued(inherited_handler: Any) -> int | None:
@@ -273,6 +281,7 @@ class ServingUvicornWorker(UvicornWorker):
         if HttpToolsProtocol is not None and self.CONFIG_KWARGS.get("http", "auto") in ("auto", "httptools"):
             self.config.http = draining_protocol(idle_grace(self.cfg.keepalive, drain))
         self.server: ServingServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def init_signals(self) -> None:
         """UvicornWorker's reset to default dispositions, then TERM/INT/QUIT handlers for the boot window.
@@ -290,6 +299,8 @@ class ServingUvicornWorker(UvicornWorker):
         super().init_signals()
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._exit_during_boot)
+        for sig in MASTER_ONLY_SIGNALS:
+            signal.signal(sig, self._ignore_master_signal)
         # A stop signal that arrived before the reset went to the arbiter's inherited handler (stop_signal_queued).
         queued = stop_signal_queued(inherited)
         # Earlier still, before the child's first Python code, CPython drops a pending signal after fork
@@ -311,6 +322,19 @@ class ServingUvicornWorker(UvicornWorker):
             )
         finally:  # e.g. "reentrant call" if the signal interrupted a write to the same stream
             os._exit(0)
+
+    def _ignore_master_signal(self, sig: int, frame: Any) -> None:
+        # Logged from the event loop, not from the handler (a handler interrupting a write to the same stream
+        # would fail with "reentrant call"); during boot and after serve() nothing is logged.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            name = signal.Signals(sig).name
+            loop.call_soon_threadsafe(
+                self.log.warning,
+                "Worker %s ignored %s: a signal for the gunicorn master, not its workers",
+                self.pid,
+                name,
+            )
 
     def _install_sigquit_handler(self) -> None:
         loop = asyncio.get_running_loop()
@@ -340,6 +364,7 @@ class ServingUvicornWorker(UvicornWorker):
     async def _serve(self) -> None:
         self.config.app = self.wsgi
         self.server = ServingServer(config=self.config, log=self.log, gate=self._recycle_gate())
+        self._loop = asyncio.get_running_loop()
         self._install_sigquit_handler()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
