@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -103,9 +105,41 @@ def when_ready(server: Any) -> None:
     try:
         _State.listener, _ = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
+        old_master = getattr(server, "master_pid", 0)
+        if exc.errno == errno.EADDRINUSE and old_master:
+            # A USR2 upgrade: the old master serves METRICS_PORT until it exits (gunicorn docs, "Upgrading to a
+            # new binary on the fly"); without a retry this master had no metrics listener for the rest of its life.
+            server.log.warning(
+                "Metrics listener on %s:%s busy (%s): held by the old master %s after USR2; retrying until it exits",
+                host,
+                port,
+                exc,
+                old_master,
+            )
+            threading.Thread(
+                target=_listen_when_free, args=(server, host, port, registry), name="metrics-listen", daemon=True
+            ).start()
+            return
         server.log.error("Metrics listener on %s:%s failed (%s): METRICS_PORT metrics are off", host, port, exc)
         return
     server.log.info("Metrics listener at http://%s:%s/metrics (dir %s)", host, port, _State.directory)
+
+
+def _listen_when_free(server: Any, host: str, port: int, registry: Any, interval: float = 0.5) -> None:
+    """Master, a daemon thread after a USR2 upgrade: bind the metrics listener once the old master released it."""
+    from prometheus_client import start_http_server
+
+    while True:
+        time.sleep(interval)
+        try:
+            _State.listener, _ = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            server.log.error("Metrics listener on %s:%s failed (%s): METRICS_PORT metrics are off", host, port, exc)
+            return
+        server.log.info("Metrics listener at http://%s:%s/metrics (dir %s)", host, port, _State.directory)
+        return
 
 
 def _live_workers(server: Any) -> list[int]:

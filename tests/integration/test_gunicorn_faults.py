@@ -3,12 +3,15 @@ worker whose event loop is blocked (timeout kill)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -156,3 +159,72 @@ def test_a_stop_signal_to_one_worker_drains_or_drops_it_and_the_master_replaces_
             timeout=20,
         )
         assert "was sent" not in logs and "Traceback" not in logs, logs
+
+
+@pytest.mark.timeout(90)
+def test_usr2_upgrade_then_term_to_the_old_master_keeps_serving_and_metrics():
+    """The binary upgrade dance (gunicorn docs, "Upgrading to a new binary on the fly"): USR2 to the master starts
+    a new master with its own workers on the same sockets; TERM to the old one leaves the new one serving — with
+    its metrics listener, which the old master held on METRICS_PORT until it exited."""
+    from devtools.launch import free_port
+    from devtools.processes import child_pids
+
+    metrics_port = free_port()
+    # The console script, as entrypoint.sh runs it: gunicorn re-execs its own argv, and ``python -m gunicorn``
+    # becomes ``python .../gunicorn/__main__.py``, whose directory then shadows the standard library's ``http``.
+    server = _ScriptGunicorn(
+        env={"GUNICORN_WORKERS": "1", "GUNICORN_TIMEOUT": str(TIMEOUT), "METRICS_PORT": str(metrics_port)}
+    )
+    with contextlib.closing(server.start()) as server:
+        server.wait_ready(timeout=30, workers=1)
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).status_code == 200
+        (old_worker,) = server.worker_pids()
+        server.send_signal(signal.SIGUSR2)
+        new_master = wait_until(
+            lambda: next((pid for pid in child_pids(server.pid) if child_pids(pid)), None),
+            timeout=30,
+            what="the new master and its worker",
+        )
+        wait_until(
+            lambda: f"Worker {child_pids(new_master)[0]} accepting" in server.logs(), timeout=30, what="new worker"
+        )
+        server.send_signal(signal.SIGTERM)
+        assert server.wait_exit(timeout=TIMEOUT + 5) == 0, server.logs()
+        pids = {httpx.get(server.url("/health"), timeout=5).headers["x-worker-pid"] for _ in range(5)}
+        assert str(old_worker) not in pids and pids <= {str(p) for p in child_pids(new_master)}, server.logs()
+        wait_until(
+            lambda: _metrics_ok(metrics_port), timeout=10, what=f"metrics on :{metrics_port} from the new master"
+        )
+        os.kill(new_master, signal.SIGTERM)
+        wait_until(lambda: _gone(new_master), timeout=TIMEOUT + 5, what="new master gone")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # an orphan nobody reaped yet
+    except OSError:
+        return True
+
+
+def _metrics_ok(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class _ScriptGunicorn(GunicornServer):
+    """Started with the ``gunicorn`` console script (``entrypoint.sh``), not ``python -m gunicorn``."""
+
+    def start(self) -> _ScriptGunicorn:
+        from devtools.launch import start_process
+        from devtools.processes import PROJECT_ROOT
+
+        command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", self.app]
+        with self.log_path.open("ab") as log:
+            self.process = start_process(command, env=self.env, output=log, cwd=PROJECT_ROOT)
+        return self
+
+    def close(self) -> None:
+        self.stop()
