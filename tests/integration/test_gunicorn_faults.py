@@ -228,3 +228,24 @@ class _ScriptGunicorn(GunicornServer):
 
     def close(self) -> None:
         self.stop()
+
+
+@pytest.mark.timeout(60)
+def test_graceful_timeout_below_timeout_bounds_the_stop_and_the_slow_request_fails_cleanly():
+    """GUNICORN_GRACEFUL_TIMEOUT shorter than a request in flight: the stop ends within graceful_timeout (the
+    worker's drain deadline is below it: no SIGKILL), and the slow request is answered, not left hanging."""
+    graceful = 4
+    with _server(GUNICORN_WORKERS="1", GUNICORN_GRACEFUL_TIMEOUT=str(graceful)) as server:
+        results, thread = _get_in_thread(server.url("/_test/sleep?seconds=8"))
+        time.sleep(0.1)
+        wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what="request at the worker")
+        sent = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        code = server.wait_exit(timeout=graceful + 5)
+        elapsed = time.monotonic() - sent
+        thread.join(timeout=5)
+        logs = server.logs()
+        assert code == 0 and elapsed < graceful, (elapsed, logs)
+        assert len(results) == 1, logs
+        assert isinstance(results[0], httpx.HTTPError) or results[0][0] >= 500, (results, logs)
+        assert "drain deadline" in logs and "still running at the deadline" not in logs, logs
