@@ -249,3 +249,29 @@ def test_graceful_timeout_below_timeout_bounds_the_stop_and_the_slow_request_fai
         assert len(results) == 1, logs
         assert isinstance(results[0], httpx.HTTPError) or results[0][0] >= 500, (results, logs)
         assert "drain deadline" in logs and "still running at the deadline" not in logs, logs
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", ["SIGHUP", "SIGTTOU", "SIGTTIN", "SIGUSR1"])
+def test_a_master_signal_with_requests_in_flight_loses_none(sig: str):
+    """HUP (new workers, old ones drained), TTOU (one worker drained), TTIN, USR1 (logs reopened) to the master
+    while slow requests are in flight on both workers: every request completes, the master keeps serving."""
+    with _server(GUNICORN_WORKERS="2") as server:
+        before = set(server.worker_pids())
+        threads = [_get_in_thread(server.url("/_test/sleep?seconds=2")) for _ in range(4)]
+        time.sleep(0.1)
+        wait_until(lambda: requests_picked_up(server.port, 4), timeout=10, what="requests at the workers")
+        server.send_signal(getattr(signal, sig))
+        for _results, thread in threads:
+            thread.join(timeout=TIMEOUT + 15)
+        logs = server.logs()
+        assert [r[0] for r, _t in threads] == [(200, r[0][1]) for r, _t in threads], logs
+        expected = {"SIGHUP": 2, "SIGTTOU": 1, "SIGTTIN": 3, "SIGUSR1": 2}[sig]
+        after = wait_until(
+            lambda: len(p := server.worker_pids()) == expected and p, timeout=20, what=f"{expected} workers"
+        )
+        if sig == "SIGHUP":
+            assert not before & set(after), logs
+        for _ in range(4):
+            assert httpx.get(server.url("/health"), timeout=5).status_code == 200
+        assert server.running() and "was sent" not in logs and "Traceback" not in logs, logs
