@@ -220,6 +220,28 @@ def test_graceful_stop_waits_for_the_make_in_flight(solo_stack, sig):
 
 
 @pytest.mark.serial
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTTOU], ids=["hup", "ttou-after-ttin"])
+def test_hup_or_ttou_to_the_master_waits_for_the_make_in_flight(solo_stack, sig):
+    """HUP (new workers, the old ones drained) or TTOU (one worker drained) while a paid order's make is in flight:
+    the old worker waits for it; one make, accepted."""
+    old_workers = child_pids(solo_stack.server.pid)
+    app, sandbox, order_id, machine_uuid = _pay_with_make_in_flight(solo_stack)  # Tmetr answers in 3 s
+    if sig == signal.SIGTTOU:  # one worker: TTOU is a no-op, so add one first; TTOU then stops the oldest
+        solo_stack.server.send_signal(signal.SIGTTIN)
+        wait_until(lambda: len(child_pids(solo_stack.server.pid)) == 2, timeout=2, what="a second worker")
+    solo_stack.server.send_signal(sig)
+    body = _one_make(sandbox, app, order_id, machine_uuid)
+    assert body["make_state"] == "accepted"
+    log_path = solo_stack.config.log_to / "server.log"
+    wait_until(lambda: "waiting for 1 in-flight make command(s)" in log_path.read_text(), timeout=30, what="drain")
+    log = log_path.read_text()
+    assert "was sent" not in log and "still running at the deadline" not in log, log
+    assert len(makes_for(sandbox, machine_uuid)) == 1
+    assert set(child_pids(solo_stack.server.pid)) != set(old_workers)
+
+
+@pytest.mark.serial
 @pytest.mark.parametrize("solo_stack", [{"GUNICORN_MAX_REQUESTS": "12"}], indirect=True)
 def test_recycle_waits_for_the_make_in_flight(solo_stack):
     app, sandbox, order_id, machine_uuid = _pay_with_make_in_flight(solo_stack)
