@@ -275,3 +275,42 @@ def test_a_master_signal_with_requests_in_flight_loses_none(sig: str):
         for _ in range(4):
             assert httpx.get(server.url("/health"), timeout=5).status_code == 200
         assert server.running() and "was sent" not in logs and "Traceback" not in logs, logs
+
+
+@pytest.mark.timeout(120)
+def test_recycling_behind_a_keepalive_proxy_gives_no_502_on_posts(tmp_path):
+    """ingress-nginx in front (upstream keep-alive, no retry of a POST that reached the server): workers recycling
+    under POST load (max_requests + jitter) must not close a pooled connection under a request (gunicorn 2567,
+    3038: 502 at the proxy)."""
+    from devtools.ingress import Ingress, IngressSettings
+
+    env = {"GUNICORN_WORKERS": "2", "GUNICORN_MAX_REQUESTS": "60", "GUNICORN_MAX_REQUESTS_JITTER": "20"}
+    with _server(**env) as server:
+        ingress = Ingress(IngressSettings(), tmp_path).start([server.port])
+        try:
+            statuses: list[object] = []
+            lock = threading.Lock()
+            stop_at = time.monotonic() + 8
+
+            def client() -> None:
+                with httpx.Client(base_url=ingress.url, timeout=10) as session:
+                    while time.monotonic() < stop_at:
+                        try:
+                            status = session.post("/_test/sleep?seconds=0.01", content=b"x").status_code
+                        except httpx.HTTPError as exc:
+                            status = repr(exc)
+                        with lock:
+                            statuses.append(status)
+
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+            logs = server.logs()
+            recycles = logs.count("reached, recycling")
+            bad = [s for s in statuses if s != 200]
+            assert recycles >= 2, logs
+            assert not bad, (len(statuses), bad[:10], ingress.errors())
+        finally:
+            ingress.stop()
