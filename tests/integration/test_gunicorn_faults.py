@@ -314,3 +314,35 @@ def test_recycling_behind_a_keepalive_proxy_gives_no_502_on_posts(tmp_path):
             assert not bad, (len(statuses), bad[:10], ingress.errors())
         finally:
             ingress.stop()
+
+
+@pytest.mark.timeout(60)
+def test_term_while_a_worker_loop_is_blocked_ends_at_the_graceful_deadline_with_a_truthful_log(tmp_path):
+    marker = tmp_path / "blocked-pid"
+    graceful = 5
+    server = GunicornServer(
+        env={
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_TIMEOUT": "30",
+            "GUNICORN_GRACEFUL_TIMEOUT": str(graceful),
+            "BLOCK_MARKER": str(marker),
+        },
+        app="tests.integration.serving_fault_apps:app",
+    ).start()
+    try:
+        server.wait_ready(timeout=30, workers=2)
+        blocked, thread = _get_in_thread(server.url("/_test/block?seconds=60"))
+        wait_until(lambda: marker.exists() and marker.read_text() != "", timeout=10, what="the blocked worker")
+        victim = int(marker.read_text())
+        sent = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        code = server.wait_exit(timeout=graceful + 5)
+        elapsed = time.monotonic() - sent
+        thread.join(timeout=10)
+        logs = server.logs()
+        assert code == 0 and elapsed < graceful + 2, (elapsed, logs)
+        assert len(blocked) == 1 and isinstance(blocked[0], httpx.HTTPError), (blocked, logs)
+        assert f"Worker {victim} still running at the deadline: SIGKILL" in logs, logs
+        assert "Perhaps out of memory" not in logs, logs
+    finally:
+        server.stop()
