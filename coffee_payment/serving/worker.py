@@ -28,6 +28,8 @@ What it changes, and why (sources: uvicorn_worker/_workers.py, uvicorn/server.py
 * A signal meant for the master (HUP, USR2, TTIN, TTOU, WINCH) is ignored by a worker, with a warning: gunicorn
   resets HUP and USR2 to their default action, terminate, so ``pkill -HUP -f gunicorn`` or a ``kill`` on a
   worker's pid killed the worker and dropped every request on it (gunicorn PR 1868).
+* A worker whose master is gone (parent changed: SIGKILL, OOM) drains and exits, as gunicorn's own workers do;
+  UvicornWorker never checks, so orphans served on unsupervised and kept the port from a new master.
 * Stages are logged (1/3 stop accepting, 2/3 draining, 3/3 drained or deadline hit), and the worker exits 0
   instead of re-raising the signal (uvicorn's ``capture_signals`` re-raise kills it by SIGTERM).
 * Recycles are staggered (``stagger.py``): a worker at ``max_requests`` starts draining only while the others
@@ -350,7 +352,21 @@ class ServingUvicornWorker(UvicornWorker):
         interval = max(0.1, min(1.0, self.cfg.timeout / 4))
         while True:
             self.notify()
+            self._stop_if_orphaned()
             await asyncio.sleep(interval)
+
+    def _stop_if_orphaned(self) -> None:
+        """Drain and exit once the master is gone (gunicorn's own workers: "Parent changed, shutting down").
+
+        A master killed without stopping its workers (SIGKILL, the OOM killer) left them serving unsupervised,
+        holding the listening socket, so a new master could not bind the port; UvicornWorker never checks.
+        """
+        server = self.server
+        if server is None or server.should_exit or os.getppid() == self.ppid:
+            return
+        self.log.warning("Worker %s: parent changed (master %s gone), shutting down", self.pid, self.ppid)
+        server.cause = f"master {self.ppid} gone (graceful)"
+        server.should_exit = True
 
     def _recycle_gate(self) -> RecycleGate | None:
         try:

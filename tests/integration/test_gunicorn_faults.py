@@ -346,3 +346,26 @@ def test_term_while_a_worker_loop_is_blocked_ends_at_the_graceful_deadline_with_
         assert "Perhaps out of memory" not in logs, logs
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_workers_of_a_killed_master_stop_instead_of_serving_as_orphans():
+    """The master dies without stopping its workers (SIGKILL, OOM killer): gunicorn's own workers notice the new
+    parent and exit ("Parent changed, shutting down"); an orphan would keep the port and serve on unsupervised."""
+    with _server(GUNICORN_WORKERS="2") as server:
+        workers = server.worker_pids()
+        results, thread = _get_in_thread(server.url("/_test/sleep?seconds=2"))
+        time.sleep(0.1)
+        wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what="request at a worker")
+        os.kill(server.pid, signal.SIGKILL)
+        thread.join(timeout=TIMEOUT + 5)
+        try:
+            wait_until(lambda: all(_gone(pid) for pid in workers), timeout=TIMEOUT, what="orphaned workers gone")
+        finally:
+            for pid in workers:  # ours: started by this test's server
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        assert results and results[0] != [] and not isinstance(results[0], Exception), (results, server.logs())
+        logs = server.logs()
+        assert all(f"Worker {pid}: parent changed (master {server.pid} gone)" in logs for pid in workers), logs
+        assert logs.count("shutdown 3/3: drained in") == 2, logs
