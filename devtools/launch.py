@@ -5,7 +5,8 @@
 * :func:`wait_until` — poll a condition with a deadline (every wait in devtools and the tests goes through it);
 * :func:`wait_http_ok` — readiness: a URL answers 200, failing fast when the process exits;
 * :func:`stop_process` — a signal, a bounded wait, then SIGKILL of the process group (workers left behind too);
-* :func:`interrupt_on_stop_signals` — TERM and INT as Ctrl-C, so a harness's cleanup runs when it is stopped.
+* :func:`interrupt_on_stop_signals` — TERM and INT as Ctrl-C, so a harness's cleanup runs when it is stopped;
+* :func:`gunicorn_command` — how to start gunicorn so that its USR2 binary upgrade works.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,19 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
+
+
+def gunicorn_command() -> list[str]:
+    """The argv prefix that starts gunicorn: the ``gunicorn`` script beside this interpreter (the virtualenv's), or
+    ``python -m gunicorn`` when there is none.
+
+    The script, because USR2 (binary upgrade) re-executes the master's own command line: started as
+    ``python -m gunicorn`` that becomes ``python .../gunicorn/__main__.py``, whose directory then shadows the
+    standard library's ``http`` with gunicorn's own ``http`` package, and the new master dies at import
+    (``module 'http' has no attribute 'HTTPStatus'``) while the old one keeps serving. Production starts the script
+    (``entrypoint.sh``); so do the toolkit's servers."""
+    script = Path(sys.executable).with_name("gunicorn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gunicorn"]
 
 
 def interrupt_on_stop_signals() -> None:

@@ -17,14 +17,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
 
-from devtools.launch import free_port, start_process, stop_process, wait_until
+from devtools.launch import free_port, gunicorn_command, start_process, stop_process, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 APP = "coffee_payment.asgi:application"
@@ -180,7 +179,7 @@ class GunicornServer:
 
     def start(self) -> GunicornServer:
         """Start the master in its own session (a test's Ctrl-C does not reach it; cleanup kills the group)."""
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *self.args, self.app]
+        command = [*gunicorn_command(), "-c", "gunicorn.conf.py", *self.args, self.app]
         with self.log_path.open("ab") as log:
             self.process = start_process(command, env=self.env, output=log, cwd=PROJECT_ROOT)
         return self

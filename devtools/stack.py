@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 
 from devtools.checkout_cache import checkout_digest, exclusive_lock
 from devtools.dbtemplate import prepare_database
-from devtools.launch import free_port, start_process, stop_process, wait_http_ok
+from devtools.launch import free_port, gunicorn_command, start_process, stop_process, wait_http_ok
 
 __all__ = ["MODES", "PYTHON", "ROOT", "Stack", "StackConfig", "run_manage", "stop_process", "wait_http_ok"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,7 +201,7 @@ class Stack:
         mode = self.config.mode
         if mode == "dev":
             return [PYTHON, "manage.py", "runserver", f"{self.config.host}:{self.port}", "--noreload"]
-        argv = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "coffee_payment.asgi:application"]
+        argv = [*gunicorn_command(), "-c", "gunicorn.conf.py", "coffee_payment.asgi:application"]
         if mode == "gunicorn-asgi":
             argv += ["--worker-class", "asgi"]
         elif mode != "prod":

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools.debian import ensure_packages
+from devtools.launch import gunicorn_command
 from devtools.processes import child_pids, free_port, serving_env
 from devtools.stack import stop_process, wait_http_ok
 
@@ -317,7 +318,7 @@ class PinnedGunicorn:
         self.port = free_port()
         overrides = {"GUNICORN_WORKERS": str(workers), "GUNICORN_LOG_LEVEL": "warning", "SERVING_TEST_ENDPOINTS": None}
         env = serving_env(self.port, {**overrides, **(env or {})})
-        argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+        argv = [*gunicorn_command(), "-c", "gunicorn.conf.py"]
         if worker_class:
             argv += ["--worker-class", worker_class]
         self.argv = pinned(core, [*argv, app])

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from devtools.launch import interrupt_on_stop_signals
+from devtools.launch import gunicorn_command, interrupt_on_stop_signals
 from devtools.processes import child_pids, free_port
 from devtools.stack import Stack, StackConfig, stop_process, wait_http_ok
 from loadtests.measure import cpu_seconds, pinned, run_wrk
@@ -57,7 +57,7 @@ def start_variant(name: str, stack: Stack, args: argparse.Namespace, log_dir: Pa
     env.update(GUNICORN_LOG_LEVEL="warning", LOG_LEVEL="WARNING")
     if name != "off":
         env["METRICS_PORT"] = str(free_port())
-    argv = pinned(args.server_core, [sys.executable, "-m", "gunicorn", "-c", config, "coffee_payment.asgi:application"])
+    argv = pinned(args.server_core, [*gunicorn_command(), "-c", config, "coffee_payment.asgi:application"])
     with (log_dir / f"{name}.log").open("ab") as out:
         process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
