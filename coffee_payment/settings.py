@@ -215,6 +215,9 @@ if parse_bool(_env, "TRUST_X_FORWARDED_PROTO", default=False):
 # --- Business settings --------------------------------------------------------------------------------------
 # Every number has a maximum: an absurd value (1e23 minutes) would otherwise pass and overflow a timedelta at boot
 # (ADMIN_LOGIN_COOLOFF_MINUTES) or on every request that uses it (PAYMENT_REFRESH_INTERVAL_S: each status poll a 500).
+# Counts (limits, not durations) only need to fit the database's integer: "a very large number" must keep meaning
+# "no practical limit" (the harnesses set DEVICE_OPEN_PAYMENTS_MAX=1000000), not fall back to the small default.
+_COUNT_MAX = 2**31 - 1
 ORDER_EXPIRATION_MINUTES = parse_int(_env, "ORDER_EXPIRATION_MINUTES", default=15, minimum=1, maximum=7 * 24 * 60)
 DEVICE_ONLINE_THRESHOLD_MINUTES = parse_int(
     _env, "DEVICE_ONLINE_THRESHOLD_MINUTES", default=15, minimum=1, maximum=7 * 24 * 60
@@ -243,15 +246,15 @@ NOTIFICATION_UNRESOLVED_RETENTION_DAYS = parse_int(
 )
 # Requests per client address per minute, across workers and pods (0 = no limit); then 429.
 RATE_LIMIT_WEBHOOK_PER_MINUTE = parse_int(
-    _env, "RATE_LIMIT_WEBHOOK_PER_MINUTE", default=600, minimum=0, maximum=1_000_000
+    _env, "RATE_LIMIT_WEBHOOK_PER_MINUTE", default=600, minimum=0, maximum=_COUNT_MAX
 )
 RATE_LIMIT_INITIATE_PER_MINUTE = parse_int(
-    _env, "RATE_LIMIT_INITIATE_PER_MINUTE", default=60, minimum=0, maximum=1_000_000
+    _env, "RATE_LIMIT_INITIATE_PER_MINUTE", default=60, minimum=0, maximum=_COUNT_MAX
 )
 # Seconds a provider's answer about a payment is reused by notifications claiming the same outcome.
 PROVIDER_VERIFY_REUSE_S = parse_number(_env, "PROVIDER_VERIFY_REUSE_S", default=3.0, minimum=0.0, maximum=3600.0)
 # Open (unpaid, unexpired) provider payments one machine may have; Pay on yet another order answers 429.
-DEVICE_OPEN_PAYMENTS_MAX = parse_int(_env, "DEVICE_OPEN_PAYMENTS_MAX", default=5, minimum=1, maximum=10_000)
+DEVICE_OPEN_PAYMENTS_MAX = parse_int(_env, "DEVICE_OPEN_PAYMENTS_MAX", default=5, minimum=1, maximum=_COUNT_MAX)
 # Tests and drills only (`check --deploy` refuses it): "die_before_make" SIGKILLs the process between the commit
 # of make_pending and the make command, to prove the sweeper sends what a dead process owed.
 SERVING_TEST_FAULTS = env.list("SERVING_TEST_FAULTS", default=[])
@@ -315,7 +318,7 @@ SESSION_COOKIE_AGE = parse_int(_env, "ADMIN_SESSION_AGE_S", default=8 * 3600, mi
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 # The failure-limit-th wrong password locks (429) that username and that address; every later login of either is
 # refused unchecked (429) until the cool-off has passed since the last attempt. Default: at most 5 passwords tried.
-AXES_FAILURE_LIMIT = parse_int(_env, "ADMIN_LOGIN_FAILURE_LIMIT", default=5, minimum=1, maximum=1000)
+AXES_FAILURE_LIMIT = parse_int(_env, "ADMIN_LOGIN_FAILURE_LIMIT", default=5, minimum=1, maximum=_COUNT_MAX)
 AXES_COOLOFF_TIME = timedelta(
     minutes=parse_number(_env, "ADMIN_LOGIN_COOLOFF_MINUTES", default=15.0, minimum=0.1, maximum=7 * 24 * 60.0)
 )

@@ -178,3 +178,18 @@ def test_outside_gunicorn_an_unusable_metrics_directory_keeps_metrics_in_process
     assert f"WARNING: PROMETHEUS_MULTIPROC_DIR={raw!r} {problem}" in done.stderr
     assert "in-process metrics" in done.stderr
     assert not list(tmp_path.glob("*.db"))
+
+
+@pytest.mark.timeout(120)
+def test_a_large_count_is_kept_it_is_no_duration_that_could_overflow():
+    """The harnesses turn the open-payments bound off with DEVICE_OPEN_PAYMENTS_MAX=1000000 (devtools.stack
+    ONE_CLIENT_ENV). Was, with a maximum of 10 000: the bound fell back to its default 5, and the sixth Pay of a test
+    on one machine got 429 "too many payments are open"."""
+    names = ["DEVICE_OPEN_PAYMENTS_MAX", "RATE_LIMIT_WEBHOOK_PER_MINUTE", "RATE_LIMIT_INITIATE_PER_MINUTE"]
+    code = f"import coffee_payment.settings as s; print([getattr(s, n) for n in {names!r}])"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    env.update({"SECRET_KEY": "x" * 50, "VAR_DIR": str(ROOT / "var"), **dict.fromkeys(names, "1000000")})
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1000000, 1000000, 1000000]"
+    assert "WARNING" not in done.stderr
