@@ -31,8 +31,9 @@ def _django_response(request: HttpRequest) -> HttpResponse | None:
     return response
 
 
-class HealthMiddleware:
-    """Answer ``/health``, ``/livez``, ``/readyz`` without the rest of the middleware stack; sync and async."""
+class _EarlyAnswer:
+    """A middleware that may answer (or refuse, by raising) before the rest of the stack: ``early(request)``
+    returns a response or None to go on; sync and async."""
 
     sync_capable = True
     async_capable = True
@@ -43,14 +44,24 @@ class HealthMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
+    def early(self, request: HttpRequest) -> HttpResponse | None:
+        raise NotImplementedError
+
     def __call__(self, request: HttpRequest):
         if self.is_async:
             return self.__acall__(request)
-        return _django_response(request) or self.get_response(request)
+        return self.early(request) or self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         """Async path (Django under ASGI without the wrapper)."""
-        return _django_response(request) or await self.get_response(request)  # type: ignore[misc]
+        return self.early(request) or await self.get_response(request)  # type: ignore[misc]
+
+
+class HealthMiddleware(_EarlyAnswer):
+    """Answer ``/health``, ``/livez``, ``/readyz`` without the rest of the middleware stack; sync and async."""
+
+    def early(self, request: HttpRequest) -> HttpResponse | None:
+        return _django_response(request)
 
 
 def _refuse_nul(request: HttpRequest) -> None:
@@ -60,24 +71,9 @@ def _refuse_nul(request: HttpRequest) -> None:
         raise BadRequest("NUL character in a query parameter")
 
 
-class NulQueryMiddleware:
+class NulQueryMiddleware(_EarlyAnswer):
     """Answer 400 to a query string with a NUL character (``_refuse_nul``); sync and async."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self.__acall__(request)
+    def early(self, request: HttpRequest) -> HttpResponse | None:
         _refuse_nul(request)
-        return self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        _refuse_nul(request)
-        return await self.get_response(request)  # type: ignore[misc]
+        return None

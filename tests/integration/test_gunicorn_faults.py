@@ -47,6 +47,14 @@ def _get_in_thread(url: str) -> tuple[list[object], threading.Thread]:
     return results, thread
 
 
+def _slow_request_in_flight(server, seconds: float, *, at: str = "request at the worker"):
+    """Start ``GET /_test/sleep?seconds=…`` in a thread and wait until a worker has picked it up; (results, thread)."""
+    results, thread = _get_in_thread(server.url(f"/_test/sleep?seconds={seconds:g}"))
+    time.sleep(0.1)
+    wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what=at)
+    return results, thread
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig", ["SIGHUP", "SIGUSR2", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGWINCH"])
 def test_a_master_only_signal_sent_to_a_worker_drops_nothing(sig: str):
@@ -54,9 +62,7 @@ def test_a_master_only_signal_sent_to_a_worker_drops_nothing(sig: str):
     A worker must not die by it: its in-flight request completes and the worker keeps serving."""
     with _server(GUNICORN_WORKERS="1") as server:
         (worker,) = server.worker_pids()
-        results, thread = _get_in_thread(server.url("/_test/sleep?seconds=2"))
-        time.sleep(0.1)
-        wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what="request at the worker")
+        results, thread = _slow_request_in_flight(server, 2)
         os.kill(worker, getattr(signal, sig))
         thread.join(timeout=TIMEOUT + 15)
         logs = server.logs()
@@ -141,9 +147,7 @@ def test_a_worker_with_a_blocked_event_loop_is_killed_and_replaced_and_the_other
 def test_a_stop_signal_to_one_worker_drains_or_drops_it_and_the_master_replaces_it(sig: str):
     with _server(GUNICORN_WORKERS="1") as server:
         (worker,) = server.worker_pids()
-        results, thread = _get_in_thread(server.url("/_test/sleep?seconds=2"))
-        time.sleep(0.1)
-        wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what="request at the worker")
+        results, thread = _slow_request_in_flight(server, 2)
         os.kill(worker, getattr(signal, sig))
         thread.join(timeout=TIMEOUT + 15)
         logs = server.logs()
@@ -236,9 +240,7 @@ def test_graceful_timeout_below_timeout_bounds_the_stop_and_the_slow_request_fai
     worker's drain deadline is below it: no SIGKILL), and the slow request is answered, not left hanging."""
     graceful = 4
     with _server(GUNICORN_WORKERS="1", GUNICORN_GRACEFUL_TIMEOUT=str(graceful)) as server:
-        results, thread = _get_in_thread(server.url("/_test/sleep?seconds=8"))
-        time.sleep(0.1)
-        wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what="request at the worker")
+        results, thread = _slow_request_in_flight(server, 8)
         sent = time.monotonic()
         server.send_signal(signal.SIGTERM)
         code = server.wait_exit(timeout=graceful + 5)
@@ -354,9 +356,7 @@ def test_workers_of_a_killed_master_stop_instead_of_serving_as_orphans():
     parent and exit ("Parent changed, shutting down"); an orphan would keep the port and serve on unsupervised."""
     with _server(GUNICORN_WORKERS="2") as server:
         workers = server.worker_pids()
-        results, thread = _get_in_thread(server.url("/_test/sleep?seconds=2"))
-        time.sleep(0.1)
-        wait_until(lambda: requests_picked_up(server.port, 1), timeout=10, what="request at a worker")
+        results, thread = _slow_request_in_flight(server, 2, at="request at a worker")
         os.kill(server.pid, signal.SIGKILL)
         thread.join(timeout=TIMEOUT + 5)
         try:
