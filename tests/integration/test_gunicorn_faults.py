@@ -47,6 +47,14 @@ def _get_in_thread(url: str) -> tuple[list[object], threading.Thread]:
     return results, thread
 
 
+def _block_a_worker(server, marker):
+    """``GET /_test/block`` in a thread; once the worker that took it has written its pid to ``marker``:
+    (that pid, results, thread)."""
+    blocked, thread = _get_in_thread(server.url("/_test/block?seconds=60"))
+    wait_until(lambda: marker.exists() and marker.read_text() != "", timeout=10, what="the blocked worker")
+    return int(marker.read_text()), blocked, thread
+
+
 def _slow_request_in_flight(server, seconds: float, *, at: str = "request at the worker"):
     """Start ``GET /_test/sleep?seconds=…`` in a thread and wait until a worker has picked it up; (results, thread)."""
     results, thread = _get_in_thread(server.url(f"/_test/sleep?seconds={seconds:g}"))
@@ -122,9 +130,7 @@ def test_a_worker_with_a_blocked_event_loop_is_killed_and_replaced_and_the_other
     ).start()
     try:
         server.wait_ready(timeout=30, workers=2)
-        blocked, thread = _get_in_thread(server.url("/_test/block?seconds=60"))
-        wait_until(lambda: marker.exists() and marker.read_text() != "", timeout=10, what="the blocked worker")
-        victim = int(marker.read_text())
+        victim, blocked, thread = _block_a_worker(server, marker)
         started = time.monotonic()
         # Meanwhile the other worker serves (new connections go to whichever worker accepts).
         other = [httpx.get(server.url("/_test/sleep?seconds=0"), timeout=5) for _ in range(5)]
@@ -333,9 +339,7 @@ def test_term_while_a_worker_loop_is_blocked_ends_at_the_graceful_deadline_with_
     ).start()
     try:
         server.wait_ready(timeout=30, workers=2)
-        blocked, thread = _get_in_thread(server.url("/_test/block?seconds=60"))
-        wait_until(lambda: marker.exists() and marker.read_text() != "", timeout=10, what="the blocked worker")
-        victim = int(marker.read_text())
+        victim, blocked, thread = _block_a_worker(server, marker)
         sent = time.monotonic()
         server.send_signal(signal.SIGTERM)
         code = server.wait_exit(timeout=graceful + 5)
