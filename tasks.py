@@ -69,7 +69,7 @@ def serve(
     # From here on the children run: whatever interrupts us (Ctrl-C during the banner's superuser check included)
     # stops them — a Ctrl-C gracefully, anything else at once.
     try:
-        _banner(stack, prod=prod)
+        _banner(stack, prod=prod, auto_pay=auto_pay)
         code = stack.server.wait()
         raise Exit(f"server exited unexpectedly with code {code}", code=code or 1)
     except KeyboardInterrupt:
@@ -80,10 +80,11 @@ def serve(
         stack.stop()
 
 
-def _banner(stack: Stack, *, prod: bool) -> None:
+def _banner(stack: Stack, *, prod: bool, auto_pay: bool = False) -> None:
     server = "gunicorn + Uvicorn workers (prod mode)" if prod else "Django runserver (dev mode)"
     print(f"\nCoffee Payments Server on {stack.base_url} — {server}; sandbox on {stack.sandbox_url}")
-    print("Scan (open) a QR link, press «Оплатить» (Pay), then pay in the sandbox checkout:")
+    then = "the sandbox pays by itself (--auto-pay)" if auto_pay else "then pay in the sandbox checkout"
+    print(f"Scan (open) a QR link, press «Оплатить» (Pay); {then}:")
     for link in stack.qr_links:
         print(f"  {link}")
     admin_prefix = admin_url_prefix(stack.env.get("ADMIN_URL_PREFIX"), warn=lambda *_: None)  # settings warn

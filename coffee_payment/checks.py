@@ -94,7 +94,8 @@ def check_csrf_trusted_origin(app_configs=None, **kwargs) -> list:
         return []
     return [
         Warning(
-            f"CSRF_TRUSTED_ORIGINS lacks {origin}: admin logins over HTTPS will fail.",
+            f"CSRF_TRUSTED_ORIGINS lacks {origin} (the origin of BASE_URL): admin logins through it fail Django's "
+            "CSRF origin check when a proxy in front changes the scheme or host.",
             hint=f"Add {origin} to CSRF_TRUSTED_ORIGINS.",
             id="coffee_payment.W003",
         )
