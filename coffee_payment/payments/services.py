@@ -302,6 +302,19 @@ class ApplyResult:
     reason: str
 
 
+def _flag_duplicate(order: Order, attempt: PaymentAttempt, payment: ProviderPayment) -> None:
+    """This payment took money but the order stands on another one (paid twice, or paid after a refund): nothing
+    else flags it, so say it loudly for staff to refund it (docs/operations.md, "Paid twice")."""
+    logger.error(
+        "payment.duplicate order=%s attempt=%s payment=%s: money taken while the order is %s on another "
+        "payment — refund this one",
+        order.id,
+        attempt.id,
+        payment.provider_payment_id,
+        order.status,
+    )
+
+
 def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
     """Apply a verified provider status to an attempt and its order, exactly once (rules 3–6).
 
@@ -333,18 +346,8 @@ def payment_apply(*, attempt_id: str, payment: ProviderPayment) -> ApplyResult:
         )
         decided = decide_payment(facts)
         decision = decided.order
-        took_money = decided.attempt_status == AttemptStatus.SUCCEEDED != attempt.status
-        if took_money and decision.status == order.status:
-            # This payment took money but the order stands on another one (paid twice, or paid after a refund):
-            # nothing else flags it, so say it loudly for staff to refund it (docs/operations.md).
-            logger.error(
-                "payment.duplicate order=%s attempt=%s payment=%s: money taken while the order is %s on another "
-                "payment — refund this one",
-                order.id,
-                attempt.id,
-                payment.provider_payment_id,
-                order.status,
-            )
+        if decided.attempt_status == AttemptStatus.SUCCEEDED != attempt.status and decision.status == order.status:
+            _flag_duplicate(order, attempt, payment)
         if decided.attempt_status != attempt.status:
             attempt.status = decided.attempt_status
             attempt.provider_payment_id = payment.provider_payment_id

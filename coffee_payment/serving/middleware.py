@@ -45,7 +45,8 @@ class _EarlyAnswer:
             markcoroutinefunction(self)
 
     def early(self, request: HttpRequest) -> HttpResponse | None:
-        raise NotImplementedError
+        """The answer, or None to go on to the rest of the stack (the base answers nothing)."""
+        return None
 
     def __call__(self, request: HttpRequest):
         if self.is_async:

@@ -55,6 +55,16 @@ def _block_a_worker(server, marker):
     return int(marker.read_text()), blocked, thread
 
 
+def _signal_the_worker_mid_request(server, sig: str):
+    """With one worker: send it ``sig`` while a 2 s request is in flight, wait for that request's end;
+    (the worker's pid, the request's results, the server log)."""
+    (worker,) = server.worker_pids()
+    results, thread = _slow_request_in_flight(server, 2)
+    os.kill(worker, getattr(signal, sig))
+    thread.join(timeout=TIMEOUT + 15)
+    return worker, results, server.logs()
+
+
 def _slow_request_in_flight(server, seconds: float, *, at: str = "request at the worker"):
     """Start ``GET /_test/sleep?seconds=…`` in a thread and wait until a worker has picked it up; (results, thread)."""
     results, thread = _get_in_thread(server.url(f"/_test/sleep?seconds={seconds:g}"))
@@ -69,11 +79,7 @@ def test_a_master_only_signal_sent_to_a_worker_drops_nothing(sig: str):
     """``pkill -HUP -f gunicorn`` (or ``kill -USR2`` on the wrong pid) reaches the workers too (gunicorn PR 1868).
     A worker must not die by it: its in-flight request completes and the worker keeps serving."""
     with _server(GUNICORN_WORKERS="1") as server:
-        (worker,) = server.worker_pids()
-        results, thread = _slow_request_in_flight(server, 2)
-        os.kill(worker, getattr(signal, sig))
-        thread.join(timeout=TIMEOUT + 15)
-        logs = server.logs()
+        worker, results, logs = _signal_the_worker_mid_request(server, sig)
         assert results == [(200, str(worker))], (results, logs)
         assert server.worker_pids() == [worker], logs
         assert httpx.get(server.url("/health"), timeout=5).headers["x-worker-pid"] == str(worker)
@@ -152,11 +158,7 @@ def test_a_worker_with_a_blocked_event_loop_is_killed_and_replaced_and_the_other
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGQUIT"])
 def test_a_stop_signal_to_one_worker_drains_or_drops_it_and_the_master_replaces_it(sig: str):
     with _server(GUNICORN_WORKERS="1") as server:
-        (worker,) = server.worker_pids()
-        results, thread = _slow_request_in_flight(server, 2)
-        os.kill(worker, getattr(signal, sig))
-        thread.join(timeout=TIMEOUT + 15)
-        logs = server.logs()
+        worker, results, logs = _signal_the_worker_mid_request(server, sig)
         if sig == "SIGQUIT":
             assert len(results) == 1 and isinstance(results[0], httpx.HTTPError), (results, logs)
         else:

@@ -17,6 +17,15 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _boot(argv: list[str], *, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    """Run ``argv`` as a fresh process with this environment minus the settings module, the database URL and any
+    GUNICORN_* variable, plus a SECRET_KEY and ``env``; its output captured as text."""
+    dropped = ("GUNICORN_", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")
+    full = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    full.update({"SECRET_KEY": "x" * 50, **env})
+    return subprocess.run(argv, cwd=cwd, env=full, capture_output=True, text=True, timeout=100)
+
+
 @pytest.mark.parametrize("kind", ["missing-parent", "a-file", "relative", "read-only"])
 def test_an_unusable_metrics_directory_falls_back_to_a_fresh_one_with_a_warning(tmp_path, capsys, kind):
     """Was: PROMETHEUS_MULTIPROC_DIR=/proc/nope or a file → FileNotFoundError/FileExistsError, and gunicorn
@@ -40,9 +49,7 @@ def test_an_unusable_metrics_directory_falls_back_to_a_fresh_one_with_a_warning(
 
 @pytest.mark.timeout(120)
 def test_gunicorn_reads_its_config_with_an_unusable_metrics_directory(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "DJANGO_SETTINGS_MODULE"))}
-    env.update({"PROMETHEUS_MULTIPROC_DIR": "/proc/no-such-dir", "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path)})
-    done = subprocess.run(
+    done = _boot(
         [
             sys.executable,
             "-m",
@@ -52,11 +59,8 @@ def test_gunicorn_reads_its_config_with_an_unusable_metrics_directory(tmp_path):
             "--check-config",
             "coffee_payment.asgi:application",
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=100,
+        PROMETHEUS_MULTIPROC_DIR="/proc/no-such-dir",
+        VAR_DIR=str(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     assert "Failed to read config file" not in done.stderr
@@ -75,9 +79,7 @@ def test_a_bad_var_dir_falls_back_to_the_default_with_a_warning(raw, problem):
     """Was: VAR_DIR="" silently put the SQLite file in the current directory, a relative one relative to it, and an
     uncreatable one crashed settings with a FileNotFoundError traceback."""
     code = "import coffee_payment.settings as s; print(s.VAR_DIR); print(s.DATABASES['default']['NAME'])"
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update({"SECRET_KEY": "x" * 50, "VAR_DIR": raw})
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    done = _boot([sys.executable, "-c", code], VAR_DIR=raw)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(ROOT / "var"), str(ROOT / "var" / "coffee.sqlite3")]
     assert done.stderr.splitlines() == [f"WARNING: VAR_DIR={raw!r} {problem}; using {ROOT / 'var'}"]
@@ -140,12 +142,9 @@ def test_an_absurdly_large_number_falls_back_with_a_warning_for_every_setting():
     or ORDER_EXPIRATION_MINUTES passed, to overflow a timedelta on every status poll or scan (500s)."""
     names = [setting for _, setting in NUMBERS]
     code = f"import coffee_payment.settings as s; print(repr([getattr(s, n) for n in {names!r}]))"
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update({"SECRET_KEY": "x" * 50, "VAR_DIR": str(ROOT / "var")})
-    baseline = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    baseline = _boot([sys.executable, "-c", code], VAR_DIR=str(ROOT / "var"))
     assert baseline.returncode == 0, baseline.stderr
-    env.update({variable: HUGE for variable, _ in NUMBERS})
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = _boot([sys.executable, "-c", code], VAR_DIR=str(ROOT / "var"), **dict.fromkeys(dict(NUMBERS), HUGE))
     assert done.returncode == 0, done.stderr
     assert done.stdout == baseline.stdout  # every one at its default
     warned = {line.split("=", 1)[0].removeprefix("WARNING: ") for line in done.stderr.splitlines()}
@@ -162,16 +161,12 @@ def test_outside_gunicorn_an_unusable_metrics_directory_keeps_metrics_in_process
     """Was (manage.py, runserver, cron jobs: no gunicorn master to prepare the directory): "-1" crashed at the first
     metric with FileNotFoundError '-1/gauge_livesum_<pid>.db'; "" wrote the metric files into the working
     directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "DJANGO_SETTINGS_MODULE"))}
-    env.update({"PROMETHEUS_MULTIPROC_DIR": raw, "SECRET_KEY": "x" * 50, "VAR_DIR": str(tmp_path / "var")})
     code = "from coffee_payment.monitoring import metrics; metrics.HTTP_IN_FLIGHT.inc(); print('metric written')"
-    done = subprocess.run(
+    done = _boot(
         [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=100,
+        PROMETHEUS_MULTIPROC_DIR=raw,
+        VAR_DIR=str(tmp_path / "var"),
     )
     assert done.returncode == 0, done.stderr
     assert "metric written" in done.stdout
@@ -187,9 +182,7 @@ def test_a_large_count_is_kept_it_is_no_duration_that_could_overflow():
     on one machine got 429 "too many payments are open"."""
     names = ["DEVICE_OPEN_PAYMENTS_MAX", "RATE_LIMIT_WEBHOOK_PER_MINUTE", "RATE_LIMIT_INITIATE_PER_MINUTE"]
     code = f"import coffee_payment.settings as s; print([getattr(s, n) for n in {names!r}])"
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update({"SECRET_KEY": "x" * 50, "VAR_DIR": str(ROOT / "var"), **dict.fromkeys(names, "1000000")})
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=100)
+    done = _boot([sys.executable, "-c", code], VAR_DIR=str(ROOT / "var"), **dict.fromkeys(names, "1000000"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1000000, 1000000, 1000000]"
     assert "WARNING" not in done.stderr
