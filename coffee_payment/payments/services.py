@@ -176,10 +176,11 @@ def _customer_url(url: object) -> str:
     return url if parts.scheme.lower() in ("https", "http") and parts.netloc else ""
 
 
-def _record_created(attempt_id: str, payment: ProviderPayment, *, order_id: str | None = None) -> None:
+def _record_created(attempt_id: str, payment: ProviderPayment, *, order_id: str | None = None) -> str:
     """Store the provider's answer to create; order created/not_paid → pending. A notification may have been
     applied already (auto-pay is fast), so nothing here moves a status backwards. ``order_id``: the attempt's
-    order when the caller knows it (else it is read)."""
+    order when the caller knows it (else it is read). Returns the payment page URL stored ("" if none is safe to
+    hand on: ``_customer_url``)."""
     with transaction.atomic():
         if order_id is None:
             order_id = PaymentAttempt.objects.values_list("order_id", flat=True).get(pk=attempt_id)
@@ -205,6 +206,7 @@ def _record_created(attempt_id: str, payment: ProviderPayment, *, order_id: str 
         if order.status in PAYABLE and attempt.status == AttemptStatus.PENDING:
             order.status = OrderStatus.PENDING
             order.save(update_fields=["status", "updated_at"])
+        return attempt.confirmation_url
 
 
 def _release_claim(attempt_id: str, *, error: str, final: bool) -> None:
@@ -256,8 +258,7 @@ async def payment_initiate(*, order_id: str, email: str | None = None, _fresh: b
         # Anything unexpected: free the claim so the next tap retries now rather than after the claim TTL.
         await sync_to_async(_release_claim)(claim.attempt_id, error="unexpected error", final=False)
         raise
-    await sync_to_async(_record_created)(claim.attempt_id, payment, order_id=order_id)
-    url = _customer_url(payment.confirmation_url)
+    url = await sync_to_async(_record_created)(claim.attempt_id, payment, order_id=order_id)
     if not url:
         raise PaymentError("The payment service returned no payment page.", http_status=502)
     return url
